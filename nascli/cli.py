@@ -1,0 +1,98 @@
+"""The `nas` command: registers the six commands and renders user errors as one line, exit 2.
+
+Importing this module must not import torch: `nas --help` stays instant. Command modules import
+heavy things inside their functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from nascli import __version__
+from nascli.commands import common
+from nascli.errors import NascliError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+# (command name, module under nascli.commands); each module defines `command(...)`.
+COMMANDS = (
+    ("init", "init"),
+    ("run", "run"),
+    ("worker", "worker"),
+    ("resume", "resume"),
+    ("report", "report"),
+    ("export", "export"),
+)
+
+
+def render_error(error: NascliError) -> None:
+    """One red line on stderr: what is wrong, then how to fix it."""
+    console = common.error_console()
+    if common.state.debug:
+        console.print(traceback.format_exc(), markup=False, highlight=False)
+    line = f"[bold red]error:[/] {common.escape(error.message)}"
+    if error.hint:
+        line += f" [dim]— {common.escape(error.hint)}[/]"
+    console.print(line, soft_wrap=True, highlight=False)
+
+
+class NascliGroup(TyperGroup):
+    """Maps NascliError to one line + exit 2 and Ctrl-C to exit 130, for every command."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, _ in COMMANDS]  # the order of COMMANDS, not alphabetical
+
+    def invoke(self, ctx: click.Context):  # noqa: D401 - click override
+        try:
+            return super().invoke(ctx)
+        except NascliError as error:
+            render_error(error)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except KeyboardInterrupt:
+            common.error_console().print("interrupted")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+app = typer.Typer(
+    cls=NascliGroup,
+    name="nas",
+    help="Evolutionary Neural Architecture Search that never loses work.\n\n"
+    "Start with `nas init`, then `nas run --preset digits-quick`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: common.DebugOption = False,
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Evolutionary Neural Architecture Search that never loses work."""
+
+
+for _name, _module in COMMANDS:
+    _command = importlib.import_module(f"nascli.commands.{_module}").command
+    app.command(_name, help=_command.__doc__)(_command)
+
+
+def main() -> None:
+    try:
+        app(prog_name="nas")
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,1 @@
+"""One module per `nas` command: parse options, call the core, render with rich."""

@@ -1,0 +1,41 @@
+"""Errors a user can cause. The CLI renders any NascliError as one line plus a hint, exit code 2."""
+
+from __future__ import annotations
+
+
+class NascliError(Exception):
+    """A problem the user can fix. `message` says what is wrong, `hint` how to fix it."""
+
+    kind = "error"
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class ConfigError(NascliError):
+    kind = "config"
+
+
+class GenomeError(NascliError):
+    kind = "genome"
+
+
+class StoreError(NascliError):
+    kind = "store"
+
+
+class DatasetError(NascliError):
+    kind = "dataset"
+
+
+class RunNotFoundError(StoreError):
+    kind = "run"
+
+
+class ExportError(NascliError):
+    kind = "export"

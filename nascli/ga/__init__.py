@@ -1,0 +1,1 @@
+"""Pure search core: genomes, operators, selection, strategies. Standard library only."""
