@@ -1,0 +1,375 @@
+"""The typed run configuration: one pydantic model per TOML table, unknown keys rejected.
+
+Pure (no torch, no I/O). Defaults follow Klos et al. Table 5 (seed 000, Appendix A) unless a key
+is ours; each field's description is what `nascli.toml.example` and docs/configuration.md show.
+Strict types: a TOML string is not an integer, so `islands = "5"` is an error, not a guess.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+STRATEGIES = ("island-ga", "mu-plus-lambda", "regularized-evolution", "nsga2", "linas", "random")
+TASK_KINDS = ("classification", "denoise", "reconstruct", "synthetic")
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "stl10", "synthetic")
+LAYER_TYPES = ("C", "P", "R", "D", "I")  # conv, max-pool, residual, dense, inception
+INCEPTION_VARIANTS = (0, 1, 2, 3)
+OBJECTIVES = ("val_accuracy", "inverse_val_loss", "params", "flops", "latency_ms")
+OPERATOR_SUM_TOLERANCE = 1e-9
+
+# Fields whose "no value" cannot be written in TOML (it has no null): the string "none" means None.
+_NONE_WORDS = ("none", "null")
+
+
+def rule_error(key: str, message: str) -> PydanticCustomError:
+    """A cross-field violation; `key` is the dotted key to blame (it names the file it came from)."""
+    return PydanticCustomError("config_rule", "{message}", {"key": key, "message": message})
+
+
+def _none_word_to_none(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in _NONE_WORDS:
+        return None
+    return value
+
+
+def _example(value: Any) -> dict[str, Any]:
+    """An example value for a key whose default is none (shown commented out in the example file)."""
+    return {"example": value}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+
+
+def _positive_unique_sorted(values: list[int], what: str) -> list[int]:
+    if not values:
+        raise ValueError(f"{what} must not be empty")
+    if any(v <= 0 for v in values):
+        raise ValueError(f"every entry of {what} must be a positive integer")
+    return sorted(set(values))  # canonical order: equal spaces hash equally
+
+
+class RunSection(Section):
+    name: str | None = Field(None, description="Run name shown in reports (none: the run id).",
+                             json_schema_extra=_example("my-first-run"))
+    seed: int = Field(0, ge=0, description="Base seed: every random choice derives from (seed, island, generation, purpose).")
+    strategy: Literal[STRATEGIES] = Field("island-ga", description="Search strategy.")
+    description: str = Field("", description="One line saying what this configuration is for (shown by --list-presets).")
+
+
+class TaskSection(Section):
+    kind: Literal[TASK_KINDS] = Field(
+        "classification",
+        description="classification; denoise / reconstruct (autoencoders, modules genomes); synthetic (no training).")
+    dataset: Literal[DATASETS] = Field("cifar10", description="Dataset; its input shape and class count follow from it.")
+    data_dir: str | None = Field(
+        None, description="Where datasets are stored (none: per-user cache, $XDG_CACHE_HOME/nascli/data, "
+        "resolved on the host that trains).", json_schema_extra=_example("~/datasets"))
+    val_fraction: float = Field(1 / 11, gt=0, lt=1, description="Held-out validation share of the training data "
+                                "(Klos train/validation 10/1 = 1/11). Selection never sees the test set.")
+    genome_family: Literal["layers", "modules"] = Field(
+        "layers", description="layers: Klos layer strings; modules: Hajewski repeated module + reductions.")
+    noise_sigma: float = Field(math.sqrt(1 / 3), ge=0, description="denoise: std of the added Gaussian noise "
+                               "(Hajewski et al. sigma^2 = 1/3).")
+    reduction_modules: Literal[2, 3] = Field(2, description="reconstruct/denoise: reduction modules "
+                                             "(each halves height and width).")
+    synthetic_seconds: float = Field(0.0, ge=0, description="synthetic: seconds each evaluation sleeps "
+                                     "(to exercise the machinery).")
+    synthetic_fail_genomes: list[str] = Field(
+        default_factory=list, description="synthetic: a genome containing any of these substrings fails (crash).")
+    synthetic_oom_genomes: list[str] = Field(
+        default_factory=list, description="synthetic: a genome containing any of these substrings fails (oom).")
+    synthetic_shape: list[int] = Field(default_factory=lambda: [1, 8, 8],
+                                       description="dataset synthetic: input [channels, height, width].")
+    synthetic_classes: int = Field(10, ge=2, description="dataset synthetic: number of classes.")
+
+    accept_none_word = field_validator("data_dir", mode="before")(_none_word_to_none)
+
+    @field_validator("synthetic_shape")
+    @classmethod
+    def _shape(cls, value: list[int]) -> list[int]:
+        if len(value) != 3 or any(v <= 0 for v in value):
+            raise ValueError("synthetic_shape must be three positive integers [channels, height, width]")
+        return value
+
+
+class SearchSpaceSection(Section):
+    layers: list[Literal[LAYER_TYPES]] = Field(
+        default_factory=lambda: list(LAYER_TYPES),
+        description="Hidden layer types: C conv, P max-pool, R residual, D dense, I inception.")
+    inception_variants: list[Literal[INCEPTION_VARIANTS]] = Field(
+        default_factory=lambda: [1, 2, 3],
+        description="Inception factorisation variants (Klos Sec. 3.1: 1 smaller kernels, 2 factorised, "
+        "3 expanded outputs; 0 none). [1] is Klos 'IF1'.")
+    kernels: list[int] = Field(default_factory=lambda: [1, 3, 5, 7], description="Kernel sizes (square).")
+    strides: list[int] = Field(default_factory=lambda: [1, 2], description="Strides.")
+    filters: list[int] = Field(default_factory=lambda: [16, 32, 64, 128, 256], description="Feature-map counts.")
+    dense_units: list[int] = Field(default_factory=lambda: [64, 128, 256, 512],
+                                   description="Hidden dense layer widths.")
+    max_layers: int = Field(20, ge=1, description="Most hidden layers a genome may have.")
+    max_params: int = Field(10_000_000, ge=1, description="Most trainable parameters a genome may have.")
+
+    @field_validator("layers", "inception_variants")
+    @classmethod
+    def _canonical_choice(cls, value: list, info) -> list:
+        if not value and info.field_name == "layers":
+            raise ValueError("layers must name at least one layer type")
+        order = LAYER_TYPES if info.field_name == "layers" else INCEPTION_VARIANTS
+        return [item for item in order if item in value]
+
+    @field_validator("kernels", "strides", "filters", "dense_units")
+    @classmethod
+    def _positive(cls, value: list[int], info) -> list[int]:
+        return _positive_unique_sorted(value, info.field_name)
+
+    @model_validator(mode="after")
+    def _inception_needs_variants(self) -> "SearchSpaceSection":
+        if "I" in self.layers and not self.inception_variants:
+            raise rule_error("inception_variants", "must name at least one variant (0-3) when layers include I")
+        return self
+
+
+class OperatorsSection(Section):
+    insert: float = Field(0.2, ge=0, le=1, description="Probability of inserting a layer.")
+    switch: float = Field(0.1, ge=0, le=1, description="Probability of switching two layers.")
+    delete: float = Field(0.2, ge=0, le=1, description="Probability of deleting a layer.")
+    adjust: float = Field(0.4, ge=0, le=1, description="Probability of adjusting one layer's parameters.")
+    crossover: float = Field(0.1, ge=0, le=1, description="Probability of single-point crossover.")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "OperatorsSection":
+        total = self.insert + self.switch + self.delete + self.adjust + self.crossover
+        if abs(total - 1.0) > OPERATOR_SUM_TOLERANCE:
+            raise rule_error("crossover", f"operator probabilities must sum to 1, they sum to {total:.6g}")
+        return self
+
+    def as_dict(self) -> dict[str, float]:
+        return self.model_dump()
+
+
+class GaSection(Section):
+    islands: int = Field(5, ge=1, description="Sub-populations (islands).")
+    population: int = Field(20, ge=1, description="Individuals per island (mu for mu-plus-lambda; "
+                            "population for regularized evolution).")
+    generations: int = Field(1000, ge=0, description="Generations per island (termination criterion).")
+    init_mutations: int = Field(1000, ge=0, description="Random mutations applied to the seed genome "
+                                "for each initial individual.")
+    offspring_per_generation: int = Field(1, ge=1, description="Children per island per generation "
+                                          "(Klos: 1; lambda for mu-plus-lambda).")
+    min_parent_age: int = Field(1, ge=1, description="Generations an individual must have lived before it may "
+                                "be a parent (Klos config #4: 5).")
+    selection: Literal["roulette", "tournament"] = Field("roulette", description="Parent selection.")
+    replacement: Literal["worst-if-better", "aging"] = Field(
+        "worst-if-better", description="worst-if-better: replace the worst if the child is better (Klos); "
+        "aging: remove the oldest (regularized evolution).")
+    tournament_size: int = Field(5, ge=2, description="Sample size for tournament selection.")
+    seed_genome: str | None = Field(
+        None, description="Genome to start from instead of the minimal input+output one "
+        "(Klos config #9 'seed architectures').", json_schema_extra=_example("In_8_8_1:C_3-3-1-1-16:D_10"))
+    cache_across_runs: bool = Field(True, description="Reuse results of identical genomes trained with the same "
+                                    "training configuration in earlier runs.")
+    operators: OperatorsSection = Field(default_factory=OperatorsSection)
+
+    accept_none_word = field_validator("seed_genome", mode="before")(_none_word_to_none)
+
+
+class MigrationSection(Section):
+    period: int = Field(20, ge=1, description="Migrate every this many generations.")
+    candidates: float = Field(0.30, gt=0, le=1, description="Share of the best individuals pre-selected as migrants.")
+    fraction: float = Field(0.05, gt=0, le=1, description="Migrants per migration, as a share of the population "
+                            "(at least one).")
+    datasets: int = Field(1, ge=1, description="N_d of Klos Alg. 1: islands on the same dataset exchange migrants.")
+
+
+class FitnessSection(Section):
+    primary: Literal["val_accuracy", "inverse_val_loss"] = Field("val_accuracy", description="Primary fitness.")
+    threshold: float | None = Field(
+        None, description="Once the worst individual of an island exceeds this primary fitness, fewer "
+        "parameters (the secondary metric) count instead (Klos: 0.996 MNIST, 0.94 Fashion-MNIST, 0.90 CIFAR-10). "
+        "none: never switch.", json_schema_extra=_example(0.9))
+    secondary: Literal["params", "flops", "latency_ms"] = Field("params", description="Secondary fitness "
+                                                                "(smaller is better).")
+
+    accept_none_word = field_validator("threshold", mode="before")(_none_word_to_none)
+
+
+class TrainSection(Section):
+    epochs: int = Field(100, ge=1, description="Most training epochs.")
+    patience: int = Field(6, ge=1, description="Early stopping: epochs without validation improvement.")
+    batch_size: int = Field(256, ge=1, description="Batch size.")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimizer.")
+    lr: float = Field(1e-3, gt=0, description="Learning rate.")
+    weight_decay: float = Field(1e-5, ge=0, description="Weight decay.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd: momentum.")
+    loss: Literal["mse", "cross_entropy"] = Field("mse", description="Loss (Klos: mean squared error on one-hot).")
+    activation: Literal["relu", "leaky_relu", "elu", "gelu", "tanh"] = Field("leaky_relu", description="Activation.")
+    dropout: float = Field(0.5, ge=0, lt=1, description="Dropout before dense layers.")
+    bn_momentum: float = Field(0.01, gt=0, le=1, description="BatchNorm momentum, PyTorch convention "
+                               "(Keras/Klos 0.99 == 0.01 here).")
+    kfolds: int = Field(1, ge=1, description="k-fold cross-validation folds (1: off; Klos config #5: 5).")
+    amp: bool = Field(False, description="Automatic mixed precision (CUDA only).")
+    mode: Literal["full", "proxy"] = Field("full", description="full training, or a cheap proxy "
+                                           "(few samples and iterations).")
+    proxy_samples: int = Field(1024, ge=1, description="proxy: training samples used.")
+    proxy_iterations: int = Field(50, ge=1, description="proxy: optimizer steps.")
+    keep_checkpoints: bool = Field(False, description="Keep every evaluated network's weights in artifact_dir.")
+    artifact_dir: str | None = Field(None, description="Where checkpoints go (none: beside the data, per run).",
+                                     json_schema_extra=_example("artifacts"))
+    measure_latency: bool = Field(False, description="Measure inference latency (ms per batch of one).")
+    threads: int = Field(0, ge=0, description="CPU threads per worker (0: torch's default).")
+
+    accept_none_word = field_validator("artifact_dir", mode="before")(_none_word_to_none)
+
+
+class WorkerSection(Section):
+    lease_seconds: float = Field(120.0, gt=0, description="A claim expires this long after the last heartbeat.")
+    heartbeat_seconds: float = Field(15.0, gt=0, description="How often a worker extends its lease "
+                                     "(must be below lease_seconds).")
+    max_attempts: int = Field(3, ge=1, description="Claims of one evaluation before it is failed for good.")
+    max_lease_expiries: int = Field(5, ge=1, description="Expired leases of one evaluation before it is failed "
+                                    "as timeout.")
+    poll_seconds: float = Field(1.0, gt=0, description="How long an idle worker waits before asking again.")
+
+
+class StoreSection(Section):
+    url: str | None = Field(
+        None, description="Database URL (none: NAS_DB_URL, else sqlite:///nas.db). Prefer NAS_DB_URL for "
+        "passwords.", json_schema_extra=_example("postgresql+psycopg://nas@db.example/nas"))
+
+    accept_none_word = field_validator("url", mode="before")(_none_word_to_none)
+
+
+class Nsga2Section(Section):
+    objectives: list[Literal[OBJECTIVES]] | None = Field(
+        None, description="Objectives for nsga2 / linas (none: [fitness.primary, fitness.secondary]); "
+        "accuracy-like ones are maximised, the rest minimised.",
+        json_schema_extra=_example(["val_accuracy", "latency_ms"]))
+
+    accept_none_word = field_validator("objectives", mode="before")(_none_word_to_none)
+
+    @field_validator("objectives")
+    @classmethod
+    def _distinct(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("objectives must be distinct")
+        return value
+
+
+class LinasSection(Section):
+    predictor: Literal["ridge", "svr"] = Field("ridge", description="Objective predictor (Cummings et al.).")
+    predictor_generations: int = Field(200, ge=1, description="Predictor-only NSGA-II generations per iteration.")
+    evaluations_per_iteration: int = Field(50, ge=1, description="Real evaluations per LINAS iteration.")
+    iterations: int = Field(10, ge=1, description="LINAS iterations.")
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "run": RunSection, "task": TaskSection, "search_space": SearchSpaceSection, "ga": GaSection,
+    "migration": MigrationSection, "fitness": FitnessSection, "train": TrainSection, "worker": WorkerSection,
+    "store": StoreSection, "nsga2": Nsga2Section, "linas": LinasSection,
+}
+
+
+class RunConfig(BaseModel):
+    """A whole run's configuration. `model_dump(mode='json')` is what a run row stores."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=False)
+
+    run: RunSection = Field(default_factory=RunSection)
+    task: TaskSection = Field(default_factory=TaskSection)
+    search_space: SearchSpaceSection = Field(default_factory=SearchSpaceSection)
+    ga: GaSection = Field(default_factory=GaSection)
+    migration: MigrationSection = Field(default_factory=MigrationSection)
+    fitness: FitnessSection = Field(default_factory=FitnessSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    worker: WorkerSection = Field(default_factory=WorkerSection)
+    store: StoreSection = Field(default_factory=StoreSection)
+    nsga2: Nsga2Section = Field(default_factory=Nsga2Section)
+    linas: LinasSection = Field(default_factory=LinasSection)
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> "RunConfig":
+        for key, message in cross_field_problems(self):
+            raise rule_error(key, message)
+        if self.nsga2.objectives is None:  # fill the documented default so a stored run is explicit
+            self.nsga2.objectives = [self.fitness.primary, self.fitness.secondary]
+        return self
+
+
+def cross_field_problems(cfg: RunConfig) -> list[tuple[str, str]]:
+    """Rules that involve more than one key, as (dotted key to blame, message); first one wins."""
+    problems: list[tuple[str, str]] = []
+    task, train, fitness, ga = cfg.task, cfg.train, cfg.fitness, cfg.ga
+    if cfg.worker.heartbeat_seconds >= cfg.worker.lease_seconds:
+        problems.append(("worker.heartbeat_seconds", f"must be below worker.lease_seconds "
+                         f"({cfg.worker.lease_seconds:g}), or leases expire between heartbeats"))
+    if fitness.threshold is not None:
+        if fitness.primary == "val_accuracy" and not 0 <= fitness.threshold <= 1:
+            problems.append(("fitness.threshold", "must be in [0, 1] when fitness.primary is val_accuracy"))
+        if fitness.primary == "inverse_val_loss" and fitness.threshold <= 0:
+            problems.append(("fitness.threshold", "must be > 0 when fitness.primary is inverse_val_loss"))
+    if task.dataset == "synthetic" and task.kind != "synthetic":
+        problems.append(("task.kind", "must be synthetic when task.dataset is synthetic (there is no data to train on)"))
+    if task.kind in ("denoise", "reconstruct"):
+        if task.genome_family != "modules":
+            problems.append(("task.genome_family", f"must be modules for task.kind {task.kind} "
+                             "(autoencoders are built from Hajewski modules)"))
+        if train.loss != "mse":
+            problems.append(("train.loss", f"must be mse for task.kind {task.kind}"))
+        if fitness.primary != "inverse_val_loss":
+            problems.append(("fitness.primary", f"must be inverse_val_loss for task.kind {task.kind} "
+                             "(there is no accuracy)"))
+        _, height, width, _ = input_shape(task)
+        factor = 2 ** task.reduction_modules
+        if height % factor or width % factor:
+            problems.append(("task.reduction_modules", f"{task.reduction_modules} reductions need height and width "
+                             f"divisible by {factor}; {task.dataset} is {height}x{width}"))
+    if train.loss == "cross_entropy" and task.kind not in ("classification", "synthetic"):
+        problems.append(("train.loss", "cross_entropy needs task.kind classification"))
+    uses_tournament = ga.selection == "tournament" or cfg.run.strategy == "regularized-evolution"
+    if uses_tournament and ga.tournament_size > ga.population:
+        problems.append(("ga.tournament_size", f"must not exceed ga.population ({ga.population})"))
+    if cfg.migration.datasets > ga.islands:
+        problems.append(("migration.datasets", f"must not exceed ga.islands ({ga.islands})"))
+    objectives = cfg.nsga2.objectives or [fitness.primary, fitness.secondary]
+    if "latency_ms" in objectives or fitness.secondary == "latency_ms":
+        if not train.measure_latency:
+            key = "fitness.secondary" if fitness.secondary == "latency_ms" else "nsga2.objectives"
+            problems.append((key, "latency_ms needs train.measure_latency = true"))
+    if cfg.run.strategy in ("nsga2", "linas") and len(objectives) < 2:
+        problems.append(("nsga2.objectives", f"{cfg.run.strategy} needs at least two objectives"))
+    return problems
+
+
+# (channels, height, width, classes) of the built-in datasets.
+DATASET_SHAPES: dict[str, tuple[int, int, int, int]] = {
+    "digits": (1, 8, 8, 10),
+    "mnist": (1, 28, 28, 10),
+    "fashion-mnist": (1, 28, 28, 10),
+    "cifar10": (3, 32, 32, 10),
+    "stl10": (3, 96, 96, 10),
+}
+
+
+def dataset_shape(name: str) -> tuple[int, int, int, int]:
+    """(channels, height, width, classes) of a built-in dataset; `synthetic` is configured, see input_shape."""
+    from nascli.errors import ConfigError
+
+    try:
+        return DATASET_SHAPES[name]
+    except KeyError:
+        known = ", ".join(DATASET_SHAPES)
+        raise ConfigError(f"task.dataset: no fixed shape for {name!r}",
+                          hint=f"known datasets: {known}; synthetic uses task.synthetic_shape") from None
+
+
+def input_shape(task: TaskSection | dict[str, Any]) -> tuple[int, int, int, int]:
+    """(channels, height, width, classes) a genome sees for this [task] section (a model or its dict)."""
+    section = task if isinstance(task, TaskSection) else TaskSection.model_validate(task)
+    if section.dataset == "synthetic":
+        channels, height, width = section.synthetic_shape
+        return channels, height, width, section.synthetic_classes
+    return dataset_shape(section.dataset)
