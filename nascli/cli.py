@@ -84,6 +84,7 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Evolutionary Neural Architecture Search that never loses work."""
+    common.state.debug = debug  # per invocation: a previous `--debug` in this process must not stick
 
 
 for _name, _module in COMMANDS:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from enum import Enum
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-__all__ = ["DbOption", "DebugOption", "escape", "state", "console", "error_console"]
+__all__ = [
+    "DbOption", "DebugOption", "FormatOption", "OutputFormat", "escape", "state", "console", "error_console",
+    "print_rows",
+]
 
 
 @dataclass
@@ -38,8 +47,21 @@ DbOption = Annotated[
         envvar="NAS_DB_URL",
         show_envvar=True,
         help="Database URL (sqlite:///nas.db, postgresql+psycopg://user@host/db). "
-        "Default: [store] url in nascli.toml, else sqlite:///nas.db. Prefer NAS_DB_URL on shared hosts.",
+        "Default: \\[store] url in nascli.toml, else sqlite:///nas.db. Prefer NAS_DB_URL on shared hosts.",
     ),
+]
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option("--format", "-f", case_sensitive=False, help="How to print tables: for people or for scripts."),
 ]
 
 
@@ -49,3 +71,45 @@ def console() -> Console:
 
 def error_console() -> Console:
     return Console(stderr=True)
+
+
+def print_rows(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    output_format: OutputFormat | str = OutputFormat.table,
+    *,
+    title: str | None = None,
+    out: Console | None = None,
+) -> None:
+    """Print `rows` (dicts keyed by `columns`) as a rich table, JSON, CSV or a Markdown table.
+
+    JSON keeps the values' types; the other formats print `str(value)` ('' for None).
+    """
+    output_format = OutputFormat(output_format)
+    out = out or console()
+    if output_format is OutputFormat.json:
+        payload = [{column: row.get(column) for column in columns} for row in rows]
+        out.print(json.dumps(payload, indent=2, default=str), markup=False, highlight=False, soft_wrap=True)
+        return
+    text_rows = [["" if row.get(c) is None else str(row.get(c)) for c in columns] for row in rows]
+    if output_format is OutputFormat.csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(text_rows)
+        out.print(buffer.getvalue(), end="", markup=False, highlight=False, soft_wrap=True)
+        return
+    if output_format is OutputFormat.markdown:
+        def cells(values: Sequence[str]) -> str:
+            return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+        lines = [cells(list(columns)), "|" + "|".join("---" for _ in columns) + "|"]
+        lines += [cells(values) for values in text_rows]
+        out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title=title, header_style="bold")
+    for index, column in enumerate(columns):
+        table.add_column(column, overflow="fold", no_wrap=index == 0)  # keep names (ids) copyable
+    for values in text_rows:
+        table.add_row(*(escape(v) for v in values))
+    out.print(table)

@@ -1,11 +1,118 @@
-"""`nas run`."""
+"""`nas run`: resolve and validate the configuration, then hand it to the search driver."""
 
 from __future__ import annotations
 
-from nascli.commands.common import DebugOption
-from nascli.errors import NascliError
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nascli.commands import common
+from nascli.commands.common import DbOption, DebugOption, OutputFormat
+from nascli.errors import ConfigError, NascliError
+
+PRESET_COLUMNS = ("name", "strategy", "dataset", "description")  # the table shows name and description
 
 
-def command(debug: DebugOption = False) -> None:
-    """(being built; see the issue tracker)"""
-    raise NascliError("nas run is not built yet")
+def command(
+    ctx: typer.Context,
+    preset: Annotated[str | None, typer.Option(
+        "--preset", "-p", metavar="NAME", help="Start from a shipped preset (see --list-presets).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", metavar="FILE", dir_okay=False,
+        help="A TOML file in the shape of nascli.toml.example; overrides the preset and nascli.toml.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", "-s", metavar="KEY=VALUE",
+        help="Override one key, e.g. --set ga.islands=3 (value is a TOML literal; repeatable).")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", min=0, help="Local worker processes to start (0: only external `nas worker`s).")] = 1,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Run seed (same as --set run.seed=N).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Run name shown in reports.")] = None,
+    db: DbOption = None,
+    list_presets: Annotated[bool, typer.Option(
+        "--list-presets", help="List the shipped presets and exit.")] = False,
+    show_config: Annotated[bool, typer.Option(
+        "--show-config", help="Print the resolved configuration (TOML, or JSON with --format json) and exit.")] = False,
+    output_format: common.FormatOption = OutputFormat.table,
+    debug: DebugOption = False,
+) -> None:
+    """Start a search from a preset or a config file; prints the run id, exits 0 when it finishes.
+
+    Configuration: preset < nascli.toml < --config FILE < NAS_DB_URL < --set KEY=VALUE, validated before anything starts; --show-config prints it instead of running.
+    """
+    if list_presets:
+        print_presets(output_format)
+        return
+    from nascli import config as configuration  # pydantic stays out of `nas --help`
+
+    if preset is None and config is None and not show_config:
+        raise ConfigError("nothing to run: no preset and no config file",
+                          hint="use --preset NAME (nas run --list-presets shows them) or --config FILE")
+    extra = list(overrides or [])
+    if seed is not None:
+        extra.append(f"run.seed={seed}")
+    if name is not None:
+        extra.append(f"run.name={json.dumps(name)}")
+    cfg = configuration.resolve(preset=preset, config_file=config, overrides=extra)
+    db_url = _db_url(ctx, db, cfg)
+    # The run row stores the configuration: never a password.
+    cfg.store.url = configuration.redact_db_url(db_url)
+    if show_config:
+        print_config(cfg, output_format)
+        return
+    exit_code = launch(cfg, db_url=db_url, workers=workers)
+    if exit_code:
+        raise typer.Exit(exit_code)
+
+
+def _db_url(ctx: typer.Context, db: str | None, cfg) -> str:
+    """--db on the command line > the resolved [store] url (NAS_DB_URL < --set store.url) > the default."""
+    from nascli.config import DEFAULT_DB_URL
+
+    source = ctx.get_parameter_source("db")  # typer vendors click: compare by name, not by class
+    from_command_line = getattr(source, "name", None) == "COMMANDLINE"
+    if db and from_command_line:
+        return db
+    return cfg.store.url or db or DEFAULT_DB_URL
+
+
+def launch(cfg, *, db_url: str, workers: int) -> int:
+    """Hand the validated configuration to the search driver; returns the exit code (0 finished, 1 failed)."""
+    try:
+        runner = importlib.import_module("nascli.runner")
+    except ModuleNotFoundError as error:
+        if error.name != "nascli.runner":
+            raise
+        raise NascliError("this build has no search driver yet (nascli.runner)",
+                          hint="the configuration is valid; --show-config prints it") from None
+    return int(runner.start_run(cfg, db_url=db_url, workers=workers) or 0)
+
+
+def print_presets(output_format: OutputFormat | str) -> None:
+    from nascli.config import list_presets, load_preset
+
+    rows = []
+    for preset_name, description in list_presets():
+        data = load_preset(preset_name)
+        rows.append({
+            "name": preset_name,
+            "strategy": data.get("run", {}).get("strategy", "island-ga"),
+            "dataset": data.get("task", {}).get("dataset", "cifar10"),
+            "description": description,
+        })
+    columns = ("name", "description") if OutputFormat(output_format) is OutputFormat.table else PRESET_COLUMNS
+    common.print_rows(rows, columns, output_format, title="Presets (nas run --preset NAME)")
+
+
+def print_config(cfg, output_format: OutputFormat | str) -> None:
+    out = common.console()
+    if OutputFormat(output_format) is OutputFormat.json:
+        out.print(json.dumps(cfg.model_dump(mode="json"), indent=2), markup=False, highlight=False, soft_wrap=True)
+        return
+    from nascli.config.example import to_toml
+
+    header = f"# resolved by nas run in {os.getcwd()}"
+    out.print(to_toml(cfg, header), end="", markup=False, highlight=False, soft_wrap=True)
