@@ -1,0 +1,220 @@
+"""Render report sections as rich tables, JSON, CSV or Markdown.
+
+A `SectionView` carries one section twice: `payload` is what JSON prints (typed, nested where
+that helps scripts: the documented schema in docs/report.md), `rows`/`columns` are the same data
+flattened to one table (what CSV, Markdown and the terminal show). CSV keeps raw values (ISO
+timestamps, full-precision floats) so pandas reads it; the terminal and Markdown humanise them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+SCHEMA = "nascli.report/1"  # bump when a documented key changes meaning or disappears
+GENOME_WRAP = 56  # characters per line of a genome in a terminal table
+
+
+@dataclass(frozen=True)
+class SectionView:
+    name: str
+    title: str
+    payload: Any  # JSON value for this section (list of objects, or an object)
+    rows: Sequence[Mapping[str, Any]]
+    columns: Sequence[str]  # every column, for CSV and JSON-like completeness
+    table_columns: Sequence[str] | None = None  # the subset a terminal shows (None: all)
+    caption: str | None = None  # one line under the terminal table (e.g. the hypervolume)
+    key_value: bool = False  # one record shown as a two-column panel (the run summary)
+    notes: Sequence[str] = field(default_factory=tuple)
+
+
+# ---------------------------------------------------------------- humanising values
+
+
+def human_count(value: float | int) -> str:
+    value = float(value)
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.2f}{suffix}"
+    return f"{value:.0f}"
+
+
+def human_duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+def human_value(column: str, value: Any) -> str:
+    """How a person reads `value` of `column` (naming conventions decide the unit)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k} {human_value(k, v)}" for k, v in value.items()) or "none"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (int, float)):
+        if "accuracy" in column or column.endswith("_fraction"):
+            return f"{100 * value:.2f} %"
+        if column.endswith("params") or column.endswith("flops"):
+            return human_count(value)
+        if column.endswith("_seconds"):
+            return human_duration(value)
+        if column.endswith("_ms"):
+            return f"{value:.2f} ms"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value)
+    return str(value)
+
+
+def wrap_genome(genome: str, width: int = GENOME_WRAP) -> str:
+    """Break a genome between layers (before ':') so a table cell stays readable; no layer is split."""
+    lines: list[str] = []
+    current = ""
+    for index, layer in enumerate(genome.split(":")):
+        token = layer if index == 0 else ":" + layer
+        if current and len(current) + len(token) > width:
+            lines.append(current)
+            current = token
+        else:
+            current += token
+    lines.append(current)
+    return "\n".join(lines)
+
+
+def csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (Mapping, list, tuple)):
+        return json.dumps(value, default=str, sort_keys=True)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+# ---------------------------------------------------------------- formats
+
+
+def to_json(header: Mapping[str, Any], sections: Sequence[SectionView]) -> str:
+    document = {"schema": SCHEMA, **header}
+    for section in sections:
+        document[section.name] = section.payload
+    return json.dumps(document, indent=2, default=json_default, allow_nan=False)
+
+
+def to_csv(sections: Sequence[SectionView]) -> str:
+    """One section: plain CSV (pandas.read_csv). Several: blocks headed `# section: NAME`."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for index, section in enumerate(sections):
+        if len(sections) > 1:
+            if index:
+                buffer.write("\n")
+            buffer.write(f"# section: {section.name}\n")
+        writer.writerow(section.columns)
+        for row in section.rows:
+            writer.writerow([csv_value(row.get(column)) for column in section.columns])
+    return buffer.getvalue()
+
+
+def to_markdown(sections: Sequence[SectionView], heading: str | None = None) -> str:
+    parts = [f"# {heading}"] if heading else []
+    for section in sections:
+        parts.append(f"## {section.title}")
+        if section.key_value:
+            rows = section.rows[0] if section.rows else {}
+            lines = ["| field | value |", "|---|---|"]
+            lines += [f"| {column} | {_md(human_value(column, rows.get(column)))} |" for column in section.columns]
+        else:
+            columns = list(section.table_columns or section.columns)
+            lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+            for row in section.rows:
+                lines.append("| " + " | ".join(_md(human_value(c, row.get(c))) for c in columns) + " |")
+            if not section.rows:
+                lines.append("| " + " | ".join("" for _ in columns) + " |")
+        if section.caption:
+            lines.append("")
+            lines.append(section.caption)
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_renderable(sections: Sequence[SectionView]) -> RenderableType:
+    """Rich renderables for a terminal (also what `--watch` refreshes)."""
+    parts: list[RenderableType] = []
+    for section in sections:
+        parts.append(_key_value_panel(section) if section.key_value else _table(section))
+        for note in section.notes:
+            parts.append(Text(note, style="dim"))
+    return Group(*parts)
+
+
+def _table(section: SectionView) -> Table:
+    columns = list(section.table_columns or section.columns)
+    table = Table(title=section.title, header_style="bold", caption=section.caption, title_justify="left")
+    for index, column in enumerate(columns):
+        numeric = bool(section.rows) and isinstance(section.rows[0].get(column), (int, float))
+        table.add_column(column.replace("_", " "), justify="right" if numeric else "left",
+                         overflow="fold", no_wrap=index == 0)
+    for row in section.rows:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            text = wrap_genome(value) if column == "genome" and isinstance(value, str) else human_value(column, value)
+            cells.append(escape(text))
+        table.add_row(*cells)
+    if not section.rows:
+        table.caption = (section.caption + " — " if section.caption else "") + "nothing yet"
+    return table
+
+
+def _key_value_panel(section: SectionView) -> Panel:
+    record = section.rows[0] if section.rows else {}
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for column in section.table_columns or section.columns:
+        value = record.get(column)
+        if value is None or value == {}:
+            continue
+        grid.add_row(column.replace("_", " "), escape(human_value(column, value)))
+    return Panel(grid, title=section.title, title_align="left", expand=False)
