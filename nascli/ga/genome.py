@@ -1,0 +1,305 @@
+"""The Klos layer-string genome: frozen dataclasses, parse, canonical format and hash.
+
+Pure standard library. Grammar and examples: docs/genome.md. Shape checks ("does it fit the
+input") live in `nascli.ga.cost`; `parse_genome` runs them so a parsed genome always builds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from nascli.errors import GenomeError
+
+LAYER_SEPARATOR = ":"
+HIDDEN_TYPES = ("C", "P", "R", "D")
+INCEPTION_TYPE = "I"
+BRANCH_TYPES = (1, 2, 3, 4)
+FACTORISATIONS = (0, 1, 2, 3)
+SPATIAL_TYPES = ("C", "P", "R", "I")
+
+# Plain ASCII digits only; nine digits keep every value far below anything int() refuses and
+# reject absurd numbers with a clear message instead of an overflow later.
+_INT = re.compile(r"[0-9]{1,9}", re.ASCII)
+_MAX_TOKEN_SHOWN = 40
+
+
+@dataclass(frozen=True)
+class InputLayer:
+    width: int
+    height: int
+    channels: int = 1
+
+
+@dataclass(frozen=True)
+class OutputLayer:
+    units: int
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    type: str  # 'C' conv | 'P' max-pool | 'R' residual | 'D' dense
+    kernel_w: int
+    kernel_h: int
+    stride_w: int
+    stride_h: int
+    filters: int
+
+
+@dataclass(frozen=True)
+class Branch:
+    branch_type: int  # 1..4, see docs/genome.md
+    enabled: bool
+    factorisation: int  # 0 none, 1 smaller kernels, 2 asymmetric, 3 expanded
+    kernel_w: int
+    kernel_h: int
+    stride_w: int
+    stride_h: int
+    filters: int
+
+    def __post_init__(self) -> None:
+        # A disabled branch builds nothing, so its other fields are normalised: equal architectures
+        # must give equal strings (and parse(format(b)) == b for a branch built directly).
+        if not self.enabled:
+            for name, value in (("enabled", False), ("factorisation", 0), ("kernel_w", 1),
+                                ("kernel_h", 1), ("stride_w", 1), ("stride_h", 1), ("filters", 0)):
+                object.__setattr__(self, name, value)
+
+
+@dataclass(frozen=True)
+class InceptionSpec:
+    branches: tuple[Branch, Branch, Branch, Branch]
+
+    @property
+    def type(self) -> str:
+        return INCEPTION_TYPE
+
+    @property
+    def enabled_branches(self) -> tuple[Branch, ...]:
+        return tuple(b for b in self.branches if b.enabled)
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        """(stride_w, stride_h) shared by the enabled branches."""
+        first = self.enabled_branches[0]
+        return first.stride_w, first.stride_h
+
+
+HiddenLayer = LayerSpec | InceptionSpec
+
+
+@dataclass(frozen=True)
+class Genome:
+    input: InputLayer
+    hidden: tuple[HiddenLayer, ...]
+    output: OutputLayer
+
+    def __str__(self) -> str:
+        return format_genome(self)
+
+
+# ---------------------------------------------------------------------------------------- format
+
+def format_layer(layer: InputLayer | OutputLayer | HiddenLayer) -> str:
+    """One layer token in canonical form."""
+    if isinstance(layer, InputLayer):
+        tail = "" if layer.channels == 1 else f"_{layer.channels}"
+        return f"In_{layer.width}_{layer.height}{tail}"
+    if isinstance(layer, OutputLayer):
+        return f"D_{layer.units}"
+    if isinstance(layer, LayerSpec):
+        return (f"{layer.type}_{layer.kernel_w}-{layer.kernel_h}-{layer.stride_w}-"
+                f"{layer.stride_h}-{layer.filters}")
+    if isinstance(layer, InceptionSpec):
+        return ".".join([INCEPTION_TYPE] + [_format_branch(b) for b in layer.branches])
+    raise TypeError(f"not a genome layer: {layer!r}")
+
+
+def _format_branch(b: Branch) -> str:
+    return (f"{b.branch_type}-{int(b.enabled)}-{b.factorisation}_{b.kernel_w}-{b.kernel_h}-"
+            f"{b.stride_w}-{b.stride_h}-{b.filters}")
+
+
+def format_genome(genome: Genome) -> str:
+    """Canonical string: equal genomes give equal strings, and parse_genome() reads it back."""
+    layers = [genome.input, *genome.hidden, genome.output]
+    return LAYER_SEPARATOR.join(format_layer(layer) for layer in layers)
+
+
+def genome_hash(genome: Genome) -> str:
+    """First 16 hex chars of the sha256 of the canonical string."""
+    return hashlib.sha256(format_genome(genome).encode("ascii")).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------- parse
+
+def _shown(token: str) -> str:
+    if len(token) <= _MAX_TOKEN_SHOWN:
+        return repr(token)
+    return repr(token[:_MAX_TOKEN_SHOWN] + "...")
+
+
+def _error(token: str, position: int, expected: str, hint: str | None = None) -> GenomeError:
+    return GenomeError(f"bad genome layer {_shown(token)} at position {position}: expected {expected}",
+                       hint or "see docs/genome.md for the layer grammar")
+
+
+def _ints(fields: list[str], token: str, position: int, what: str) -> list[int]:
+    values = []
+    for field in fields:
+        if not _INT.fullmatch(field):
+            raise _error(token, position, f"{what} (non-negative integers of at most 9 digits), "
+                         f"got {_shown(field)}")
+        values.append(int(field))
+    return values
+
+
+def _parse_input(token: str, position: int) -> InputLayer:
+    expected = "an input layer In_w_h or In_w_h_c"
+    parts = token.split("_")
+    if parts[0] != "In" or len(parts) not in (3, 4):
+        raise _error(token, position, expected)
+    width, height, *rest = _ints(parts[1:], token, position, expected)
+    return InputLayer(width, height, rest[0] if rest else 1)
+
+
+def _parse_output(token: str, position: int) -> OutputLayer:
+    expected = "the output layer D_n as the last layer"
+    parts = token.split("_")
+    if len(parts) != 2 or parts[0] != "D" or "-" in parts[1]:
+        hint = ("every genome ends with an output layer D_n, e.g. D_10"
+                if len(parts) == 2 and parts[0] in HIDDEN_TYPES else None)
+        raise _error(token, position, expected, hint)
+    (units,) = _ints(parts[1:], token, position, expected)
+    return OutputLayer(units)
+
+
+def _parse_hidden(token: str, position: int) -> LayerSpec:
+    expected = "a hidden layer type_kw-kh-sw-sh-f with type C, P, R or D (or an inception layer I.…)"
+    parts = token.split("_")
+    if len(parts) != 2 or parts[0] not in HIDDEN_TYPES:
+        raise _error(token, position, expected)
+    fields = parts[1].split("-")
+    if len(fields) != 5:
+        raise _error(token, position, f"5 fields kw-kh-sw-sh-f after {parts[0]}_, got {len(fields)}")
+    return LayerSpec(parts[0], *_ints(fields, token, position, "kw-kh-sw-sh-f"))
+
+
+def _parse_inception(token: str, position: int) -> InceptionSpec:
+    parts = token.split(".")
+    if len(parts) != 5:
+        raise _error(token, position, f"an inception layer I.b1.b2.b3.b4 with 4 branches, got "
+                     f"{len(parts) - 1}")
+    return InceptionSpec(tuple(_parse_branch(p, token, position, i + 1)  # type: ignore[arg-type]
+                               for i, p in enumerate(parts[1:])))
+
+
+def _parse_branch(text: str, token: str, position: int, slot: int) -> Branch:
+    expected = f"branch {slot} as bt-e-fact_kw-kh-sw-sh-f"
+    head, sep, tail = text.partition("_")
+    head_fields, tail_fields = head.split("-"), tail.split("-")
+    if not sep or len(head_fields) != 3 or len(tail_fields) != 5:
+        raise _error(token, position, f"{expected}, got {_shown(text)}")
+    bt, enabled, fact = _ints(head_fields, token, position, expected)
+    if enabled not in (0, 1):
+        raise _error(token, position, f"branch {slot} enabled flag 0 or 1, got {enabled}")
+    return Branch(bt, bool(enabled), fact, *_ints(tail_fields, token, position, expected))
+
+
+def parse_layer(token: str, position: int) -> HiddenLayer:
+    """One hidden layer token (used by parse_genome; handy for operators and tests)."""
+    if token.startswith(INCEPTION_TYPE + "."):
+        return _parse_inception(token, position)
+    return _parse_hidden(token, position)
+
+
+def parse_genome(text: str) -> Genome:
+    """Parse a genome string; GenomeError naming the bad token and its position on any problem."""
+    if not isinstance(text, str):
+        raise GenomeError(f"a genome must be a string, got {type(text).__name__}")
+    tokens = text.strip().split(LAYER_SEPARATOR)
+    if tokens == [""]:
+        raise GenomeError("empty genome string", "write layers joined by ':', e.g. In_28_28:C_3-3-1-1-32:D_10")
+    if len(tokens) < 2:
+        raise _error(tokens[0], 0, "at least an input and an output layer joined by ':'",
+                     "e.g. In_28_28:D_10")
+    genome = Genome(
+        input=_parse_input(tokens[0], 0),
+        hidden=tuple(parse_layer(t, i) for i, t in enumerate(tokens[1:-1], start=1)),
+        output=_parse_output(tokens[-1], len(tokens) - 1),
+    )
+    check_structure(genome)
+    # Shapes ("kernel larger than its input") are the cost model's job; import here to keep the
+    # dataclasses importable by cost.py without a cycle.
+    from nascli.ga.cost import analyse
+
+    analyse(genome)
+    return genome
+
+
+# ------------------------------------------------------------------------------------ validation
+
+def check_structure(genome: Genome) -> None:
+    """Ranges and layer order, independent of shapes. Raises GenomeError; returns None if fine."""
+    inp = genome.input
+    if min(inp.width, inp.height, inp.channels) < 1:
+        raise _error(format_layer(inp), 0, "input width, height and channels >= 1")
+    seen_dense = False
+    for position, layer in enumerate(genome.hidden, start=1):
+        if isinstance(layer, InceptionSpec):
+            _check_inception(layer, position)
+        elif isinstance(layer, LayerSpec):
+            _check_layer(layer, position)
+        else:
+            raise GenomeError(f"position {position}: not a genome layer: {layer!r}")
+        token = format_layer(layer)
+        if layer.type in SPATIAL_TYPES and seen_dense:
+            raise _error(token, position, "no convolution, pooling, residual or inception layer "
+                         "after a dense layer", "move dense layers to the end, before the output")
+        seen_dense = seen_dense or layer.type == "D"
+    out_position = len(genome.hidden) + 1
+    if genome.output.units < 1:
+        raise _error(format_layer(genome.output), out_position, "at least 1 output unit")
+
+
+def _check_layer(layer: LayerSpec, position: int) -> None:
+    token = format_layer(layer)
+    if layer.type not in HIDDEN_TYPES:
+        raise _error(token, position, f"layer type one of {', '.join(HIDDEN_TYPES)} or I")
+    if min(layer.kernel_w, layer.kernel_h) < 1:
+        raise _error(token, position, "kernel sizes >= 1")
+    if min(layer.stride_w, layer.stride_h) < 1:
+        raise _error(token, position, "strides >= 1")
+    if layer.type == "P":
+        if layer.filters != 0:
+            raise _error(token, position, "filters 0 for a max-pool layer (it keeps the channels)",
+                         f"write P_{layer.kernel_w}-{layer.kernel_h}-{layer.stride_w}-{layer.stride_h}-0")
+    elif layer.filters < 1:
+        raise _error(token, position, f"at least 1 filter/unit for a {layer.type} layer")
+    if layer.type == "D" and (layer.kernel_w, layer.kernel_h, layer.stride_w, layer.stride_h) != (1, 1, 1, 1):
+        raise _error(token, position, "kernels and strides all 1 for a hidden dense layer",
+                     f"write D_1-1-1-1-{layer.filters}")
+
+
+def _check_inception(layer: InceptionSpec, position: int) -> None:
+    token = format_layer(layer)
+    if len(layer.branches) != 4:
+        raise _error(token, position, "exactly 4 inception branches")
+    for slot, b in enumerate(layer.branches, start=1):
+        if b.branch_type not in BRANCH_TYPES:
+            raise _error(token, position, f"branch {slot} type 1, 2, 3 or 4, got {b.branch_type}")
+        if not b.enabled:
+            continue
+        if b.factorisation not in FACTORISATIONS:
+            raise _error(token, position, f"branch {slot} factorisation 0-3, got {b.factorisation}")
+        if min(b.kernel_w, b.kernel_h) < 1 or min(b.stride_w, b.stride_h) < 1:
+            raise _error(token, position, f"branch {slot} kernels and strides >= 1")
+        if b.filters < 1:
+            raise _error(token, position, f"branch {slot} at least 1 filter when enabled")
+    enabled = layer.enabled_branches
+    if not enabled:
+        raise _error(token, position, "at least one enabled inception branch")
+    if len({(b.stride_w, b.stride_h) for b in enabled}) != 1:
+        raise _error(token, position, "the same stride on every enabled inception branch",
+                     "branch outputs are concatenated, so their sizes must agree")
