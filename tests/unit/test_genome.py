@@ -1,0 +1,199 @@
+"""Genome parse / format / hash: round trips, canonical form, and GenomeError for every bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import pytest
+from genome_strategies import genomes
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nascli.errors import GenomeError
+from nascli.ga.genome import (
+    Branch,
+    Genome,
+    InceptionSpec,
+    InputLayer,
+    LayerSpec,
+    OutputLayer,
+    format_genome,
+    genome_hash,
+    parse_genome,
+)
+
+INCEPTION = "I.1-1-0_1-1-1-1-32.2-1-2_3-3-1-1-32.3-0-0_1-1-1-1-0.4-1-0_3-3-1-1-16"
+PAPER_STYLE = [
+    "In_28_28:C_3-3-1-1-32:P_2-2-2-2-0:R_3-3-1-1-64:D_1-1-1-1-128:D_10",
+    "In_28_28:D_10",
+    "In_32_32_3:C_3-3-1-1-32:R_3-3-2-2-64:" + INCEPTION + ":P_2-2-2-2-0:D_10",
+    "In_96_96_3:C_5-5-2-2-16:P_3-3-2-2-0:R_3-3-1-1-16:R_3-3-2-2-32:D_1-1-1-1-64:D_1-1-1-1-32:D_10",
+    "In_8_8:" + INCEPTION + ":" + INCEPTION + ":D_10",
+    "In_28_28:I.1-1-1_5-5-2-2-8.2-1-3_3-3-2-2-8.3-1-2_5-5-2-2-8.4-0-0_1-1-1-1-0:D_10",
+]
+
+
+@pytest.mark.parametrize("text", PAPER_STYLE)
+def test_paper_style_examples_round_trip(text):
+    genome = parse_genome(text)
+    assert format_genome(genome) == text
+    assert str(genome) == text
+    assert parse_genome(format_genome(genome)) == genome
+
+
+def test_example_decodes_to_the_documented_dataclasses():
+    genome = parse_genome("In_28_28:C_3-3-1-1-32:P_2-2-2-2-0:R_3-3-1-1-64:D_1-1-1-1-128:D_10")
+    assert genome == Genome(
+        InputLayer(28, 28, 1),
+        (LayerSpec("C", 3, 3, 1, 1, 32), LayerSpec("P", 2, 2, 2, 2, 0),
+         LayerSpec("R", 3, 3, 1, 1, 64), LayerSpec("D", 1, 1, 1, 1, 128)),
+        OutputLayer(10),
+    )
+    inception = parse_genome(f"In_28_28:{INCEPTION}:D_10").hidden[0]
+    assert isinstance(inception, InceptionSpec) and inception.type == "I"
+    assert inception.branches[1] == Branch(2, True, 2, 3, 3, 1, 1, 32)
+    assert [b.enabled for b in inception.branches] == [True, True, False, True]
+
+
+def test_width_and_height_keep_their_order():
+    genome = parse_genome("In_30_20_3:C_5-3-2-1-4:D_2")
+    assert (genome.input.width, genome.input.height, genome.input.channels) == (30, 20, 3)
+    conv = genome.hidden[0]
+    assert (conv.kernel_w, conv.kernel_h, conv.stride_w, conv.stride_h) == (5, 3, 2, 1)
+
+
+@given(genomes())
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_generated_genomes_round_trip(genome):
+    text = format_genome(genome)
+    assert parse_genome(text) == genome
+    assert format_genome(parse_genome(text)) == text
+    assert genome_hash(genome) == hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_canonical_form_input_channels_and_leading_zeros_and_disabled_branches():
+    assert format_genome(parse_genome("In_28_28_1:D_10")) == "In_28_28:D_10"
+    assert format_genome(parse_genome("  In_028_28:C_03-3-1-1-8:D_010\n")) == "In_28_28:C_3-3-1-1-8:D_10"
+    noisy = "I.1-1-0_1-1-1-1-32.2-0-3_7-7-2-2-99.3-0-1_5-5-1-1-4.4-1-0_3-3-1-1-16"
+    clean = "I.1-1-0_1-1-1-1-32.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-1-0_3-3-1-1-16"
+    a, b = parse_genome(f"In_28_28:{noisy}:D_10"), parse_genome(f"In_28_28:{clean}:D_10")
+    assert a == b and genome_hash(a) == genome_hash(b)
+    assert format_genome(a) == f"In_28_28:{clean}:D_10"
+
+
+def test_directly_built_disabled_branch_is_normalised():
+    branch = Branch(3, False, 2, 5, 5, 2, 2, 64)
+    assert branch == Branch(3, False, 0, 1, 1, 1, 1, 0)
+
+
+def test_hash_is_16_hex_chars_and_differs_between_architectures():
+    a = parse_genome("In_28_28:C_3-3-1-1-32:D_10")
+    b = parse_genome("In_28_28:C_3-3-1-1-16:D_10")
+    assert len(genome_hash(a)) == 16 and int(genome_hash(a), 16) >= 0
+    assert genome_hash(a) != genome_hash(b)
+
+
+def test_dataclasses_are_frozen_and_hashable():
+    genome = parse_genome(PAPER_STYLE[2])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        genome.output = OutputLayer(3)  # type: ignore[misc]
+    assert len({genome, parse_genome(PAPER_STYLE[2])}) == 1
+
+
+# ------------------------------------------------------------------------------------- malformed
+
+MALFORMED = {
+    "": "empty",
+    "   ": "empty",
+    "In_28_28": "input and an output",
+    "In_28_28:C_3-3-1-1-32": "output layer D_n",
+    "In_28_28:X_3-3-1-1-32:D_10": "position 1",
+    "Out_28_28:D_10": "position 0",
+    "In_28:D_10": "input layer",
+    "In_28_28:C_3-3-1-32:D_10": "5 fields",
+    "In_28_28:C_3-3-1-1-32-4:D_10": "5 fields",
+    "In_28_28:C_3-3-1-1-x:D_10": "integers",
+    "In_28_28:C_3-3-1-1--2:D_10": "5 fields",
+    "In_28_28:C_3-3-1-1-0:D_10": "at least 1 filter",
+    "In_28_28:R_3-3-1-1-0:D_10": "at least 1 filter",
+    "In_28_28:D_1-1-1-1-0:D_10": "at least 1",
+    "In_28_28:C_0-3-1-1-8:D_10": "kernel sizes >= 1",
+    "In_28_28:C_3-3-0-1-8:D_10": "strides >= 1",
+    "In_28_28:P_2-2-2-2-8:D_10": "filters 0 for a max-pool",
+    "In_28_28:D_3-3-1-1-8:D_10": "kernels and strides all 1",
+    "In_28_28:D_0": "at least 1 output",
+    "In_0_28:D_10": "input width",
+    "In_28_28:C_29-3-1-1-8:D_10": "larger than",
+    "In_8_8:P_2-2-2-2-0:P_2-2-2-2-0:C_3-3-1-1-4:D_10": "position 3",
+    "In_28_28:D_1-1-1-1-8:C_3-3-1-1-8:D_10": "after a dense layer",
+    "In_28_28:I.1-1-0_1-1-1-1-8.2-1-0_3-3-1-1-8.3-1-0_3-3-1-1-8:D_10": "4 branches",
+    "In_28_28:I.1-0-0_1-1-1-1-0.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10": "one enabled",
+    "In_28_28:I.5-1-0_1-1-1-1-8.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10": "type 1, 2, 3 or 4",
+    "In_28_28:I.1-2-0_1-1-1-1-8.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10": "enabled flag",
+    "In_28_28:I.1-1-4_1-1-1-1-8.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10": "factorisation",
+    "In_28_28:I.1-1-0_1-1-1-1-0.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10": "filter",
+    "In_28_28:I.1-1-0_1-1-1-1-8.2-1-0_3-3-2-2-8.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10": "same stride",
+    "In_28_28:I.1-1-0_1-1-1-1-8.2-1-0_3-3-1-1-8.3-0-0.4-0-0_1-1-1-1-0:D_10": "branch 3",
+    "In_4_4:I.1-1-0_5-5-1-1-8.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10": "larger than",
+    "In_28_28:C_3-3-1-1-1234567890:D_10": "at most 9 digits",
+    "In_28_28:C_3-3-1-1-٣:D_10": "integers",
+    "x" * 10_000: "position 0",
+    ":" * 10_000: "position 0",
+}
+
+
+@pytest.mark.parametrize("text, fragment", MALFORMED.items(), ids=lambda v: repr(v)[:40])
+def test_malformed_strings_raise_genome_error_naming_the_problem(text, fragment):
+    with pytest.raises(GenomeError) as info:
+        parse_genome(text)
+    assert fragment in str(info.value)
+    assert len(str(info.value)) < 400  # one readable line, even for 10k characters of garbage
+    assert "\n" not in str(info.value)
+
+
+def test_non_string_input_is_a_genome_error():
+    with pytest.raises(GenomeError):
+        parse_genome(None)  # type: ignore[arg-type]
+
+
+def _parses_or_genome_error(text: str) -> None:
+    try:
+        genome = parse_genome(text)
+    except GenomeError:
+        return
+    assert parse_genome(format_genome(genome)) == genome
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=400)
+def test_fuzz_arbitrary_text_only_raises_genome_error(text):
+    _parses_or_genome_error(text)
+
+
+@given(st.text(alphabet="In_DCPRI.-:0123456789", max_size=80))
+@settings(max_examples=400)
+def test_fuzz_grammar_alphabet_only_raises_genome_error(text):
+    _parses_or_genome_error(text)
+
+
+@st.composite
+def mutated_strings(draw):
+    text = format_genome(draw(genomes(max_hidden=4)))
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(text)))
+        action = draw(st.sampled_from(["insert", "delete", "replace"]))
+        char = draw(st.sampled_from("0123456789_-.:ICPRDn x"))
+        if action == "insert":
+            text = text[:i] + char + text[i:]
+        elif action == "delete":
+            text = text[:i] + text[i + 1:]
+        else:
+            text = text[:i] + char + text[i + 1:]
+    return text
+
+
+@given(mutated_strings())
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+def test_fuzz_mutated_valid_strings_only_raise_genome_error(text):
+    _parses_or_genome_error(text)
