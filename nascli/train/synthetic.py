@@ -1,0 +1,168 @@
+"""The built-in `synthetic` task: a deterministic, torch-free stand-in for training.
+
+Coordination tests and benchmarks (queue, workers, strategies) need an evaluator whose answer
+depends only on the genome, costs a controlled amount of wall time and can be told to fail. The
+fitness landscape is smooth in structure (depth, capacity) plus a hash-based ripple, so a GA has
+something to climb and ties are rare. Imports only the standard library and the pure genome code:
+a worker serving synthetic tasks must never load torch (32 of them share one small machine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from nascli.errors import GenomeError
+from nascli.ga.cost import Analysis, analyse
+from nascli.ga.genome import Genome, InceptionSpec, parse_genome
+from nascli.task import Result, Task
+
+ProgressCallback = Callable[[int, Mapping[str, Any]], None]
+StopCheck = Callable[[], bool]
+
+# should_stop is polled at least this often while "training" sleeps, so a lost claim or a SIGTERM
+# stops a long synthetic task within a fraction of a second.
+_STOP_POLL_SECONDS = 0.05
+_DEFAULT_MAX_PARAMS = 10_000_000
+_DEFAULT_EPOCHS = 100
+_DEFAULT_PATIENCE = 6
+
+
+def _unit_hash(text: str, salt: str) -> float:
+    """A uniform number in [0, 1) fixed by (text, salt)."""
+    digest = hashlib.sha256(f"{salt}\x00{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _matching(genome: str, substrings: Any) -> str | None:
+    for needle in substrings or ():
+        if needle and str(needle) in genome:
+            return str(needle)
+    return None
+
+
+def synthetic_accuracies(genome: str) -> tuple[float, float]:
+    """(validation, test) accuracy of a genome, both strictly inside (0, 1).
+
+    Structure decides most of it: spatial depth helps with diminishing returns, capacity is best
+    around 10^5 parameters, a little downsampling helps. A ripple of +-0.04 from the genome's
+    hash breaks ties; test = validation plus a smaller independent ripple (correlated, not equal).
+    Raises GenomeError for a genome that does not parse or fit its input.
+    """
+    parsed = parse_genome(genome)
+    return _accuracies(parsed, analyse(parsed))
+
+
+def _accuracies(parsed: Genome, analysis: Analysis) -> tuple[float, float]:
+    spatial = sum(1 for layer in parsed.hidden if layer.type in ("C", "R", "I"))
+    inceptions = sum(1 for layer in parsed.hidden if isinstance(layer, InceptionSpec))
+    downsampling = sum(1 for layer in parsed.hidden
+                       if layer.type == "P" or (not isinstance(layer, InceptionSpec) and layer.type != "D"
+                                                and max(layer.stride_w, layer.stride_h) > 1))
+    depth_term = 1.0 - math.exp(-spatial / 3.0)
+    capacity_term = math.exp(-(((math.log10(analysis.params + 1) - 5.0) / 1.5) ** 2))
+    pooling_term = 1.0 - math.exp(-downsampling / 1.5)
+    base = 0.30 + 0.32 * depth_term + 0.20 * capacity_term + 0.08 * pooling_term + 0.02 * min(inceptions, 2)
+    canonical = str(parsed)
+    validation = base + 0.08 * (_unit_hash(canonical, "val") - 0.5)
+    test = validation - 0.005 + 0.03 * (_unit_hash(canonical, "test") - 0.5)
+    return _clamp(validation), _clamp(test)
+
+
+def _clamp(accuracy: float) -> float:
+    return round(min(0.995, max(0.005, accuracy)), 6)
+
+
+def _loss(accuracy: float) -> float:
+    return round(-math.log(accuracy), 6)
+
+
+def _sleep(seconds: float, epochs: int, progress: ProgressCallback | None, should_stop: StopCheck | None,
+           metrics: Mapping[str, Any]) -> int:
+    """Spend `seconds` in `epochs` equal slices; returns the epochs completed (fewer if told to stop)."""
+    deadline_step = seconds / epochs if epochs else 0.0
+    start = time.monotonic()
+    for epoch in range(1, epochs + 1):
+        epoch_end = start + deadline_step * epoch
+        while True:
+            if should_stop is not None and should_stop():
+                return epoch - 1
+            remaining = epoch_end - time.monotonic()
+            if remaining <= 0:
+                break
+            time.sleep(min(_STOP_POLL_SECONDS, remaining))
+        if progress is not None:
+            progress(epoch, metrics)
+    return epochs
+
+
+def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
+                       should_stop: StopCheck | None = None) -> Result:
+    """Evaluate a `synthetic` task. Never raises for a bad genome or an injected failure.
+
+    Keys read from `task.task`: `synthetic_seconds` (wall time to spend), `synthetic_fail_genomes`
+    and `synthetic_oom_genomes` (a genome containing any of these substrings fails as `crash` /
+    `oom`, after the sleep so a failure costs time like a real one); `task.search_space['max_params']`
+    gives `too_large`. `progress(epoch, metrics)` is called once per simulated epoch and
+    `should_stop()` is polled while sleeping; when it answers True the evaluation ends early with a
+    `crash` result that the caller is expected to discard (its claim is gone).
+    """
+    started = time.monotonic()
+    genome = task.genome
+    try:
+        parsed = parse_genome(genome)
+        params = analyse(parsed)
+    except GenomeError as error:
+        return Result.failure("invalid_genome", str(error), train_seconds=0.0)
+    max_params = int(task.search_space.get("max_params") or _DEFAULT_MAX_PARAMS)
+    if params.params > max_params:
+        return Result.failure("too_large", f"{params.params} parameters exceed search_space.max_params "
+                              f"{max_params}", params=params.params, flops=params.flops, train_seconds=0.0)
+    validation, test = _accuracies(parsed, params)
+
+    epochs_limit = int(task.train.get("epochs") or _DEFAULT_EPOCHS)
+    patience = int(task.train.get("patience") or _DEFAULT_PATIENCE)
+    # Early stopping as a real trainer would: best epoch somewhere early, then `patience` more.
+    best_epoch = min(epochs_limit, 1 + int(_unit_hash(genome, "epoch") * 20))
+    epochs_run = min(epochs_limit, best_epoch + patience)
+    metrics = {"val_accuracy": validation, "val_loss": _loss(validation)}
+    seconds = max(0.0, float(task.task.get("synthetic_seconds") or 0.0))
+    done_epochs = _sleep(seconds, epochs_run, progress, should_stop, metrics)
+    elapsed = round(time.monotonic() - started, 6)
+    if done_epochs < epochs_run:
+        return Result.failure("crash", f"stopped after {done_epochs} of {epochs_run} epochs: the worker "
+                              "asked to stop (claim lost or shutting down)", epochs_run=done_epochs,
+                              train_seconds=elapsed)
+
+    oom = _matching(genome, task.task.get("synthetic_oom_genomes"))
+    if oom is not None:
+        return Result.failure("oom", f"synthetic out-of-memory: genome contains {oom!r} "
+                              "(task.synthetic_oom_genomes)", params=params.params, flops=params.flops,
+                              train_seconds=elapsed)
+    crash = _matching(genome, task.task.get("synthetic_fail_genomes"))
+    if crash is not None:
+        return Result.failure("crash", f"synthetic crash: genome contains {crash!r} "
+                              "(task.synthetic_fail_genomes)", params=params.params, flops=params.flops,
+                              train_seconds=elapsed)
+    train_accuracy = _clamp(validation + 0.02 + 0.02 * _unit_hash(genome, "train"))
+    return Result(
+        status="done",
+        val_accuracy=validation,
+        val_loss=_loss(validation),
+        test_accuracy=test,
+        test_loss=_loss(test),
+        train_accuracy=train_accuracy,
+        train_loss=_loss(train_accuracy),
+        params=params.params,
+        flops=params.flops,
+        epochs_run=epochs_run,
+        best_epoch=best_epoch,
+        train_seconds=elapsed,
+        extra={"synthetic": True},
+    )
+
+
+__all__ = ["evaluate_synthetic", "synthetic_accuracies"]
