@@ -11,112 +11,75 @@ import math
 
 BLOCKS_SOURCE = '''
 def make_activation() -> nn.Module:
-    if ACTIVATION == "relu":
-        return nn.ReLU()
-    if ACTIVATION == "leaky_relu":
-        return nn.LeakyReLU(0.01)
-    if ACTIVATION == "elu":
-        return nn.ELU()
-    if ACTIVATION == "gelu":
-        return nn.GELU()
-    if ACTIVATION == "tanh":
-        return nn.Tanh()
-    raise ValueError(f"unknown activation {ACTIVATION!r}")
+    return {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh}[ACTIVATION]()
 
 
 def same_padding(kernel_h: int, kernel_w: int) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom) zero padding so that out = ceil(in / stride); extra on the right/bottom."""
+    """(left, right, top, bottom): k - 1 per dimension so out = ceil(in / stride); the odd pixel goes after."""
     return ((kernel_w - 1) // 2, kernel_w // 2, (kernel_h - 1) // 2, kernel_h // 2)
 
 
 class ConvBN(nn.Sequential):
-    """"Same" zero padding -> Conv2d (no bias) -> BatchNorm2d [-> activation]."""
+    """[zero pad] -> Conv2d (no bias) "same" -> BatchNorm2d -> [activation]."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int], stride: tuple[int, int],
                  act: bool = True) -> None:
-        kernel_h, kernel_w = kernel
-        layers = [nn.ZeroPad2d(same_padding(kernel_h, kernel_w)),
-                  nn.Conv2d(in_channels, out_channels, kernel, stride, bias=False),
-                  nn.BatchNorm2d(out_channels, momentum=BN_MOMENTUM)]
+        left, right, top, bottom = same_padding(*kernel)
+        layers: list[nn.Module] = []
+        if (left, top) == (right, bottom):
+            padding = (top, left)
+        else:  # even kernel: Conv2d pads only symmetrically
+            layers.append(nn.ZeroPad2d((left, right, top, bottom)))
+            padding = (0, 0)
+        layers.append(nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=padding, bias=False))
+        layers.append(nn.BatchNorm2d(out_channels, momentum=BN_MOMENTUM))
         if act:
             layers.append(make_activation())
         super().__init__(*layers)
 
 
-class MaxPool(nn.Module):
-    """MaxPool2d without padding: out = floor((in - kernel) / stride) + 1."""
-
-    def __init__(self, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
-        super().__init__()
-        self.pool = nn.MaxPool2d(kernel, stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(x)
-
-
 class Residual(nn.Module):
-    """conv(k, s) -> BN -> act -> conv(k, 1) -> BN, plus the shortcut (identity or 1x1 conv + BN), then act."""
+    """conv(k, s) -> BN -> act -> conv(k, 1) -> BN, plus identity or a 1x1 conv + BN shortcut, then act."""
 
     def __init__(self, in_channels: int, filters: int, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
         super().__init__()
         self.body = nn.Sequential(ConvBN(in_channels, filters, kernel, stride),
                                   ConvBN(filters, filters, kernel, (1, 1), act=False))
-        if in_channels == filters and stride == (1, 1):
-            self.shortcut = nn.Identity()
+        if in_channels != filters or tuple(stride) != (1, 1):
+            self.shortcut: nn.Module = ConvBN(in_channels, filters, (1, 1), stride, act=False)
         else:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, filters, 1, stride, bias=False),
-                                          nn.BatchNorm2d(filters, momentum=BN_MOMENTUM))
+            self.shortcut = nn.Identity()
         self.act = make_activation()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.body(x) + self.shortcut(x))
 
 
-class SamePool(nn.Module):
-    """Max-pool with stride 1 and "same" padding (padded with -inf, so padding never wins)."""
+class MaxPoolSame(nn.Sequential):
+    """Stride-1 max-pool that keeps the size: padded with -inf, so padding never wins the max."""
 
     def __init__(self, kernel: tuple[int, int]) -> None:
+        super().__init__(nn.ConstantPad2d(same_padding(*kernel), float("-inf")), nn.MaxPool2d(kernel, stride=1))
+
+
+class Concat(nn.Module):
+    """Runs its parts on the same input and concatenates their outputs on channels (inception)."""
+
+    def __init__(self, *parts: nn.Module) -> None:
         super().__init__()
-        self.padding = same_padding(*kernel)
-        self.pool = nn.MaxPool2d(kernel, 1)
+        self.parts = nn.ModuleList(parts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(F.pad(x, self.padding, value=float("-inf")))
+        return torch.cat([part(x) for part in self.parts], dim=1)
 
 
-class Expanded(nn.Module):
-    """Factorisation 3: parallel (1, kw) and (kh, 1) convolutions, concatenated (2 x filters channels)."""
-
-    def __init__(self, in_channels: int, filters: int, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
-        super().__init__()
-        kernel_h, kernel_w = kernel
-        self.wide = ConvBN(in_channels, filters, (1, kernel_w), stride)
-        self.tall = ConvBN(in_channels, filters, (kernel_h, 1), stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.wide(x), self.tall(x)], dim=1)
-
-
-class Inception(nn.Module):
-    """Enabled branches side by side, concatenated on channels."""
-
-    def __init__(self, *branches: nn.Module) -> None:
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([branch(x) for branch in self.branches], dim=1)
-
-
-class Dense(nn.Sequential):
-    """[Flatten] -> Dropout -> Linear [-> activation]."""
-
-    def __init__(self, in_features: int, units: int, flatten: bool, act: bool = True) -> None:
-        layers = [nn.Flatten()] if flatten else []
-        layers += [nn.Dropout(DROPOUT), nn.Linear(in_features, units)]
-        if act:
-            layers.append(make_activation())
-        super().__init__(*layers)
+def Dense(in_features: int, units: int, flatten: bool, act: bool = True) -> nn.Sequential:  # noqa: N802
+    """[Flatten] -> Dropout -> Linear -> [activation]; the output layer has no activation."""
+    layers: list[nn.Module] = [nn.Flatten()] if flatten else []
+    layers += [nn.Dropout(DROPOUT), nn.Linear(in_features, units)]
+    if act:
+        layers.append(make_activation())
+    return nn.Sequential(*layers)
 '''
 
 
@@ -132,11 +95,9 @@ def _branch(branch, in_channels: int) -> str:
     calls = []
     for step in branch_plan(branch, in_channels):
         if isinstance(step, PoolSameStep):
-            calls.append(f"SamePool(({step.kernel_h}, {step.kernel_w}))")
+            calls.append(f"MaxPoolSame(({step.kernel_h}, {step.kernel_w}))")
         elif isinstance(step, ParallelStep):
-            wide, tall = step.convs
-            calls.append(f"Expanded({wide.in_channels}, {wide.out_channels}, ({tall.kernel_h}, {wide.kernel_w}), "
-                         f"({wide.stride_h}, {wide.stride_w}))")
+            calls.append("Concat(" + ", ".join(_conv(conv) for conv in step.convs) + ")")
         else:
             calls.append(_conv(step))
     return "nn.Sequential(" + ", ".join(calls) + ")"
@@ -156,13 +117,13 @@ def layer_constructors(genome) -> list[tuple[str, str]]:
         stride = f"({getattr(layer, 'stride_h', 0)}, {getattr(layer, 'stride_w', 0)})"
         if layer.type == "I":
             branches = "".join(f"\n    {_branch(branch, shape[0])}," for branch in layer.enabled_branches)
-            calls.append((f"Inception({branches}\n)", text))
+            calls.append((f"Concat({branches}\n)", text))
         elif layer.type == "C":
             calls.append((f"ConvBN({shape[0]}, {layer.filters}, {kernel}, {stride})", text))
         elif layer.type == "R":
             calls.append((f"Residual({shape[0]}, {layer.filters}, {kernel}, {stride})", text))
         elif layer.type == "P":
-            calls.append((f"MaxPool({kernel}, {stride})", text))
+            calls.append((f"nn.MaxPool2d({kernel}, stride={stride})", text))
         elif layer.type == "D":
             calls.append((f"Dense({_features(shape)}, {layer.filters}, flatten={spatial})", text))
         else:

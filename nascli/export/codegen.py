@@ -82,17 +82,13 @@ def _layer_line(call: str, layer: str, indent: str = " " * 12) -> str:
 
 
 NETWORK_TEMPLATE = '''\
-class Network(nn.Module):
-    """The architecture of GENOME, one entry per genome layer."""
+class Network(nn.Sequential):
+    """The architecture of GENOME: one child module per genome layer, the output layer last."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
+        super().__init__(
 {layers}
         )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
 
 
 def build_model() -> Network:

@@ -13,6 +13,7 @@ from nascli.export.codegen import generate_model_source
 from nascli.export.parity import import_model_file
 from nascli.ga.cost import analyse
 from nascli.ga.genome import format_genome, parse_genome
+from nascli.layers import build_model
 
 torch.set_num_threads(1)
 
@@ -56,6 +57,36 @@ def test_random_genomes_match_the_cost_model(tmp_path_factory, genome):
         out = model(torch.randn(2, *module.INPUT_SHAPE))
     assert out.shape == (2, genome.output.units)
     assert module.GENOME == format_genome(genome)
+
+
+def assert_same_network(module, genome, **options):
+    """Same state_dict keys and shapes as build_model; with its weights, the same outputs."""
+    reference = build_model(genome, **options)
+    with torch.no_grad():  # non-default BN statistics, so a mismatch in buffers would show
+        for name, buffer in reference.named_buffers():
+            if buffer.is_floating_point():
+                buffer.copy_(torch.rand_like(buffer) + 0.5)
+    reference.eval()
+    generated = module.build_model()
+    expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in generated.state_dict().items()} == expected
+    generated.load_state_dict(reference.state_dict(), strict=True)
+    generated.eval()
+    batch = torch.randn(3, *module.INPUT_SHAPE)
+    with torch.inference_mode():
+        assert torch.equal(generated(batch), reference(batch))
+
+
+def test_every_layer_type_matches_build_model(tmp_path):
+    _, module = load_generated(tmp_path, EVERY_LAYER)
+    assert_same_network(module, EVERY_LAYER)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(genomes(input_shapes=((1, 8, 8), (2, 9, 7)), max_hidden=5))
+def test_random_genomes_match_build_model(tmp_path_factory, genome):
+    _, module = load_generated(tmp_path_factory.mktemp("g"), genome, activation="elu", bn_momentum=0.1, dropout=0.3)
+    assert_same_network(module, genome, activation="elu", bn_momentum=0.1, dropout=0.3)
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "gelu", "tanh"])
