@@ -59,7 +59,8 @@ def layer_specs(draw, layer_type: str, max_kernel: int = 5, max_filters: int = 1
 
 
 @st.composite
-def genomes(draw, input_shapes=INPUT_SHAPES, max_hidden: int = 6, layer_types: str = "CPRDI",
+def genomes(draw, input_shapes=INPUT_SHAPES, min_hidden: int = 0, max_hidden: int = 6,
+            layer_types: str = "CPRDI",
             max_kernel: int = 5, max_filters: int = 16, max_units: int = 32,
             max_outputs: int = 10) -> Genome:
     """A valid genome (parses, fits its input). Small filter counts keep torch tests fast."""
@@ -67,9 +68,10 @@ def genomes(draw, input_shapes=INPUT_SHAPES, max_hidden: int = 6, layer_types: s
     genome = Genome(InputLayer(width, height, channels), (),
                     OutputLayer(draw(st.integers(1, max_outputs))))
     seen_dense = False
-    for _ in range(draw(st.integers(0, max_hidden))):
-        allowed = "D" if seen_dense else layer_types
-        layer_type = draw(st.sampled_from(allowed)) if allowed else "D"
+    for _ in range(draw(st.integers(min_hidden, max_hidden))):
+        layer_type = draw(st.sampled_from(layer_types))
+        if seen_dense and layer_type != "D":
+            continue  # spatial layers cannot follow a dense one: drop it
         if layer_type == "I":
             layer = draw(inceptions(max_kernel, max(1, max_filters // 2)))
         else:
