@@ -1,0 +1,398 @@
+"""The worker loop: claim -> evaluate -> complete, repeat, until idle, told to stop, or done.
+
+A worker holds at most one claim. While it evaluates, a heartbeat thread (`nascli.heartbeat`)
+extends the lease; if the claim is lost the evaluation is told to stop (`should_stop`) and its
+result discarded, because another worker owns the task now (the store's fencing token, `attempt`,
+would reject the write anyway). SIGTERM / SIGINT stop claiming at once and give the current task
+back (`release`, which does not count as an attempt), then exit 0.
+
+Evaluation never takes the worker down: an exception becomes a failed Result with a typed kind.
+Synthetic tasks are evaluated by `nascli.train.synthetic` directly, so a synthetic-only worker
+never imports torch; every other kind goes through `nascli.train.evaluate` (imported lazily).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from nascli.errors import GenomeError, NascliError
+from nascli.heartbeat import Heartbeat, heartbeat_interval
+from nascli.task import Result, Task
+
+log = logging.getLogger("nascli.worker")
+
+DEFAULT_LEASE_SECONDS = 120.0
+DEFAULT_HEARTBEAT_SECONDS = 15.0
+# Idle polling backs off from the first to the last value (jittered, so many idle workers do not
+# hit the database in lockstep); ~1 s keeps a fresh task's pickup latency low at a cost of about
+# one cheap query per second per idle worker.
+_FIRST_POLL_SECONDS = 0.05
+MAX_POLL_SECONDS = 1.0
+# How often the worker row's last-seen time and counters are written (not per task: that would
+# add a write transaction to every claim+complete cycle).
+_SEEN_EVERY_SECONDS = 5.0
+
+ProgressCallback = Callable[[int, Mapping[str, Any]], None]
+Evaluator = Callable[..., Result]
+
+
+class WorkerStore(Protocol):
+    """The part of `nascli.store.Store` a worker uses."""
+
+    def claim(self, worker_id: str, *, run_id: str | None = None, lease_seconds: float): ...
+
+    def heartbeat(self, evaluation_id: int, attempt: int, lease_seconds: float) -> bool: ...
+
+    def complete(self, evaluation_id: int, attempt: int, result: Result) -> bool: ...
+
+    def release(self, evaluation_id: int, attempt: int) -> bool: ...
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    device: str = "cpu"
+    run_id: str | None = None
+    max_tasks: int | None = None  # None: no limit
+    idle_timeout: float | None = None  # None: wait for work forever
+    lease_seconds: float | None = None  # None: the run's worker.lease_seconds, else DEFAULT_LEASE_SECONDS
+    heartbeat_seconds: float | None = None  # None: the run's worker.heartbeat_seconds, else the default
+
+
+@dataclass
+class WorkerStats:
+    done: int = 0  # completed with status done
+    failed: int = 0  # completed with status failed
+    discarded: int = 0  # results not written: claim lost, or fenced off at completion
+    released: int = 0  # given back on shutdown
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+
+class Reporter:
+    """What a worker tells its user. This base class writes plain log lines (for files and pipes)."""
+
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
+
+    def claimed(self, task: Task, attempt: int) -> None:
+        log.info("%s claimed evaluation %s (attempt %s): %s", self.worker_id, task.evaluation_id, attempt,
+                 _short(task.genome))
+
+    def epoch(self, task: Task, epoch: int, metrics: Mapping[str, Any]) -> None:
+        log.debug("%s evaluation %s epoch %s %s", self.worker_id, task.evaluation_id, epoch, dict(metrics))
+
+    def finished(self, task: Task, result: Result, written: bool, stats: WorkerStats) -> None:
+        outcome = (f"val_accuracy={result.val_accuracy}" if result.status == "done"
+                   else f"failed ({result.error_kind}: {result.error_message})")
+        log.info("%s evaluation %s %s%s [done %s, failed %s]", self.worker_id, task.evaluation_id, outcome,
+                 "" if written else " -- discarded, the claim was lost", stats.done, stats.failed)
+
+    def idle(self, stats: WorkerStats) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _short(genome: str, limit: int = 60) -> str:
+    return genome if len(genome) <= limit else genome[: limit - 3] + "..."
+
+
+def new_worker_id() -> str:
+    """host-pid-random: readable in `nas report`, unique even across pid reuse and containers."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def evaluate_task(task: Task, *, device: str = "cpu", progress: ProgressCallback | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> Result:
+    """Route a task to its evaluator; synthetic tasks never import torch."""
+    if task.kind == "synthetic":
+        from nascli.train.synthetic import evaluate_synthetic
+
+        return evaluate_synthetic(task, progress=progress, should_stop=should_stop)
+    from nascli.train.evaluate import evaluate  # torch lives behind this import
+
+    return evaluate(task, device=device, progress=progress, should_stop=should_stop)
+
+
+def failure_from_exception(error: BaseException) -> Result:
+    """A typed failed Result for an exception that escaped the evaluator."""
+    name = type(error).__name__
+    text = str(error)
+    if isinstance(error, GenomeError):
+        kind = "invalid_genome"
+    elif isinstance(error, MemoryError) or name == "OutOfMemoryError" or "out of memory" in text.lower():
+        kind = "oom"
+    elif isinstance(error, FloatingPointError) or "nan" in text.lower().split():
+        kind = "nan_loss"
+    else:
+        kind = "crash"
+    where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+    at = f" at {where[0].filename}:{where[0].lineno}" if where else ""
+    return Result.failure(kind, f"{name}: {text}{at}")
+
+
+@dataclass
+class _Current:
+    """The claim being evaluated right now (read by the signal handler)."""
+
+    task: Task
+    attempt: int
+    heartbeat: Heartbeat
+    stop_seen: bool = False  # should_stop() has answered True: the result is unusable
+
+
+@dataclass
+class Worker:
+    store: Any  # WorkerStore (+ register_worker / worker_seen / get_run when it has them)
+    options: WorkerOptions = field(default_factory=WorkerOptions)
+    worker_id: str = field(default_factory=new_worker_id)
+    evaluate: Evaluator = evaluate_task
+    reporter: Reporter | None = None
+    rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self.stopping = threading.Event()
+        self.stats = WorkerStats()
+        self.reporter = self.reporter or Reporter(self.worker_id)
+        self._current: _Current | None = None
+        self._run_worker_config: dict[str, dict[str, Any]] = {}
+        self._last_seen_write = 0.0
+
+    # ------------------------------------------------------------------ control
+
+    def request_stop(self) -> None:
+        """Stop claiming; give the current task back at once. Safe from a signal handler."""
+        self.stopping.set()
+        current = self._current
+        if current is not None:
+            current.heartbeat.wake()
+
+    def run(self) -> WorkerStats:
+        """Claim and evaluate until idle for `idle_timeout`, `max_tasks` reached, or stopped."""
+        self._register()
+        delay = _FIRST_POLL_SECONDS
+        idle_since = self.clock()
+        try:
+            while not self.stopping.is_set():
+                if self.options.max_tasks is not None and self.stats.finished + self.stats.discarded >= self.options.max_tasks:
+                    log.info("%s reached --max-tasks %s", self.worker_id, self.options.max_tasks)
+                    break
+                claim = self._claim()
+                if claim is None:
+                    idle_for = self.clock() - idle_since
+                    if self.options.idle_timeout is not None and idle_for >= self.options.idle_timeout:
+                        log.info("%s idle for %.1f s: exiting", self.worker_id, idle_for)
+                        break
+                    self.reporter.idle(self.stats)
+                    self._seen()
+                    # Jittered backoff; wakes at once on SIGTERM.
+                    self.stopping.wait(delay * self.rng.uniform(0.5, 1.0))
+                    delay = min(MAX_POLL_SECONDS, delay * 2)
+                    continue
+                self._process(claim)
+                delay = _FIRST_POLL_SECONDS
+                idle_since = self.clock()
+        finally:
+            self._seen(force=True)
+            self.reporter.close()
+        return self.stats
+
+    # ------------------------------------------------------------------ one task
+
+    def _claim(self):
+        lease = self._lease_seconds(self.options.run_id)
+        try:
+            claim = self.store.claim(self.worker_id, run_id=self.options.run_id, lease_seconds=lease)
+        except NascliError as error:  # the store already retried transient errors; keep polling
+            log.warning("%s could not claim (%s); retrying", self.worker_id, error)
+            return None
+        if claim is not None and self.stopping.is_set():
+            # The signal arrived while the claim was in flight: hand it straight back.
+            self._release(claim.evaluation_id, claim.attempt)
+            return None
+        return claim
+
+    def _process(self, claim) -> None:
+        task: Task = claim.task
+        if task.evaluation_id is None or task.attempt != claim.attempt:
+            task = _with_claim(task, claim)
+        lease = self._lease_seconds(task.run_id)
+        if lease != self._lease_seconds(self.options.run_id):
+            # Claimed with a guess (the run was unknown before the claim): set the run's own lease now.
+            self._heartbeat_once(claim.evaluation_id, claim.attempt, lease)
+        heartbeat = Heartbeat(self.store, claim.evaluation_id, claim.attempt, lease_seconds=lease,
+                              interval=self._heartbeat_seconds(task.run_id, lease), stopping=self.stopping,
+                              clock=self.clock)
+        current = _Current(task, claim.attempt, heartbeat)
+        self._current = current
+        self.reporter.claimed(task, claim.attempt)
+        heartbeat.start()
+        if self.stopping.is_set():
+            heartbeat.wake()  # a signal between claim and start: release now
+
+        def should_stop() -> bool:
+            if heartbeat.lost.is_set() or self.stopping.is_set():
+                current.stop_seen = True
+            return current.stop_seen
+
+        def progress(epoch: int, metrics: Mapping[str, Any]) -> None:
+            self.reporter.epoch(task, epoch, metrics)
+
+        try:
+            try:
+                result = self.evaluate(task, device=self.options.device, progress=progress, should_stop=should_stop)
+            except Exception as error:  # noqa: BLE001 - an evaluation failure must not end the worker
+                log.warning("%s evaluation %s raised %s", self.worker_id, task.evaluation_id, type(error).__name__,
+                            exc_info=True)
+                result = failure_from_exception(error)
+        finally:
+            heartbeat.finish()
+            self._current = None
+        self._settle(task, claim.attempt, heartbeat, current.stop_seen, result, lease)
+
+    def _settle(self, task: Task, attempt: int, heartbeat: Heartbeat, stop_seen: bool, result: Result,
+                lease: float) -> None:
+        """Write the result, or give the task back, or drop it: exactly one of those."""
+        if heartbeat.lost.is_set():
+            self.stats.discarded += 1
+            self.reporter.finished(task, result, False, self.stats)
+            return
+        if heartbeat.released or stop_seen:
+            # Shutting down: an interrupted evaluation is not a result. Make sure it is given back.
+            if heartbeat.released or self._release(task.evaluation_id, attempt):
+                self.stats.released += 1
+            return
+        written = self._complete(task.evaluation_id, attempt, result, heartbeat, lease)
+        if not written:
+            self.stats.discarded += 1
+        elif result.status == "done":
+            self.stats.done += 1
+        else:
+            self.stats.failed += 1
+        self.reporter.finished(task, result, written, self.stats)
+        self._seen()
+
+    def _complete(self, evaluation_id: int, attempt: int, result: Result, heartbeat: Heartbeat,
+                  lease: float) -> bool:
+        """Write the result; retry database errors while our lease can still be valid."""
+        give_up_at = heartbeat.last_ok + lease
+        pause = 0.2
+        while True:
+            try:
+                written = self.store.complete(evaluation_id, attempt, result)
+            except NascliError as error:
+                if self.clock() + pause >= give_up_at:
+                    log.warning("%s could not write evaluation %s before its lease ran out (%s); another "
+                                "worker will redo it", self.worker_id, evaluation_id, error)
+                    return False
+                log.warning("%s completing evaluation %s failed, retrying (%s)", self.worker_id, evaluation_id, error)
+                time.sleep(pause * self.rng.uniform(0.5, 1.0))
+                pause = min(2.0, pause * 2)
+                continue
+            if not written:
+                log.warning("%s evaluation %s attempt %s: result discarded, the claim was taken over "
+                            "(fenced)", self.worker_id, evaluation_id, attempt)
+            return written
+
+    def _release(self, evaluation_id: int, attempt: int) -> bool:
+        try:
+            released = self.store.release(evaluation_id, attempt)
+        except NascliError as error:
+            log.warning("%s could not release evaluation %s (%s); its lease will expire instead",
+                        self.worker_id, evaluation_id, error)
+            return False
+        if released:
+            log.info("%s released evaluation %s for another worker", self.worker_id, evaluation_id)
+        return released
+
+    def _heartbeat_once(self, evaluation_id: int, attempt: int, lease: float) -> None:
+        try:
+            self.store.heartbeat(evaluation_id, attempt, lease)
+        except NascliError as error:
+            log.warning("%s could not set the run's lease on evaluation %s (%s)", self.worker_id, evaluation_id, error)
+
+    # ------------------------------------------------------------------ run settings and bookkeeping
+
+    def _worker_config(self, run_id: str | None) -> dict[str, Any]:
+        """The run's [worker] section (cached); {} when unknown."""
+        if run_id is None:
+            return {}
+        if run_id not in self._run_worker_config:
+            section: dict[str, Any] = {}
+            get_run = getattr(self.store, "get_run", None)
+            if get_run is not None:
+                try:
+                    config = getattr(get_run(run_id), "config", None) or {}
+                    section = dict(config.get("worker") or {})
+                except NascliError as error:
+                    log.warning("%s could not read run %s's worker settings (%s); using defaults",
+                                self.worker_id, run_id, error)
+            self._run_worker_config[run_id] = section
+        return self._run_worker_config[run_id]
+
+    def _lease_seconds(self, run_id: str | None) -> float:
+        if self.options.lease_seconds is not None:
+            return float(self.options.lease_seconds)
+        return float(self._worker_config(run_id).get("lease_seconds") or DEFAULT_LEASE_SECONDS)
+
+    def _heartbeat_seconds(self, run_id: str | None, lease: float) -> float:
+        configured = self.options.heartbeat_seconds
+        if configured is None:
+            configured = float(self._worker_config(run_id).get("heartbeat_seconds") or DEFAULT_HEARTBEAT_SECONDS)
+        return heartbeat_interval(lease, configured)
+
+    def _register(self) -> None:
+        register = getattr(self.store, "register_worker", None)
+        if register is None:
+            return
+        register(self.worker_id, host=socket.gethostname(), pid=os.getpid(), device=self.options.device)
+
+    def _seen(self, force: bool = False) -> None:
+        worker_seen = getattr(self.store, "worker_seen", None)
+        now = self.clock()
+        if worker_seen is None or (not force and now - self._last_seen_write < _SEEN_EVERY_SECONDS):
+            return
+        self._last_seen_write = now
+        try:
+            worker_seen(self.worker_id, tasks_done=self.stats.done, tasks_failed=self.stats.failed)
+        except NascliError as error:
+            log.debug("%s could not update its worker row (%s)", self.worker_id, error)
+
+
+def _with_claim(task: Task, claim) -> Task:
+    from dataclasses import replace
+
+    return replace(task, evaluation_id=claim.evaluation_id, attempt=claim.attempt)
+
+
+def install_signal_handlers(worker: Worker) -> None:
+    """First SIGTERM/SIGINT: stop claiming, release the task, exit 0. A second one: exit now."""
+
+    def handle(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+        if worker.stopping.is_set():
+            log.warning("%s second signal: exiting without waiting", worker.worker_id)
+            os._exit(130)
+        log.info("%s got %s: stopping, releasing the current task", worker.worker_id, signal.Signals(signum).name)
+        worker.request_stop()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+__all__ = ["Worker", "WorkerOptions", "WorkerStats", "Reporter", "evaluate_task", "failure_from_exception",
+           "install_signal_handlers", "new_worker_id", "DEFAULT_LEASE_SECONDS", "DEFAULT_HEARTBEAT_SECONDS"]
