@@ -1,1 +1,83 @@
-"""ga/strategies"""
+"""Search strategies (pure ask/tell objects) and the factory the runner calls.
+
+`make_strategy(sections, variation, seed=None)` takes the run configuration as plain dicts
+(`RunConfig.model_dump(mode="json")`), so `nascli.ga` stays free of pydantic. `make_variation`
+wires the real operators (nascli.ga.operators) into the `Variation` a strategy receives.
+Contract details: nascli/ga/strategies/base.py and docs/strategies.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from nascli.errors import ConfigError
+from nascli.ga.fitness import FitnessRule
+from nascli.ga.strategies.base import Outcome, Proposal, ReplayError, Strategy, Variation
+
+__all__ = ["Outcome", "Proposal", "ReplayError", "Strategy", "Variation", "STRATEGY_NAMES", "make_strategy",
+           "make_variation"]
+
+
+def make_variation(space: Any, seed_genome: Any, *, init_mutations: int,
+                   init_probabilities: Mapping[str, float] | None = None) -> Variation:
+    """Real operators: `vary` = operators.apply, `random_init` = Klos's `init_mutations`-mutation init
+    of `seed_genome`, `features` = predictors.genome_features (for LINAS)."""
+    from nascli.ga import operators
+    from nascli.ga.predictors import genome_features
+
+    probabilities = dict(init_probabilities) if init_probabilities else None
+
+    def vary(operator: str, parents, rng):
+        return operators.apply(operator, parents, space, rng)
+
+    def random_init(rng):
+        return operators.random_genome(seed_genome, space, init_mutations, rng, probabilities)
+
+    return Variation(vary=vary, random_init=random_init, features=genome_features)
+
+
+def _sections(sections: Mapping[str, Mapping[str, Any]]) -> tuple[dict, dict, dict, dict]:
+    ga = dict(sections.get("ga") or {})
+    return ga, dict(sections.get("migration") or {}), dict(sections.get("fitness") or {}), dict(sections.get("run") or {})
+
+
+def _island_ga(sections, variation, seed):
+    from nascli.ga.strategies.island_ga import IslandGA, IslandSettings
+
+    ga, migration, fitness, _ = _sections(sections)
+    defaults = IslandSettings()
+    settings = IslandSettings(
+        islands=ga.get("islands", defaults.islands), population=ga.get("population", defaults.population),
+        generations=ga.get("generations", defaults.generations),
+        offspring_per_generation=ga.get("offspring_per_generation", defaults.offspring_per_generation),
+        min_parent_age=ga.get("min_parent_age", defaults.min_parent_age),
+        selection=ga.get("selection", defaults.selection),
+        tournament_size=ga.get("tournament_size", defaults.tournament_size),
+        operators=ga.get("operators") or defaults.operators,
+        migration_period=migration.get("period", defaults.migration_period),
+        migration_candidates=migration.get("candidates", defaults.migration_candidates),
+        migration_fraction=migration.get("fraction", defaults.migration_fraction),
+        migration_datasets=migration.get("datasets", defaults.migration_datasets),
+        fitness=FitnessRule.from_section(fitness))
+    return IslandGA(settings, variation, seed)
+
+
+_FACTORIES: dict[str, Callable[[Mapping, Variation, int], Strategy]] = {"island-ga": _island_ga}
+STRATEGY_NAMES = tuple(_FACTORIES)
+
+
+def make_strategy(sections: Mapping[str, Mapping[str, Any]], variation: Variation,
+                  seed: int | None = None) -> Strategy:
+    """The strategy named by `run.strategy` (default island-ga), seeded by `seed` or `run.seed`."""
+    run = dict(sections.get("run") or {})
+    name = run.get("strategy", "island-ga")
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise ConfigError(f"run.strategy: unknown strategy {name!r}",
+                          hint=f"choose one of {', '.join(STRATEGY_NAMES)}")
+    try:
+        return factory(sections, variation, int(run.get("seed", 0) if seed is None else seed))
+    except ValueError as exc:  # settings rejected by a strategy: a configuration problem
+        raise ConfigError(f"{name}: {exc}", hint="check the [ga], [migration], [fitness], [nsga2] and "
+                          "[linas] tables") from None
