@@ -1,0 +1,246 @@
+"""Engines for SQLite and PostgreSQL, the database clock, and the one place transactions happen.
+
+SQLite: WAL, synchronous=FULL, busy_timeout 30 s, foreign keys, and `BEGIN IMMEDIATE` for every
+write transaction via SQLAlchemy's documented pysqlite recipe (isolation_level=None + a `begin`
+event), so writers queue on the busy timeout instead of failing on lock upgrade. Refused on
+network filesystems, where WAL's shared memory does not work.
+
+PostgreSQL: psycopg 3, pool_pre_ping, connect_timeout.
+
+Transient errors (server restart, connection reset, SQLITE_BUSY beyond the timeout) are retried
+with jittered exponential backoff in `run_transaction`, so callers survive a PostgreSQL restart.
+Everything else becomes a StoreError with the URL's password masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError, SQLAlchemyError
+
+from nascli.errors import StoreError
+
+log = logging.getLogger("nascli.store")
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 5
+DEFAULT_RETRY_SECONDS = 60.0
+NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "fuse.sshfs", "9p",
+                                 "afs", "ncpfs", "glusterfs", "ceph", "fuse.glusterfs", "fuse.ceph"})
+_INIT_HINT = "create it with `nas init --db URL`"
+
+_live_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+def _dispose_after_fork() -> None:
+    # A forked child must not reuse its parent's connections (SQLAlchemy "pooling with multiprocessing").
+    for engine in list(_live_engines):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_dispose_after_fork)
+
+
+def display_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def parse_url(text: str) -> URL:
+    """The URL with the driver pinned (postgresql -> psycopg 3); StoreError for anything else."""
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError):
+        shown = text.split("@")[-1] if "@" in text else text  # never echo what might be a password
+        raise StoreError(f"not a database URL: {shown!r}",
+                         hint="use sqlite:///path/to/nas.db or postgresql+psycopg://user@host/db") from None
+    backend = url.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        if url.get_driver_name() not in ("psycopg", "") and url.drivername not in ("postgresql", "postgres"):
+            raise StoreError(f"unsupported PostgreSQL driver in {display_url(url)}",
+                             hint="use postgresql+psycopg://user@host/db (psycopg 3)")
+        return url.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        if url.drivername != "sqlite" and url.get_driver_name() != "pysqlite":
+            raise StoreError(f"unsupported SQLite driver in {display_url(url)}", hint="use sqlite:///path/to/nas.db")
+        return url
+    raise StoreError(f"unsupported database {backend!r} in {display_url(url)}",
+                     hint="nascli stores runs in SQLite (sqlite:///nas.db) or PostgreSQL (postgresql+psycopg://...)")
+
+
+def network_filesystem_of(path: Path, mounts_file: Path = Path("/proc/mounts")) -> str | None:
+    """The filesystem type of the mount holding `path` if it is a network filesystem, else None."""
+    try:
+        lines = mounts_file.read_text().splitlines()
+    except OSError:
+        return None
+    best, best_type = "", None
+    target = str(path)
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = fields[1].replace("\\040", " ")
+        if (target == mount_point or target.startswith(mount_point.rstrip("/") + "/")) and len(mount_point) >= len(best):
+            best, best_type = mount_point, fields[2]
+    return best_type if best_type in NETWORK_FILESYSTEMS else None
+
+
+def create_engine(url: URL, *, create: bool, mounts_file: Path = Path("/proc/mounts")) -> Engine:
+    """An engine for `url` (already parse_url'ed). `create=False` refuses a missing SQLite file
+    instead of creating it, so a typo in --db writes nothing."""
+    if url.get_backend_name() == "sqlite":
+        engine = _sqlite_engine(url, create=create, mounts_file=mounts_file)
+    else:
+        connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "nascli"}
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8, pool_recycle=3600,
+                                  connect_args=connect_args)
+    _live_engines.add(engine)
+    return engine
+
+
+def _sqlite_engine(url: URL, *, create: bool, mounts_file: Path) -> Engine:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        raise StoreError("in-memory SQLite cannot be shared by a driver and its workers",
+                         hint="use a file: sqlite:///nas.db")
+    path = Path(database).expanduser().resolve()
+    if not path.parent.is_dir():
+        raise StoreError(f"no directory {path.parent} for the SQLite database", hint="create it first, or fix --db")
+    fs_type = network_filesystem_of(path.parent, mounts_file)
+    if fs_type:
+        raise StoreError(f"{path} is on a network filesystem ({fs_type}); SQLite's WAL mode does not work there",
+                         hint="put the database on a local disk, or use PostgreSQL for several hosts")
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a SQLite database", hint="point --db at a file")
+    if not create and not path.exists():
+        raise StoreError(f"no database at {path}", hint=_INIT_HINT)
+    engine = sa.create_engine(url.set(database=str(path)),
+                              connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA synchronous = FULL")
+            # reading the mode first keeps a non-database file untouched (the read fails first)
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get("nascli_write", True)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def db_now_sql(dialect_name: str) -> sa.ColumnElement[float]:
+    """The database's clock as float epoch seconds: the only clock leases are measured on."""
+    if dialect_name == "sqlite":
+        return sa.literal_column("((julianday('now') - 2440587.5) * 86400.0)", sa.Float)
+    return sa.literal_column("CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)", sa.Float)
+
+
+def is_transient(error: DBAPIError, dialect_name: str) -> bool:
+    """Worth retrying: lost connections, server restarts, lock timeouts, serialization conflicts."""
+    if error.connection_invalidated:
+        return True
+    message = str(error.orig).lower() if error.orig is not None else str(error).lower()
+    if dialect_name == "sqlite":
+        return isinstance(error, OperationalError) and ("locked" in message or "busy" in message)
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    if sqlstate in ("40001", "40P01", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"):
+        return True
+    return isinstance(error, (OperationalError, InterfaceError))
+
+
+def describe_error(error: BaseException) -> str:
+    """The first line of the driver's message (no SQL, no parameters: they may hold genomes or worse)."""
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+class Transactions:
+    """Runs a function inside one transaction, retrying transient failures with jittered backoff.
+
+    The Optuna `_create_scoped_session` pattern: commit on success, roll back on any error, map
+    SQLAlchemy errors to StoreError. NascliErrors raised by the body pass through untouched.
+    """
+
+    def __init__(self, engine: Engine, url_display: str, retry_seconds: float = DEFAULT_RETRY_SECONDS) -> None:
+        self.engine = engine
+        self.url_display = url_display
+        self.retry_seconds = retry_seconds
+        self.dialect = engine.dialect.name
+
+    @contextmanager
+    def begin(self, write: bool = True) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                connection = connection.execution_options(nascli_write=write)
+            with connection.begin():
+                yield connection
+
+    def run(self, body: Callable[[Connection], T], *, write: bool = True, what: str = "store operation") -> T:
+        deadline: float | None = None
+        delay = 0.05
+        while True:
+            try:
+                with self.begin(write) as connection:
+                    return body(connection)
+            except DBAPIError as error:
+                if not is_transient(error, self.dialect):
+                    raise StoreError(f"{what} failed on {self.url_display}: {describe_error(error)}",
+                                     hint="run with --debug for details") from error
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + self.retry_seconds
+                if now >= deadline:
+                    raise StoreError(f"{what}: database {self.url_display} unavailable for "
+                                     f"{self.retry_seconds:.0f} s: {describe_error(error)}",
+                                     hint="check that the database server is up and reachable") from error
+                log.warning("%s: transient database error (%s); retrying", what, describe_error(error))
+                time.sleep(min(random.uniform(0, delay), max(0.0, deadline - now)))
+                delay = min(delay * 2, 2.0)
+            except SQLAlchemyError as error:
+                raise StoreError(f"{what} failed on {self.url_display}: {describe_error(error)}",
+                                 hint="run with --debug for details") from error
+
+
+def connect_error(error: BaseException, url: URL) -> StoreError:
+    """One clear line for a database we cannot open: unreachable, wrong password, not a database."""
+    shown = display_url(url)
+    detail = describe_error(error)
+    lowered = detail.lower()
+    if isinstance(error, NoSuchModuleError):
+        return StoreError(f"no driver for {shown}", hint="install psycopg 3 (pip install 'psycopg[binary]')")
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        return StoreError(f"wrong password for user {url.username!r} at {shown}",
+                          hint="fix the password in NAS_DB_URL or nascli.toml [store] url")
+    if "file is not a database" in lowered or "not a database" in lowered:
+        return StoreError(f"{url.database} is not a SQLite database", hint="point --db at a nascli database file")
+    if "does not exist" in lowered and "database" in lowered:
+        return StoreError(f"database {url.database!r} does not exist on {url.host}",
+                          hint=f"create it (createdb {url.database}) and run `nas init`")
+    if "unable to open database file" in lowered:
+        return StoreError(f"cannot open the SQLite file {url.database}", hint="check the path and its permissions")
+    return StoreError(f"cannot connect to {shown}: {detail}",
+                      hint="check the host, port and that the server is running")

@@ -1,0 +1,390 @@
+"""The evaluation queue: enqueue, claim, heartbeat, complete, release, reap, cancel, results.
+
+Fencing: a claim increments `attempt` (the fencing token; it never decreases) and every later
+write is `WHERE id = ? AND attempt = ? AND status = 'running'`. Zero rows updated means the claim
+was lost (its lease expired and someone else took the row): the write is refused, logged, and the
+caller gets False. Evaluation failures and lease expiries are counted separately against the
+row's `max_attempts` and `max_lease_expiries`; a release (SIGTERM) counts against neither.
+
+Expired leases are claimable by the claim query itself, so no sweeper has to be alive for stalled
+work to move. All lease arithmetic uses the database clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from nascli.errors import StoreError
+from nascli.store import convert
+from nascli.store.models import EvaluationRow, IndividualRow, RunRow
+from nascli.store.records import Claim, EvaluationInfo, EvaluationRequest, FinishedEvaluation, QueueLimits
+from nascli.task import FAILURE_KINDS, Result, Task
+
+log = logging.getLogger("nascli.store.queue")
+
+E = EvaluationRow.__table__
+I = IndividualRow.__table__  # noqa: E741 - the individual table
+R = RunRow.__table__
+
+# failed results worth caching: they are properties of the genome, not of the host
+CACHEABLE_FAILURES = ("invalid_genome", "too_large")
+_CLAIM_COLUMNS = (E.c.id, E.c.attempt, E.c.task_json, E.c.run_id, E.c.lease_expires_at)
+
+
+def _check_lease(lease_seconds: float) -> float:
+    lease = float(lease_seconds)
+    if not lease > 0:
+        raise StoreError(f"lease must be positive, got {lease_seconds}", hint="e.g. --lease 120")
+    return lease
+
+
+class QueueOperations:
+    """Mixed into Store; relies on `self._write`, `self._read` and `self._now()` from there."""
+
+    limits: QueueLimits
+
+    # ---------------------------------------------------------------- enqueue
+    def enqueue(self, run_id: str, requests: Sequence[EvaluationRequest]) -> list[int]:
+        """Queue evaluations as `pending` in one transaction; returns their ids in request order.
+
+        Idempotent per individual: an individual that already has an evaluation gets that id back
+        (so a driver that crashed between recording children and queueing them can simply redo it).
+        Retry limits come from the run's `[worker]` config (max_attempts, max_lease_expiries).
+        """
+        requests = list(requests)
+        if not requests:
+            return []
+        return self._write(lambda conn: self._enqueue(conn, run_id, requests), what="enqueue")
+
+    def _enqueue(self, conn: Connection, run_id: str, requests: list[EvaluationRequest]) -> list[int]:
+        config_json = conn.execute(sa.select(R.c.config_json).where(R.c.id == run_id)).scalar_one_or_none()
+        if config_json is None:
+            raise self._run_not_found(conn, run_id)
+        worker_cfg = json.loads(config_json).get("worker", {}) or {}
+        max_attempts = int(worker_cfg.get("max_attempts", self.limits.max_attempts))
+        max_expiries = int(worker_cfg.get("max_lease_expiries", self.limits.max_lease_expiries))
+        individual_ids = [r.individual_id for r in requests if r.individual_id is not None]
+        existing: dict[int, int] = {}
+        hashes: dict[int, str] = {}
+        for chunk in _chunks(individual_ids, 500):
+            for row in conn.execute(sa.select(E.c.individual_id, E.c.id).where(E.c.individual_id.in_(chunk))):
+                existing[row.individual_id] = row.id
+            for row in conn.execute(sa.select(I.c.id, I.c.genome_hash, I.c.run_id).where(I.c.id.in_(chunk))):
+                if row.run_id != run_id:
+                    raise StoreError(f"individual {row.id} belongs to run {row.run_id}, not {run_id}")
+                hashes[row.id] = row.genome_hash
+        missing = set(individual_ids) - set(hashes)
+        if missing:
+            raise StoreError(f"no individual {sorted(missing)[0]} in run {run_id}",
+                             hint="record children with add_individuals before queueing them")
+        now = self._now_value(conn)
+        new_rows: list[dict[str, Any]] = []
+        positions: list[int] = []
+        seen: set[int] = set()
+        for index, request in enumerate(requests):
+            if request.individual_id is not None and (request.individual_id in existing or request.individual_id in seen):
+                continue
+            if request.individual_id is not None:
+                seen.add(request.individual_id)
+            task = request.task
+            genome_hash = (request.genome_hash or hashes.get(request.individual_id)
+                           or hashlib.sha256(task.genome.encode()).hexdigest()[:16])
+            new_rows.append({
+                "run_id": run_id, "individual_id": request.individual_id, "status": "pending",
+                "priority": int(request.priority), "task_json": _task_json(task, run_id), "genome": task.genome,
+                "genome_hash": genome_hash, "config_hash": request.config_hash, "created_at": now,
+                "max_attempts": max_attempts, "max_lease_expiries": max_expiries, "extra_json": "{}",
+            })
+            positions.append(index)
+        ids: list[int | None] = [existing.get(r.individual_id) if r.individual_id is not None else None
+                                 for r in requests]
+        if new_rows:
+            inserted = conn.execute(sa.insert(E).returning(E.c.id, sort_by_parameter_order=True), new_rows)
+            for index, new_id in zip(positions, inserted.scalars().all()):
+                ids[index] = new_id
+        by_individual = {requests[i].individual_id: ids[i] for i in positions if requests[i].individual_id is not None}
+        return [i if i is not None else by_individual[r.individual_id] for i, r in zip(ids, requests)]
+
+    # ---------------------------------------------------------------- claim
+    def claim(self, worker_id: str, *, run_id: str | None = None, lease_seconds: float) -> Claim | None:
+        """Take the next evaluation: a running row whose lease has expired (its holder is presumed
+        dead), else the oldest highest-priority pending row. Returns None when there is nothing to
+        do. PostgreSQL: `FOR UPDATE SKIP LOCKED` + UPDATE in one transaction; SQLite: BEGIN IMMEDIATE.
+        A row whose leases have expired `max_lease_expiries` times is failed as `timeout` instead."""
+        lease = _check_lease(lease_seconds)
+        return self._write(lambda conn: self._claim(conn, worker_id, run_id, lease), what="claim")
+
+    def _claim(self, conn: Connection, worker_id: str, run_id: str | None, lease: float) -> Claim | None:
+        now = self._now()
+        claim_values = dict(status="running", worker_id=worker_id, attempt=E.c.attempt + 1, claimed_at=now, heartbeat_at=now,
+                            lease_expires_at=now + lease, started_at=sa.func.coalesce(E.c.started_at, now))
+        for _ in range(100):  # bounded: each pass fails one exhausted row or claims
+            expired_query = (sa.select(E.c.id, E.c.run_id, E.c.lease_expiries, E.c.max_lease_expiries)
+                             .where(E.c.status == "running", E.c.lease_expires_at < now))
+            if run_id is not None:
+                expired_query = expired_query.where(E.c.run_id == run_id)
+            expired = conn.execute(expired_query.order_by(E.c.lease_expires_at).limit(1)
+                                   .with_for_update(skip_locked=True)).first()
+            if expired is None:
+                break
+            if expired.lease_expiries + 1 >= expired.max_lease_expiries:
+                self._fail_exhausted_lease(conn, expired)
+                continue
+            row = conn.execute(
+                sa.update(E).where(E.c.id == expired.id, E.c.status == "running", E.c.lease_expires_at < now)
+                .values(lease_expiries=E.c.lease_expiries + 1, **claim_values).returning(*_CLAIM_COLUMNS)).first()
+            if row is not None:
+                log.info("evaluation %s: lease expired, re-claimed by %s as attempt %s", row.id, worker_id, row.attempt)
+                return _claim_of(row)
+        pending = sa.select(E.c.id).where(E.c.status == "pending")
+        if run_id is not None:
+            pending = pending.where(E.c.run_id == run_id)
+        next_id = (pending.order_by(E.c.priority.desc(), E.c.id).limit(1)
+                   .with_for_update(skip_locked=True).scalar_subquery())
+        row = conn.execute(sa.update(E).where(E.c.id == next_id, E.c.status == "pending")
+                           .values(**claim_values).returning(*_CLAIM_COLUMNS)).first()
+        return _claim_of(row) if row is not None else None
+
+    def _fail_exhausted_lease(self, conn: Connection, expired: Any) -> None:
+        seq = self._next_completion_seq(conn, expired.run_id)
+        count = expired.lease_expiries + 1
+        conn.execute(sa.update(E).where(E.c.id == expired.id, E.c.status == "running").values(
+            status="failed", lease_expiries=count, seq=seq, finished_at=self._now(), lease_expires_at=None,
+            error_kind="timeout", error_message=f"lease expired {count} times: its workers died or stalled"))
+        log.warning("evaluation %s failed: lease expired %s times", expired.id, count)
+
+    # ---------------------------------------------------------------- holder writes (fenced)
+    def heartbeat(self, evaluation_id: int, attempt: int, lease_seconds: float) -> bool:
+        """Extend the lease to now + lease_seconds (database clock). False: the claim is lost —
+        abandon the task, its result would be refused anyway."""
+        lease = _check_lease(lease_seconds)
+
+        def body(conn: Connection) -> bool:
+            now = self._now()
+            updated = conn.execute(sa.update(E).where(*_fence(evaluation_id, attempt))
+                                   .values(heartbeat_at=now, lease_expires_at=now + lease)).rowcount
+            if updated != 1:
+                log.warning("heartbeat refused: evaluation %s attempt %s no longer holds the row", evaluation_id, attempt)
+            return updated == 1
+
+        return self._write(body, what="heartbeat")
+
+    def complete(self, evaluation_id: int, attempt: int, result: Result) -> bool:
+        """Record the outcome of a claim (a done or failed Result). False: the claim was lost and
+        nothing was written. A failed result of a retryable kind (`limits.retry_kinds`) with
+        attempts left goes back to pending (no sequence number); anything else finishes the row
+        and gets the next completion sequence number of its run. Retrying after a lost
+        acknowledgement is safe: the same claim's second write returns True."""
+        return self._write(lambda conn: self._complete(conn, evaluation_id, attempt, result), what="complete")
+
+    def fail(self, evaluation_id: int, attempt: int, kind: str, message: str) -> bool:
+        """Shorthand for complete() with Result.failure(kind, message)."""
+        if kind not in FAILURE_KINDS:
+            raise StoreError(f"unknown failure kind {kind!r}", hint=f"one of {', '.join(FAILURE_KINDS)}")
+        return self.complete(evaluation_id, attempt, Result.failure(kind, message))
+
+    def _complete(self, conn: Connection, evaluation_id: int, attempt: int, result: Result) -> bool:
+        held = conn.execute(sa.select(E.c.run_id, E.c.failures, E.c.max_attempts, E.c.worker_id)
+                            .where(*_fence(evaluation_id, attempt)).with_for_update()).first()
+        if held is None:
+            return self._already_settled(conn, evaluation_id, attempt, "result")
+        now = self._now()
+        values = convert.result_values(result)
+        failed = result.status == "failed"
+        failures = held.failures + (1 if failed else 0)
+        common = dict(failures=failures, settled_attempt=attempt, lease_expires_at=None)
+        if failed and result.error_kind in self.limits.retry_kinds and failures < held.max_attempts:
+            conn.execute(sa.update(E).where(*_fence(evaluation_id, attempt)).values(
+                status="pending", worker_id=None, error_kind=result.error_kind,
+                error_message=result.error_message, **common))
+            log.info("evaluation %s attempt %s failed (%s); %s of %s attempts used, queued again",
+                     evaluation_id, attempt, result.error_kind, failures, held.max_attempts)
+        else:
+            seq = self._next_completion_seq(conn, held.run_id)
+            conn.execute(sa.update(E).where(*_fence(evaluation_id, attempt)).values(
+                status=result.status, seq=seq, finished_at=now, **values, **common))
+        if held.worker_id is not None:
+            self._count_worker_task(conn, held.worker_id, failed)
+        return True
+
+    def release(self, evaluation_id: int, attempt: int) -> bool:
+        """Give a claimed evaluation back at once (SIGTERM/Ctrl-C): pending again, counting against
+        neither max_attempts nor max_lease_expiries. The next claim still gets a new token."""
+
+        def body(conn: Connection) -> bool:
+            updated = conn.execute(sa.update(E).where(*_fence(evaluation_id, attempt)).values(
+                status="pending", worker_id=None, lease_expires_at=None, releases=E.c.releases + 1,
+                settled_attempt=attempt)).rowcount
+            return updated == 1 or self._already_settled(conn, evaluation_id, attempt, "release")
+
+        return self._write(body, what="release")
+
+    def _already_settled(self, conn: Connection, evaluation_id: int, attempt: int, what: str) -> bool:
+        settled = conn.execute(sa.select(E.c.settled_attempt, E.c.attempt, E.c.status)
+                               .where(E.c.id == evaluation_id)).first()
+        if settled is not None and settled.settled_attempt == attempt:
+            return True  # our own earlier write whose acknowledgement was lost
+        log.warning("%s refused: evaluation %s attempt %s lost its claim (row: attempt %s, %s)", what, evaluation_id,
+                    attempt, settled.attempt if settled else None, settled.status if settled else "missing")
+        return False
+
+    # ---------------------------------------------------------------- housekeeping
+    def reap(self, run_id: str | None = None) -> int:
+        """Move every expired lease back to pending now (or to failed `timeout` when its expiries are
+        spent). Optional: the claim query takes expired rows itself. Returns rows moved."""
+
+        def body(conn: Connection) -> int:
+            now = self._now()
+            query = (sa.select(E.c.id, E.c.run_id, E.c.lease_expiries, E.c.max_lease_expiries)
+                     .where(E.c.status == "running", E.c.lease_expires_at < now))
+            if run_id is not None:
+                query = query.where(E.c.run_id == run_id)
+            moved = 0
+            for row in conn.execute(query.order_by(E.c.id).with_for_update(skip_locked=True)).all():
+                if row.lease_expiries + 1 >= row.max_lease_expiries:
+                    self._fail_exhausted_lease(conn, row)
+                else:
+                    conn.execute(sa.update(E).where(E.c.id == row.id, E.c.status == "running").values(
+                        status="pending", worker_id=None, lease_expires_at=None,
+                        lease_expiries=E.c.lease_expiries + 1))
+                moved += 1
+            return moved
+
+        return self._write(body, what="reap")
+
+    def cancel_pending(self, run_id: str) -> int:
+        """Cancel the run's pending evaluations (running ones finish or expire). Returns how many."""
+        return self._write(lambda conn: conn.execute(
+            sa.update(E).where(E.c.run_id == run_id, E.c.status == "pending").values(status="cancelled")).rowcount,
+            what="cancel")
+
+    # ---------------------------------------------------------------- reads
+    def results(self, run_id: str, after_id: int = 0, limit: int | None = None) -> list[FinishedEvaluation]:
+        """Finished (done/failed) evaluations of the run with seq > after_id, in completion order.
+        Sequence numbers are per run, start at 1, and commit in order, so paging never skips."""
+
+        def body(conn: Connection) -> list[FinishedEvaluation]:
+            query = sa.select(E).where(E.c.run_id == run_id, E.c.seq > after_id).order_by(E.c.seq)
+            if limit is not None:
+                query = query.limit(limit)
+            return [convert.finished_evaluation(row) for row in conn.execute(query)]
+
+        return self._read(body, what="results")
+
+    def cached_result(self, run_id: str | None, genome_hash: str, config_hash: str) -> FinishedEvaluation | None:
+        """A finished evaluation of the same genome under the same training config (`run_id=None`:
+        from any run), else None. Done results, and failures that belong to the genome
+        (invalid_genome, too_large); never a crash or OOM."""
+
+        def body(conn: Connection) -> FinishedEvaluation | None:
+            query = sa.select(E).where(
+                E.c.genome_hash == genome_hash, E.c.config_hash == config_hash,
+                sa.or_(E.c.status == "done", sa.and_(E.c.status == "failed", E.c.error_kind.in_(CACHEABLE_FAILURES))))
+            if run_id is not None:
+                query = query.where(E.c.run_id == run_id)
+            row = conn.execute(query.order_by((E.c.status == "done").desc(), E.c.id).limit(1)).first()
+            return convert.finished_evaluation(row) if row is not None else None
+
+        return self._read(body, what="cache lookup")
+
+    def record_cached_result(self, run_id: str, individual_id: int, source: FinishedEvaluation) -> FinishedEvaluation:
+        """Record `source`'s result (from cached_result) as this individual's finished evaluation,
+        with the run's next sequence number, so the fold sees it like any other. Idempotent per
+        individual (returns the existing evaluation if it has one)."""
+
+        def body(conn: Connection) -> FinishedEvaluation:
+            existing = conn.execute(sa.select(E).where(E.c.individual_id == individual_id)).first()
+            if existing is not None:
+                if existing.seq is None:
+                    raise StoreError(f"individual {individual_id} already has evaluation {existing.id} "
+                                     f"({existing.status})", hint="look the cache up before queueing")
+                return convert.finished_evaluation(existing)
+            individual = conn.execute(sa.select(I).where(I.c.id == individual_id, I.c.run_id == run_id)).first()
+            if individual is None:
+                raise StoreError(f"no individual {individual_id} in run {run_id}")
+            source_row = conn.execute(sa.select(E).where(E.c.id == source.evaluation_id)).first()
+            if source_row is None:
+                raise StoreError(f"no evaluation {source.evaluation_id} to copy")
+            values = convert.result_values(source.result)
+            extra = json.loads(values["extra_json"])
+            extra["cached_from"] = source.evaluation_id
+            values["extra_json"] = json.dumps(extra, sort_keys=True)
+            now = self._now_value(conn)
+            seq = self._next_completion_seq(conn, run_id)
+            new_id = conn.execute(sa.insert(E).values(
+                run_id=run_id, individual_id=individual_id, status=source.status, priority=0, attempt=0,
+                task_json=_task_json(Task.from_json(source_row.task_json), run_id), genome=individual.genome,
+                genome_hash=individual.genome_hash, config_hash=source.config_hash, seq=seq, created_at=now,
+                started_at=now, finished_at=now, max_attempts=self.limits.max_attempts,
+                max_lease_expiries=self.limits.max_lease_expiries, **values).returning(E.c.id)).scalar_one()
+            return convert.finished_evaluation(conn.execute(sa.select(E).where(E.c.id == new_id)).one())
+
+        return self._write(body, what="record cached result")
+
+    def queue_counts(self, run_id: str | None = None) -> dict[str, int]:
+        """{pending, running, done, failed, cancelled} for the run (or all runs)."""
+
+        def body(conn: Connection) -> dict[str, int]:
+            query = sa.select(E.c.status, sa.func.count()).group_by(E.c.status)
+            if run_id is not None:
+                query = query.where(E.c.run_id == run_id)
+            counts = {status: 0 for status in ("pending", "running", "done", "failed", "cancelled")}
+            counts.update({status: int(n) for status, n in conn.execute(query)})
+            return counts
+
+        return self._read(body, what="queue counts")
+
+    def evaluation(self, evaluation_id: int) -> EvaluationInfo:
+        """One evaluation row, whatever its status (StoreError if there is none)."""
+
+        def body(conn: Connection) -> EvaluationInfo:
+            row = conn.execute(sa.select(E).where(E.c.id == evaluation_id)).first()
+            if row is None:
+                raise StoreError(f"no evaluation {evaluation_id}")
+            return convert.evaluation_info(row)
+
+        return self._read(body, what="read evaluation")
+
+    def evaluations(self, run_id: str, status: str | None = None) -> list[EvaluationInfo]:
+        """The run's evaluations in id order, optionally only those with `status`."""
+
+        def body(conn: Connection) -> list[EvaluationInfo]:
+            query = sa.select(E).where(E.c.run_id == run_id)
+            if status is not None:
+                query = query.where(E.c.status == status)
+            return [convert.evaluation_info(row) for row in conn.execute(query.order_by(E.c.id))]
+
+        return self._read(body, what="read evaluations")
+
+    # ---------------------------------------------------------------- helpers
+    def _next_completion_seq(self, conn: Connection, run_id: str) -> int:
+        # Locks the run row until commit: completions of one run commit in seq order.
+        return conn.execute(sa.update(R).where(R.c.id == run_id).values(completion_counter=R.c.completion_counter + 1)
+                            .returning(R.c.completion_counter)).scalar_one()
+
+
+def _fence(evaluation_id: int, attempt: int) -> tuple[Any, ...]:
+    return (E.c.id == evaluation_id, E.c.attempt == attempt, E.c.status == "running")
+
+
+def _claim_of(row: Any) -> Claim:
+    return Claim(evaluation_id=row.id, attempt=row.attempt, lease_expires_at=row.lease_expires_at,
+                 task=convert.claimed_task(row.task_json, row.id, row.run_id, row.attempt))
+
+
+def _task_json(task: Task, run_id: str) -> str:
+    data = json.loads(task.to_json())
+    data.update(run_id=run_id, evaluation_id=None, attempt=0)  # filled in at claim time
+    return json.dumps(data, sort_keys=True)
+
+
+def _chunks(items: Sequence[Any], size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,406 @@
+"""Read-only queries for `nas report` and `nas export`.
+
+Every query is a plain SELECT in a read transaction (SQLite: a deferred `BEGIN`, which in WAL mode
+never blocks the driver or a worker; PostgreSQL: MVCC snapshot reads). Nothing here takes a lease
+or writes a row. Aggregates (counts, maxima, means, sums of squares) run in the database and are
+set-based, so a 100k-evaluation run stays fast; the few per-row reads (root ancestors, the Pareto
+cloud, progress curves) fetch only the narrow columns they need.
+
+Results are plain dicts / records: SQLModel rows never leave nascli.store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from nascli.store.models import EvaluationRow, IndividualRow, MigrationRow, RunRow, WorkerRow
+
+E = EvaluationRow.__table__
+I = IndividualRow.__table__  # noqa: E741 - the individual table, as in SQL
+M = MigrationRow.__table__
+R = RunRow.__table__
+W = WorkerRow.__table__
+
+METRIC_COLUMNS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy", "train_loss",
+                  "params", "flops", "latency_ms", "epochs_run", "best_epoch", "train_seconds", "peak_memory_bytes")
+ACCURACIES = ("train_accuracy", "val_accuracy", "test_accuracy")
+
+
+def fitness_order(primary: str) -> list[sa.ColumnElement]:
+    """ORDER BY for "best first": the primary metric, then fewer parameters, then the earlier evaluation.
+
+    `inverse_val_loss` ranks like the validation loss ascending; both primaries exclude rows
+    without the metric (see `fitness_filter`)."""
+    if primary == "inverse_val_loss":
+        return [E.c.val_loss.asc(), E.c.params.asc(), E.c.id.asc()]
+    return [E.c.val_accuracy.desc(), E.c.params.asc(), E.c.id.asc()]
+
+
+def fitness_filter(primary: str) -> sa.ColumnElement:
+    column = E.c.val_loss if primary == "inverse_val_loss" else E.c.val_accuracy
+    return sa.and_(E.c.status == "done", column.is_not(None))
+
+
+def fitness_of(primary: str, row: dict[str, Any]) -> float | None:
+    if primary == "inverse_val_loss":
+        loss = row.get("val_loss")
+        return None if loss is None else 1.0 / max(float(loss), 1e-12)
+    return row.get("val_accuracy")
+
+
+def _rows(connection, statement) -> list[dict[str, Any]]:
+    return [dict(row) for row in connection.execute(statement).mappings()]
+
+
+# ------------------------------------------------------------------------------------------ runs
+
+
+def status_counts(connection, run_id: str | None = None) -> dict[str, dict[str, int]]:
+    """run id -> evaluation status -> count (every run, or one)."""
+    statement = sa.select(E.c.run_id, E.c.status, sa.func.count().label("n")).group_by(E.c.run_id, E.c.status)
+    if run_id is not None:
+        statement = statement.where(E.c.run_id == run_id)
+    counts: dict[str, dict[str, int]] = {}
+    for row in connection.execute(statement):
+        counts.setdefault(row.run_id, {})[row.status] = int(row.n)
+    return counts
+
+
+def best_per_run(connection, primaries: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """run id -> its best finished evaluation (val/test accuracy, loss, params), per the run's primary metric."""
+    best: dict[str, dict[str, Any]] = {}
+    by_primary: dict[str, list[str]] = {}
+    for run_id, primary in primaries.items():
+        by_primary.setdefault(primary, []).append(run_id)
+    for primary, run_ids in by_primary.items():
+        ranked = (
+            sa.select(E.c.run_id, E.c.id, E.c.individual_id, E.c.genome, E.c.val_accuracy, E.c.val_loss,
+                      E.c.test_accuracy, E.c.params,
+                      sa.func.row_number().over(partition_by=E.c.run_id, order_by=fitness_order(primary)).label("rn"))
+            .where(fitness_filter(primary), E.c.run_id.in_(run_ids))
+            .subquery()
+        )
+        for row in _rows(connection, sa.select(ranked).where(ranked.c.rn == 1)):
+            best[row["run_id"]] = row
+    return best
+
+
+def activity(connection, run_id: str) -> dict[str, Any]:
+    """First start, last finish, total training seconds and distinct workers of the finished evaluations."""
+    statement = sa.select(
+        sa.func.min(E.c.started_at).label("first_started_at"),
+        sa.func.max(E.c.finished_at).label("last_finished_at"),
+        sa.func.sum(E.c.train_seconds).label("train_seconds"),
+        sa.func.count(sa.distinct(E.c.worker_id)).label("workers"),
+    ).where(E.c.run_id == run_id, E.c.status.in_(("done", "failed")))
+    return dict(connection.execute(statement).mappings().one())
+
+
+def failure_kinds(connection, run_id: str) -> dict[str, int]:
+    statement = (sa.select(E.c.error_kind, sa.func.count().label("n"))
+                 .where(E.c.run_id == run_id, E.c.status == "failed").group_by(E.c.error_kind))
+    return {row.error_kind or "unknown": int(row.n) for row in connection.execute(statement)}
+
+
+def individual_totals(connection, run_id: str) -> dict[str, Any]:
+    statement = sa.select(sa.func.count().label("individuals"), sa.func.max(I.c.generation).label("generation")) \
+        .where(I.c.run_id == run_id)
+    return dict(connection.execute(statement).mappings().one())
+
+
+# --------------------------------------------------------------------------------------- islands
+
+
+def island_totals(connection, run_id: str) -> list[dict[str, Any]]:
+    """Per island: individuals born, alive, newest generation, evaluations done/failed."""
+    born = _rows(connection, sa.select(
+        I.c.island, sa.func.count().label("individuals"),
+        sa.func.sum(sa.case((I.c.alive.is_(True), 1), else_=0)).label("alive"),
+        sa.func.max(I.c.generation).label("generation"),
+    ).where(I.c.run_id == run_id).group_by(I.c.island).order_by(I.c.island))
+    evaluated = {row["island"]: row for row in _rows(connection, sa.select(
+        I.c.island,
+        sa.func.sum(sa.case((E.c.status == "done", 1), else_=0)).label("evaluated"),
+        sa.func.sum(sa.case((E.c.status == "failed", 1), else_=0)).label("failed"),
+    ).select_from(E.join(I, E.c.individual_id == I.c.id)).where(E.c.run_id == run_id).group_by(I.c.island))}
+    for row in born:
+        extra = evaluated.get(row["island"], {})
+        row["evaluated"] = int(extra.get("evaluated") or 0)
+        row["failed"] = int(extra.get("failed") or 0)
+        row["alive"] = int(row["alive"] or 0)
+    return born
+
+
+def best_per_island(connection, run_id: str, primary: str) -> dict[int, dict[str, Any]]:
+    ranked = (
+        sa.select(I.c.island, E.c.id, E.c.individual_id, E.c.val_accuracy, E.c.val_loss, E.c.test_accuracy,
+                  E.c.params,
+                  sa.func.row_number().over(partition_by=I.c.island, order_by=fitness_order(primary)).label("rn"))
+        .select_from(E.join(I, E.c.individual_id == I.c.id))
+        .where(E.c.run_id == run_id, fitness_filter(primary))
+        .subquery()
+    )
+    return {row["island"]: row for row in _rows(connection, sa.select(ranked).where(ranked.c.rn == 1))}
+
+
+def lineage_links(connection, run_id: str) -> list[tuple[int, list[int], int, bool, int]]:
+    """(id, parents, island, alive, generation) of every individual: one narrow pass for root ancestors."""
+    statement = sa.select(I.c.id, I.c.parents_json, I.c.island, I.c.alive, I.c.generation).where(I.c.run_id == run_id)
+    return [(row.id, json.loads(row.parents_json or "[]"), row.island, bool(row.alive), row.generation)
+            for row in connection.execute(statement)]
+
+
+# ------------------------------------------------------------------------------------ top, pareto
+
+
+def _individual_columns() -> list[sa.ColumnElement]:
+    return [I.c.island, I.c.generation, I.c.slot, I.c.operator, I.c.alive, I.c.age, I.c.parents_json,
+            I.c.genome_hash]
+
+
+def top(connection, run_id: str, primary: str, k: int, offset: int = 0) -> list[dict[str, Any]]:
+    """The k best finished evaluations with their individuals, best first."""
+    statement = (
+        sa.select(E.c.id.label("evaluation_id"), E.c.individual_id, E.c.genome, E.c.seq, E.c.worker_id,
+                  E.c.started_at, E.c.finished_at, E.c.extra_json, *[E.c[name] for name in METRIC_COLUMNS],
+                  *_individual_columns())
+        .select_from(E.join(I, E.c.individual_id == I.c.id))
+        .where(E.c.run_id == run_id, fitness_filter(primary))
+        .order_by(*fitness_order(primary)).limit(k).offset(offset)
+    )
+    return _rows(connection, statement)
+
+
+def objective_rows(connection, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Every done evaluation with the given metric columns (None where unmeasured)."""
+    statement = (
+        sa.select(E.c.id.label("evaluation_id"), E.c.individual_id, E.c.genome, I.c.island, I.c.generation,
+                  *[E.c[name] for name in columns])
+        .select_from(E.outerjoin(I, E.c.individual_id == I.c.id))
+        .where(E.c.run_id == run_id, E.c.status == "done")
+        .order_by(E.c.id)
+    )
+    return _rows(connection, statement)
+
+
+# ------------------------------------------------------------------------------------ generations
+
+
+def generations(connection, run_id: str) -> list[dict[str, Any]]:
+    """Per generation (all islands): count and max/mean/mean-of-squares of each accuracy."""
+    aggregates: list[sa.ColumnElement] = [I.c.generation, sa.func.count().label("evaluations")]
+    for name in ACCURACIES:
+        column = E.c[name]
+        aggregates += [sa.func.max(column).label(f"{name}_max"), sa.func.avg(column).label(f"{name}_mean"),
+                       sa.func.avg(column * column).label(f"{name}_sq"), sa.func.count(column).label(f"{name}_n")]
+    statement = (sa.select(*aggregates).select_from(E.join(I, E.c.individual_id == I.c.id))
+                 .where(E.c.run_id == run_id, E.c.status == "done").group_by(I.c.generation).order_by(I.c.generation))
+    return _rows(connection, statement)
+
+
+# ---------------------------------------------------------------------------------------- workers
+
+
+def workers(connection, run_id: str) -> list[dict[str, Any]]:
+    """Per worker that finished an evaluation of this run: counts, time span, training seconds."""
+    per_worker = (
+        sa.select(E.c.worker_id,
+                  sa.func.sum(sa.case((E.c.status == "done", 1), else_=0)).label("done"),
+                  sa.func.sum(sa.case((E.c.status == "failed", 1), else_=0)).label("failed"),
+                  sa.func.sum(E.c.train_seconds).label("train_seconds"),
+                  sa.func.min(E.c.started_at).label("first_started_at"),
+                  sa.func.max(E.c.finished_at).label("last_finished_at"))
+        .where(E.c.run_id == run_id, E.c.status.in_(("done", "failed")), E.c.worker_id.is_not(None))
+        .group_by(E.c.worker_id)
+        .subquery()
+    )
+    statement = (
+        sa.select(per_worker, W.c.host, W.c.pid, W.c.device, W.c.started_at, W.c.last_seen_at)
+        .select_from(per_worker.outerjoin(W, W.c.id == per_worker.c.worker_id))
+        .order_by(per_worker.c.worker_id)
+    )
+    return _rows(connection, statement)
+
+
+def trace(connection, run_id: str) -> list[dict[str, Any]]:
+    statement = (sa.select(E.c.worker_id, E.c.started_at, E.c.finished_at, E.c.status, E.c.val_accuracy)
+                 .where(E.c.run_id == run_id, E.c.status.in_(("done", "failed")), E.c.started_at.is_not(None),
+                        E.c.finished_at.is_not(None)).order_by(E.c.started_at))
+    return _rows(connection, statement)
+
+
+def progress(connection, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Finished evaluations in completion order (the driver's fold order) with the given metrics."""
+    statement = (sa.select(E.c.seq, E.c.status, *[E.c[name] for name in columns])
+                 .where(E.c.run_id == run_id, E.c.status.in_(("done", "failed")))
+                 .order_by(E.c.seq.is_(None), E.c.seq, E.c.finished_at, E.c.id))
+    return _rows(connection, statement)
+
+
+# -------------------------------------------------------------------------------------- migrations
+
+
+def migrations(connection, run_id: str, primary: str) -> list[dict[str, Any]]:
+    migrant = (
+        sa.select(M.c.generation, M.c.from_island, M.c.to_island, M.c.individual_id, I.c.genome,
+                  E.c.val_accuracy, E.c.val_loss)
+        .select_from(M.join(I, M.c.individual_id == I.c.id).outerjoin(E, E.c.individual_id == I.c.id))
+        .where(M.c.run_id == run_id).order_by(M.c.generation, M.c.id)
+    )
+    rows = _rows(connection, migrant)
+    # The copy on the destination island: an individual there made by migration whose parent is the migrant.
+    copies = _rows(connection, sa.select(I.c.id, I.c.island, I.c.generation, I.c.parents_json)
+                   .where(I.c.run_id == run_id, I.c.operator == "migration"))
+    copy_of: dict[tuple[int, int], int] = {}
+    for copy in copies:
+        for parent in json.loads(copy["parents_json"] or "[]")[:1]:
+            copy_of.setdefault((parent, copy["island"]), copy["id"])
+    for row in rows:
+        row["new_individual_id"] = copy_of.get((row["individual_id"], row["to_island"]))
+        row["fitness"] = fitness_of(primary, row)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+def individual(connection, run_id: str, individual_id: int) -> dict[str, Any] | None:
+    statement = (
+        sa.select(I.c.id.label("individual_id"), I.c.genome, *_individual_columns(),
+                  E.c.id.label("evaluation_id"), E.c.status, E.c.seq, E.c.worker_id, E.c.started_at, E.c.finished_at,
+                  E.c.extra_json, E.c.error_kind, E.c.error_message, *[E.c[name] for name in METRIC_COLUMNS])
+        .select_from(I.outerjoin(E, E.c.individual_id == I.c.id))
+        .where(I.c.run_id == run_id, I.c.id == individual_id)
+    )
+    rows = _rows(connection, statement)
+    return rows[0] if rows else None
+
+
+def ancestors(connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Individuals (with their validation accuracy) by id, for a lineage."""
+    found: dict[int, dict[str, Any]] = {}
+    ids = list(dict.fromkeys(ids))
+    for start in range(0, len(ids), 500):  # stay under every backend's bound-parameter limit
+        chunk = ids[start:start + 500]
+        statement = (sa.select(I.c.id, I.c.island, I.c.generation, I.c.operator, I.c.parents_json, I.c.genome,
+                               E.c.id.label("evaluation_id"), E.c.val_accuracy, E.c.test_accuracy, E.c.params)
+                     .select_from(I.outerjoin(E, E.c.individual_id == I.c.id)).where(I.c.id.in_(chunk)))
+        for row in _rows(connection, statement):
+            found[row["id"]] = row
+    return found
+
+
+def all_rows(connection, run_id: str) -> list[dict[str, Any]]:
+    """Every individual with its evaluation (if any), in id order, for `nas export --all`."""
+    statement = (
+        sa.select(I.c.id.label("individual_id"), I.c.island, I.c.generation, I.c.slot, I.c.genome, I.c.genome_hash,
+                  I.c.parents_json, I.c.operator, I.c.alive, E.c.id.label("evaluation_id"), E.c.status,
+                  E.c.attempt, E.c.worker_id, E.c.error_kind, E.c.error_message,
+                  *[E.c[name] for name in METRIC_COLUMNS], E.c.started_at, E.c.finished_at)
+        .select_from(I.outerjoin(E, E.c.individual_id == I.c.id))
+        .where(I.c.run_id == run_id).order_by(I.c.id)
+    )
+    return _rows(connection, statement)
+
+
+def run_rows(connection) -> list[dict[str, Any]]:
+    statement = sa.select(R.c.id, R.c.name, R.c.strategy, R.c.preset, R.c.seed, R.c.status, R.c.config_json,
+                          R.c.created_at, R.c.updated_at, R.c.finished_at).order_by(R.c.number.desc())
+    return _rows(connection, statement)
+
+
+# ------------------------------------------------------------------------------------------- access
+
+
+class ReportQueries:
+    """The queries above bound to one store; each call is its own read transaction (never a write)."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def _read(self, query, *args: Any) -> Any:
+        name = query.__name__.replace("_", " ")
+        return self.store._read(lambda connection: query(connection, *args), what=f"report: {name}")
+
+    def run(self, name: str):
+        """The run's RunInfo; `latest` is the newest run; RunNotFoundError (with recent ids) otherwise."""
+        return self.store.get_run(name)
+
+    def run_rows(self) -> list[dict[str, Any]]:
+        return self._read(run_rows)
+
+    def status_counts(self, run_id: str | None = None) -> dict[str, dict[str, int]]:
+        return self._read(status_counts, run_id)
+
+    def best_per_run(self, primaries: dict[str, str]) -> dict[str, dict[str, Any]]:
+        return self._read(best_per_run, primaries) if primaries else {}
+
+    def activity(self, run_id: str) -> dict[str, Any]:
+        return self._read(activity, run_id)
+
+    def failure_kinds(self, run_id: str) -> dict[str, int]:
+        return self._read(failure_kinds, run_id)
+
+    def individual_totals(self, run_id: str) -> dict[str, Any]:
+        return self._read(individual_totals, run_id)
+
+    def island_totals(self, run_id: str) -> list[dict[str, Any]]:
+        return self._read(island_totals, run_id)
+
+    def best_per_island(self, run_id: str, primary: str) -> dict[int, dict[str, Any]]:
+        return self._read(best_per_island, run_id, primary)
+
+    def lineage_links(self, run_id: str) -> list[tuple[int, list[int], int, bool, int]]:
+        return self._read(lineage_links, run_id)
+
+    def top(self, run_id: str, primary: str, k: int, offset: int = 0) -> list[dict[str, Any]]:
+        return self._read(top, run_id, primary, k, offset)
+
+    def objective_rows(self, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+        return self._read(objective_rows, run_id, columns)
+
+    def generations(self, run_id: str) -> list[dict[str, Any]]:
+        return self._read(generations, run_id)
+
+    def workers(self, run_id: str) -> list[dict[str, Any]]:
+        return self._read(workers, run_id)
+
+    def trace(self, run_id: str) -> list[dict[str, Any]]:
+        return self._read(trace, run_id)
+
+    def progress(self, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+        return self._read(progress, run_id, columns)
+
+    def migrations(self, run_id: str, primary: str) -> list[dict[str, Any]]:
+        return self._read(migrations, run_id, primary)
+
+    def individual(self, run_id: str, individual_id: int) -> dict[str, Any] | None:
+        return self._read(individual, run_id, individual_id)
+
+    def ancestors(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        return self._read(ancestors, ids)
+
+    def all_rows(self, run_id: str) -> list[dict[str, Any]]:
+        return self._read(all_rows, run_id)
+
+
+@contextmanager
+def open_read_only(url: str) -> Iterator[ReportQueries]:
+    """Open the store for reading only (a missing SQLite file is an error, never created)."""
+    from nascli.store import open_store
+
+    try:
+        store = open_store(url, create=False)
+    except TypeError:  # an older signature without `create`
+        store = open_store(url)
+    try:
+        yield ReportQueries(store)
+    finally:
+        store.close()
+
+
