@@ -200,8 +200,11 @@ class Worker:
                         break
                     self.reporter.idle(self.stats)
                     self._seen()
-                    # Jittered backoff; wakes at once on SIGTERM.
-                    self.stopping.wait(delay * self.rng.uniform(0.5, 1.0))
+                    # Jittered backoff; wakes at once on SIGTERM; never sleeps past the idle timeout.
+                    pause = delay * self.rng.uniform(0.5, 1.0)
+                    if self.options.idle_timeout is not None:
+                        pause = min(pause, self.options.idle_timeout - idle_for + 0.01)
+                    self.stopping.wait(pause)
                     delay = min(MAX_POLL_SECONDS, delay * 2)
                     continue
                 self._process(claim)
@@ -285,7 +288,6 @@ class Worker:
         else:
             self.stats.failed += 1
         self.reporter.finished(task, result, written, self.stats)
-        self._seen()
 
     def _complete(self, evaluation_id: int, attempt: int, result: Result, heartbeat: Heartbeat,
                   lease: float) -> bool:
@@ -369,7 +371,7 @@ class Worker:
             return
         self._last_seen_write = now
         try:
-            worker_seen(self.worker_id, tasks_done=self.stats.done, tasks_failed=self.stats.failed)
+            worker_seen(self.worker_id)  # complete() counts tasks; this only says "still here" while idle
         except NascliError as error:
             log.debug("%s could not update its worker row (%s)", self.worker_id, error)
 
