@@ -1,0 +1,252 @@
+"""Train one task for real: plan the model, check its size, train (k-fold or proxy), measure, and map
+every failure to a typed Result (torch; reached through `nascli.train.evaluate`).
+
+Test metrics are computed once per trained model, after `fit` restored the best-validation
+weights, and go into the Result for reporting only: `fit` never sees the test tensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from nascli.config import TaskSection, TrainSection, input_shape
+from nascli.errors import DatasetError, GenomeError
+from nascli.task import Result, Task
+from nascli.train.data import SPLIT_SEED, DatasetSpec, ResidentData, load_dataset, load_fold
+from nascli.train.objectives import Classification, Reconstruction
+from nascli.train.trainer import (
+    Cancelled,
+    FitOutcome,
+    NonFiniteLoss,
+    TrainSettings,
+    fit,
+    measure_latency,
+    score,
+    uses_channels_last,
+)
+
+AUTOENCODER_KINDS = ("denoise", "reconstruct")
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """What will be built, known before building it (sizes come from the pure cost models)."""
+
+    build: Callable[[], torch.nn.Module]
+    params: int
+    flops: int
+    input_shape: tuple[int, int, int]
+    objective: Any
+    scaling: str
+
+
+def plan_model(genome: str, task: TaskSection, train: TrainSection) -> ModelPlan:
+    """Parse and size the genome for this task; GenomeError when it does not fit the dataset."""
+    channels, height, width, classes = input_shape(task)
+    if task.kind in AUTOENCODER_KINDS:
+        from nascli.ga.modules import parse_module_genome
+        from nascli.layers.autoencoder import autoencoder_cost, build_autoencoder
+
+        modules = parse_module_genome(genome)
+        shape = (channels, height, width)
+        cost = autoencoder_cost(modules, shape, task.reduction_modules)
+        sigma = task.noise_sigma if task.kind == "denoise" else 0.0
+        return ModelPlan(lambda: build_autoencoder(modules, shape, task.reduction_modules), cost.params, cost.flops,
+                         shape, Reconstruction(noise_sigma=sigma), "symmetric")
+
+    from nascli.ga.cost import analyse
+    from nascli.ga.genome import parse_genome
+    from nascli.layers import build_model
+
+    parsed = parse_genome(genome)
+    got = (parsed.input.channels, parsed.input.height, parsed.input.width)
+    if got != (channels, height, width) or parsed.output.units != classes:
+        raise GenomeError(
+            f"genome is In_{parsed.input.width}_{parsed.input.height}_{parsed.input.channels} -> "
+            f"D_{parsed.output.units}, but {task.dataset} is {width}x{height}x{channels} with {classes} classes",
+            hint=f"start the genome with In_{width}_{height}_{channels} and end it with D_{classes}")
+    analysis = analyse(parsed)
+    return ModelPlan(lambda: build_model(parsed, activation=train.activation, bn_momentum=train.bn_momentum,
+                                         dropout=train.dropout),
+                     analysis.params, analysis.flops, got, Classification(train.loss, classes), "standardize")
+
+
+def _is_oom(error: BaseException) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_memory(device: torch.device) -> tuple[int, str]:
+    """(bytes, what was measured): CUDA's peak allocation of this evaluation, else the process' peak RSS."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device)), "cuda_max_allocated"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024), "process_max_rss"
+
+
+def evaluate_trained(task: Task, *, device: str = "cpu", progress: Callable | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> Result:
+    """Train `task` and return its Result; see `nascli.train.evaluate.evaluate` for the contract."""
+    started = time.perf_counter()
+    try:
+        task_cfg = TaskSection.model_validate(task.task)
+        train_cfg = TrainSection.model_validate(task.train)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        return Result.failure("crash", f"invalid task configuration: {where}: {problem['msg']}")
+    dev = torch.device(device)
+    if train_cfg.threads:
+        torch.set_num_threads(train_cfg.threads)
+    try:
+        plan = plan_model(task.genome, task_cfg, train_cfg)
+    except GenomeError as error:
+        return Result.failure("invalid_genome", str(error), train_seconds=0.0)
+    max_params = task.search_space.get("max_params")
+    if max_params and plan.params > int(max_params):
+        return Result.failure("too_large", f"{plan.params} parameters exceed search_space.max_params {max_params}",
+                              params=plan.params, flops=plan.flops, train_seconds=0.0)
+
+    spec = DatasetSpec.from_task(task_cfg.model_dump(mode="json"), scaling=plan.scaling)  # type: ignore[arg-type]
+    settings = TrainSettings.from_train(train_cfg.model_dump())
+    retried_from: int | None = None
+    oom_message = ""
+    for attempt in (1, 2):
+        _reset_peak_memory(dev)
+        try:
+            result = _train(task, train_cfg, plan, spec, settings, dev, progress, should_stop)
+            extra = {**result.extra, "wall_seconds": round(time.perf_counter() - started, 3)}
+            if retried_from is not None:
+                extra["oom_retry"] = {"batch_size": settings.batch_size, "micro_batch_before": retried_from,
+                                      "micro_batch": settings.micro_batch}
+            return dataclasses.replace(result, extra=extra)
+        except NonFiniteLoss as error:
+            return _failed("nan_loss", str(error), plan, dev)
+        except Cancelled as error:
+            return Result.failure("crash", f"cancelled: {error}", params=plan.params, flops=plan.flops,
+                                  extra={"cancelled": True})
+        except DatasetError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any training failure becomes a typed result
+            if not _is_oom(error):
+                return _failed("crash", _first_line(error), plan, dev)
+            oom_message = _first_line(error)
+        # Out of memory: outside the except block, so the traceback's frames (and their tensors) are gone.
+        _free_memory(dev)
+        micro = settings.micro_batch or settings.batch_size
+        if attempt == 2 or micro < 2:
+            break
+        # Same effective batch (same training semantics), half the activations in memory at once.
+        retried_from = micro
+        settings = dataclasses.replace(settings, micro_batch=micro // 2,
+                                       eval_batch_size=max(1, settings.eval_batch_size // 2))
+    retry = f" (also with micro-batch {settings.micro_batch} x gradient accumulation)" if retried_from else ""
+    return _failed("oom", f"{oom_message}{retry}", plan, dev)
+
+
+def _failed(kind: str, message: str, plan: ModelPlan, device: torch.device) -> Result:
+    peak, measured = _peak_memory(device)
+    _free_memory(device)
+    return Result.failure(kind, message, params=plan.params, flops=plan.flops, peak_memory_bytes=peak,
+                          extra={"peak_memory_kind": measured, "device": str(device)})
+
+
+def _proxy_subset(data: ResidentData, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random subset of the training split (the same for every individual)."""
+    n = len(data.train_x)
+    if samples >= n:
+        return data.train_x, data.train_y
+    chosen = np.sort(np.random.default_rng(SPLIT_SEED).permutation(n)[:samples])
+    index = torch.from_numpy(chosen).to(data.train_x.device)
+    return data.train_x[index], data.train_y[index]
+
+
+def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSpec, settings: TrainSettings,
+           device: torch.device, progress: Callable | None, should_stop: Callable[[], bool] | None) -> Result:
+    folds = train_cfg.kfolds
+    outcomes: list[FitOutcome] = []
+    tests: list[tuple[float, float | None]] = []
+    model = None
+    for fold in range(folds):
+        data = load_dataset(spec, device) if folds == 1 else load_fold(spec, device, folds, fold)
+        seed = task.seed + fold
+        torch.manual_seed(seed)  # weight init and dropout: the same task trains the same way anywhere
+        model = None
+        model = plan.build().to(device)
+        train_x, train_y = data.train_x, data.train_y
+        if train_cfg.mode == "proxy":
+            train_x, train_y = _proxy_subset(data, train_cfg.proxy_samples)
+        fold_progress = progress
+        if progress is not None and folds > 1:
+            fold_progress = (lambda f: lambda epoch, metrics: progress(epoch, {**metrics, "fold": f}))(fold)
+        outcome = fit(model, train_x, train_y, data.val_x, data.val_y, plan.objective, settings, seed=seed,
+                      progress=fold_progress, should_stop=should_stop)
+        # Test metrics of the best-validation weights: reported, never fed back into training.
+        loss_sum, correct = score(model, data.test_x, data.test_y, plan.objective, settings, split=2)
+        values = torch.stack([loss_sum, correct]).tolist()
+        tests.append((values[0] / len(data.test_x),
+                      values[1] / len(data.test_x) if plan.objective.has_accuracy else None))
+        outcomes.append(outcome)
+        del data
+
+    latency = None
+    if train_cfg.measure_latency and model is not None:
+        latency = measure_latency(model, plan.input_shape, device, channels_last=uses_channels_last(settings, device))
+    peak, measured = _peak_memory(device)
+
+    def mean(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return sum(present) / len(present) if present else None
+
+    extra: dict[str, Any] = {"peak_memory_kind": measured, "device": str(device),
+                             "history": outcomes[0].history if folds == 1 else None}
+    if folds > 1:
+        extra["folds"] = [{"best_epoch": o.best_epoch, "epochs_run": o.epochs_run, "val_loss": o.val_loss,
+                           "val_accuracy": o.val_accuracy, "test_loss": t[0], "test_accuracy": t[1]}
+                          for o, t in zip(outcomes, tests)]
+    if train_cfg.mode == "proxy":
+        extra["proxy"] = {"samples": min(train_cfg.proxy_samples, len(train_x)), "steps": settings.max_steps}
+    return Result(
+        status="done",
+        val_accuracy=mean([o.val_accuracy for o in outcomes]),
+        val_loss=mean([o.val_loss for o in outcomes]),
+        test_accuracy=mean([t[1] for t in tests]),
+        test_loss=mean([t[0] for t in tests]),
+        train_accuracy=mean([o.train_accuracy for o in outcomes]),
+        train_loss=mean([o.train_loss for o in outcomes]),
+        params=plan.params,
+        flops=plan.flops,
+        epochs_run=sum(o.epochs_run for o in outcomes),
+        best_epoch=round(sum(o.best_epoch for o in outcomes) / len(outcomes)),
+        train_seconds=round(sum(o.train_seconds for o in outcomes), 4),
+        latency_ms=latency,
+        peak_memory_bytes=peak,
+        extra={k: v for k, v in extra.items() if v is not None},
+    )

@@ -1,0 +1,37 @@
+"""`evaluate(task) -> Result`: the one call a worker makes.
+
+Importing this module does not import torch: `synthetic` tasks go to `nascli.train.synthetic`
+(torch-free); every other kind is trained by `nascli.train.engine`, imported on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from nascli.task import Result, Task
+
+ProgressCallback = Callable[[int, dict[str, Any]], None]
+StopCheck = Callable[[], bool]
+
+
+def evaluate(task: Task, *, device: str = "cpu", progress: ProgressCallback | None = None,
+             should_stop: StopCheck | None = None) -> Result:
+    """Train and measure `task.genome` on `device`.
+
+    Never raises for a bad genome, a too-large genome, OOM, NaN loss or a crash inside training:
+    those come back as `Result.failure(kind, message)`. A dataset that cannot be found or
+    downloaded raises `DatasetError` (nothing on this host can train the task). When
+    `should_stop()` answers True the evaluation ends with a `crash` result marked
+    `extra['cancelled'] = True`, which the caller discards.
+    """
+    if task.kind == "synthetic":
+        from nascli.train.synthetic import evaluate_synthetic
+
+        return evaluate_synthetic(task, progress=progress, should_stop=should_stop)
+    from nascli.train.engine import evaluate_trained
+
+    return evaluate_trained(task, device=device, progress=progress, should_stop=should_stop)
+
+
+__all__ = ["evaluate"]

@@ -1,0 +1,223 @@
+"""Fit a network on device-resident tensors with early stopping on validation.
+
+`fit` sees only the training and validation tensors: test data cannot influence which epoch is
+kept. Batches are index slices of the resident tensors (no DataLoader); metrics accumulate as
+device tensors and reach the host once per epoch; evaluation runs under `torch.inference_mode()`
+in large batches. The weights of the best validation epoch are restored before `fit` returns.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from nascli.train.objectives import NOISE_CHUNK
+
+ProgressCallback = Callable[[int, dict[str, Any]], None]
+StopCheck = Callable[[], bool]
+
+EVAL_BATCH_SIZE = 1024  # a multiple of NOISE_CHUNK (fixed evaluation noise)
+LATENCY_WARMUP_RUNS = 3
+LATENCY_RUNS = 15
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite (diverged training)."""
+
+
+class Cancelled(RuntimeError):
+    """The caller's stop check answered True (its claim on the task is gone)."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 100
+    patience: int = 6
+    batch_size: int = 256
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    momentum: float = 0.9
+    amp: bool = False
+    micro_batch: int | None = None  # the OOM retry halves it and accumulates gradients
+    eval_batch_size: int = EVAL_BATCH_SIZE
+    max_steps: int | None = None  # proxy mode: this many optimizer steps, then validate once
+    channels_last: bool | None = None  # None: on CUDA only (measured: see benchmarks/train_throughput.py)
+
+    @classmethod
+    def from_train(cls, train: Mapping[str, Any], **overrides: Any) -> "TrainSettings":
+        """From a validated `[train]` section dict (TrainSection.model_dump())."""
+        keys = ("epochs", "patience", "batch_size", "optimizer", "lr", "weight_decay", "momentum", "amp")
+        values = {k: train[k] for k in keys if k in train}
+        if train.get("mode") == "proxy":
+            values["max_steps"] = int(train.get("proxy_iterations", 50))
+        return cls(**{**values, **overrides})
+
+
+@dataclass
+class FitOutcome:
+    best_epoch: int
+    epochs_run: int
+    train_loss: float
+    train_accuracy: float | None
+    val_loss: float
+    val_accuracy: float | None
+    train_seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def uses_channels_last(settings: TrainSettings, device: torch.device) -> bool:
+    return device.type == "cuda" if settings.channels_last is None else settings.channels_last
+
+
+def make_optimizer(model: nn.Module, settings: TrainSettings, device: torch.device) -> torch.optim.Optimizer:
+    # One fused kernel (CUDA) or multi-tensor foreach updates (CPU) instead of a loop over parameters.
+    fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    params = [p for p in model.parameters() if p.requires_grad]
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
+                               weight_decay=settings.weight_decay, **fast)
+    return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, **fast)
+
+
+def _autocast(settings: TrainSettings, device: torch.device):
+    return torch.autocast(device_type=device.type, dtype=torch.float16,
+                          enabled=settings.amp and device.type == "cuda")
+
+
+def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: Any, settings: TrainSettings, *,
+          split: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed loss, correct count) over a whole split, as device tensors; eval mode, inference mode."""
+    device = x.device
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    step = max(NOISE_CHUNK, settings.eval_batch_size // NOISE_CHUNK * NOISE_CHUNK)
+    channels_last = uses_channels_last(settings, device)
+    with torch.inference_mode(), _autocast(settings, device):
+        for start in range(0, len(x), step):
+            inputs, target = objective.batch(x[start:start + step], y[start:start + step], split=split, start=start)
+            if channels_last:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            output = model(inputs)
+            loss_sum += objective.loss(output, target) * len(inputs)
+            correct += objective.correct(output, target)
+    return loss_sum, correct
+
+
+def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
+        objective: Any, settings: TrainSettings, *, seed: int, progress: ProgressCallback | None = None,
+        should_stop: StopCheck | None = None) -> FitOutcome:
+    """Train `model` (already on the data's device) and restore its best-validation weights."""
+    device = train_x.device
+    started = time.perf_counter()
+    channels_last = uses_channels_last(settings, device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, settings, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=settings.amp and device.type == "cuda")
+    shuffle = torch.Generator(device=device)
+    shuffle.manual_seed(seed)
+    n = len(train_x)
+    batch = min(settings.batch_size, n)
+    micro = min(settings.micro_batch or batch, batch)
+    proxy = settings.max_steps is not None
+    epochs = math.ceil(settings.max_steps / math.ceil(n / batch)) if proxy else settings.epochs
+    steps = 0
+    best: tuple[float, float | None] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch, since_best, epoch = 0, 0, 0
+    history: list[dict[str, Any]] = []
+    train_values: dict[int, tuple[float, float | None]] = {}
+
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(n, generator=shuffle, device=device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        seen = 0
+        for start in range(0, n, batch):
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"stopped in epoch {epoch}: the worker asked to stop")
+            indices = order[start:start + batch]
+            if len(indices) < 2 <= n:  # a batch of one breaks batch norm; its sample comes back next epoch
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            for part in indices.split(micro):
+                inputs, target = objective.batch(train_x[part], train_y[part], generator=shuffle)
+                if channels_last:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+                with _autocast(settings, device):
+                    output = model(inputs)
+                    loss = objective.loss(output, target)
+                # Mean over the micro-batch, weighted to the whole batch: same gradient as one big batch.
+                scaler.scale(loss * (len(part) / len(indices))).backward()
+                loss_sum += loss.detach() * len(part)
+                correct += objective.correct(output.detach(), target)
+            scaler.step(optimizer)
+            scaler.update()
+            seen += len(indices)
+            steps += 1
+            if proxy and steps >= settings.max_steps:
+                break
+        if proxy and steps < settings.max_steps and epoch < epochs:
+            continue  # proxy mode validates once, at the end
+        val_loss_sum, val_correct = score(model, val_x, val_y, objective, settings, split=1)
+        # The one host sync of the epoch.
+        values = torch.stack([loss_sum, correct, val_loss_sum, val_correct]).tolist()
+        train_loss = values[0] / max(seen, 1)
+        val_loss = values[2] / len(val_x)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            raise NonFiniteLoss(f"loss became {'nan' if math.isnan(train_loss) or math.isnan(val_loss) else 'inf'} "
+                                f"in epoch {epoch} (train {train_loss:.4g}, validation {val_loss:.4g})")
+        train_acc = values[1] / max(seen, 1) if objective.has_accuracy else None
+        val_acc = values[3] / len(val_x) if objective.has_accuracy else None
+        train_values[epoch] = (train_loss, train_acc)
+        record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss,
+                  "val_accuracy": val_acc, "seconds": round(time.perf_counter() - started, 3)}
+        history.append(record)
+        if objective.better((val_loss, val_acc), best):
+            best, best_epoch, since_best = (val_loss, val_acc), epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            since_best += 1
+        if progress is not None:
+            progress(epoch, record)
+        if since_best >= settings.patience or (proxy and steps >= settings.max_steps):
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    assert best is not None
+    train_loss, train_acc = train_values[best_epoch]
+    return FitOutcome(best_epoch=best_epoch, epochs_run=epoch, train_loss=train_loss, train_accuracy=train_acc,
+                      val_loss=best[0], val_accuracy=best[1], train_seconds=time.perf_counter() - started,
+                      history=history)
+
+
+def measure_latency(model: nn.Module, shape: tuple[int, ...], device: torch.device, *,
+                    channels_last: bool = False, runs: int = LATENCY_RUNS) -> float:
+    """Median milliseconds of one forward pass on a batch of one (after warm-up), eval mode."""
+    model.eval()
+    x = torch.randn((1, *shape), device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    timings = []
+    with torch.inference_mode():
+        for i in range(LATENCY_WARMUP_RUNS + runs):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            begin = time.perf_counter()
+            model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i >= LATENCY_WARMUP_RUNS:
+                timings.append((time.perf_counter() - begin) * 1000)
+    return statistics.median(timings)
