@@ -1,11 +1,57 @@
-"""`nas init`."""
+"""`nas init`: create or check the run store and write a minimal nascli.toml. Safe to run again."""
 
 from __future__ import annotations
 
-from nascli.commands.common import DebugOption
-from nascli.errors import NascliError
+from pathlib import Path
+
+from nascli.commands import common
+from nascli.commands.common import DbOption, DebugOption
+
+PROJECT_FILE = Path("nascli.toml")
 
 
-def command(debug: DebugOption = False) -> None:
-    """(being built; see the issue tracker)"""
-    raise NascliError("nas init is not built yet")
+def command(db: DbOption = None, debug: DebugOption = False) -> None:
+    """Create the run store (a SQLite file, or the tables in a PostgreSQL database) and nascli.toml.
+
+    Idempotent: an existing schema is checked (its version must match), an existing nascli.toml is
+    kept. Prefer NAS_DB_URL over --db for URLs with a password (command lines are visible to others).
+    """
+    from nascli.config import resolve_db_url  # pydantic and SQLAlchemy stay out of `nas --help`
+    from nascli.store import SCHEMA_VERSION, open_store
+
+    url = resolve_db_url(db)
+    out = common.console()
+    with open_store(url, create=True) as store:  # validates everything before a file is written
+        where = store.url_display
+        if store.created_schema:
+            out.print(f"created the nascli schema (version {SCHEMA_VERSION}) in {where}", markup=False, highlight=False)
+        else:
+            out.print(f"schema version {SCHEMA_VERSION} already present in {where}", markup=False, highlight=False)
+    if PROJECT_FILE.exists():
+        out.print(f"kept the existing {PROJECT_FILE}", markup=False, highlight=False)
+        return
+    PROJECT_FILE.write_text(project_file_text(url, where))
+    out.print(f"wrote {PROJECT_FILE} ([store] url = {where})", markup=False, highlight=False)
+
+
+def project_file_text(url: str, url_display: str) -> str:
+    """A minimal nascli.toml: only [store] url, so presets keep their own settings (nascli.toml
+    overrides presets). A URL with a password is written commented out and masked."""
+    lines = [
+        "# nascli project settings. They override presets; `nas run --set` overrides them.",
+        "# Every key and its default: nascli.toml.example (python -m nascli.config.example).",
+        "",
+        "[store]",
+    ]
+    if url != url_display:
+        lines += [
+            "# The URL has a password: keep it out of files and command lines, export NAS_DB_URL instead.",
+            f"# url = {_toml_string(url_display)}",
+        ]
+    else:
+        lines.append(f"url = {_toml_string(url)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -94,7 +94,10 @@ class EvaluationRow(_Table, table=True):
     failures: int = 0
     lease_expiries: int = 0
     releases: int = 0
-    settled_attempt: int | None = None  # the attempt whose outcome was written (idempotent retries)
+    # the attempt whose outcome was written and how ('result' | 'release'): a retried write of the
+    # same claim after a lost acknowledgement is recognised instead of refused
+    settled_attempt: int | None = None
+    settled_by: str | None = Field(default=None, max_length=8)
     max_attempts: int = 3
     max_lease_expiries: int = 5
     worker_id: str | None = None

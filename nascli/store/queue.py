@@ -199,7 +199,7 @@ class QueueOperations:
         values = convert.result_values(result)
         failed = result.status == "failed"
         failures = held.failures + (1 if failed else 0)
-        common = dict(failures=failures, settled_attempt=attempt, lease_expires_at=None)
+        common = dict(failures=failures, settled_attempt=attempt, settled_by="result", lease_expires_at=None)
         if failed and result.error_kind in self.limits.retry_kinds and failures < held.max_attempts:
             conn.execute(sa.update(E).where(*_fence(evaluation_id, attempt)).values(
                 status="pending", worker_id=None, error_kind=result.error_kind,
@@ -221,15 +221,15 @@ class QueueOperations:
         def body(conn: Connection) -> bool:
             updated = conn.execute(sa.update(E).where(*_fence(evaluation_id, attempt)).values(
                 status="pending", worker_id=None, lease_expires_at=None, releases=E.c.releases + 1,
-                settled_attempt=attempt)).rowcount
+                settled_attempt=attempt, settled_by="release")).rowcount
             return updated == 1 or self._already_settled(conn, evaluation_id, attempt, "release")
 
         return self._write(body, what="release")
 
     def _already_settled(self, conn: Connection, evaluation_id: int, attempt: int, what: str) -> bool:
-        settled = conn.execute(sa.select(E.c.settled_attempt, E.c.attempt, E.c.status)
+        settled = conn.execute(sa.select(E.c.settled_attempt, E.c.settled_by, E.c.attempt, E.c.status)
                                .where(E.c.id == evaluation_id)).first()
-        if settled is not None and settled.settled_attempt == attempt:
+        if settled is not None and settled.settled_attempt == attempt and settled.settled_by == what:
             return True  # our own earlier write whose acknowledgement was lost
         log.warning("%s refused: evaluation %s attempt %s lost its claim (row: attempt %s, %s)", what, evaluation_id,
                     attempt, settled.attempt if settled else None, settled.status if settled else "missing")

@@ -88,7 +88,7 @@ def open_store(url: str, *, create: bool = False, retry_seconds: float = DEFAULT
     store = Store(engine, display_url(parsed), retry_seconds=retry_seconds, limits=limits, clock=clock)
     try:
         if create:
-            store.init_schema()
+            store.created_schema = store.init_schema()
         else:
             store.check_schema()
     except BaseException:
@@ -108,6 +108,7 @@ class Store(QueueOperations):
         self.limits = limits or QueueLimits()
         self._transactions = Transactions(engine, url_display, retry_seconds)
         self._clock = clock
+        self.created_schema = False  # set by open_store(create=True) when it created the tables
 
     # ---------------------------------------------------------------- plumbing
     def _write(self, body: Callable[[Connection], T], *, what: str) -> T:

@@ -1,0 +1,284 @@
+"""The store contract, run against SQLite and PostgreSQL alike (the `store` fixture)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from nascli.errors import RunNotFoundError, StoreError
+from nascli.store import EvaluationRequest, NewIndividual, Store, open_store
+from nascli.task import Result, Task
+
+LEASE = 30.0
+
+
+def make_task(genome: str = "In_8_8:D_2") -> Task:
+    return Task(genome=genome, task={"kind": "synthetic"}, train={"epochs": 1}, seed=3)
+
+
+def new_run(store: Store, **config) -> str:
+    return store.create_run("test", "island-ga", None, 7, {"worker": config} if config else {}).id
+
+
+def queue(store: Store, run_id: str, n: int, *, priority: int = 0, generation: int = 0) -> list[int]:
+    individuals = store.add_individuals(run_id, [NewIndividual(0, generation, slot, f"g{slot}", f"h{generation}-{slot}")
+                                                 for slot in range(n)])
+    return store.enqueue(run_id, [EvaluationRequest(i, make_task(f"g{k}"), priority=priority, config_hash="cfg")
+                                  for k, i in enumerate(individuals)])
+
+
+def done(accuracy: float = 0.5) -> Result:
+    return Result(status="done", val_accuracy=accuracy, test_accuracy=accuracy - 0.1, params=1234, flops=10**12,
+                  epochs_run=2, train_seconds=0.25, extra={"note": "x"})
+
+
+# ---------------------------------------------------------------- runs
+def test_runs_roundtrip_latest_prefix_and_status(store: Store) -> None:
+    first = store.create_run("a", "island-ga", "digits-quick", 1, {"ga": {"islands": 2}})
+    second = store.create_run("b", "nsga2", None, 2, {})
+    assert first.id.startswith("r-") and len(first.id) == 8 and first.id != second.id
+    assert store.get_run(first.id).config == {"ga": {"islands": 2}}
+    assert store.get_run("latest").id == second.id
+    assert store.get_run(first.id[2:]).id == first.id  # a unique prefix without 'r-'
+    assert [run.id for run in store.list_runs()] == [second.id, first.id]
+    finished = store.set_run_status(first.id, "finished")
+    assert finished.status == "finished" and finished.finished_at is not None
+    with pytest.raises(StoreError, match="unknown run status"):
+        store.set_run_status(first.id, "exploded")
+
+
+def test_unknown_run_hint_lists_recent_ids(store: Store) -> None:
+    with pytest.raises(RunNotFoundError, match="no runs yet"):
+        store.get_run("latest")
+    run_id = new_run(store)
+    with pytest.raises(RunNotFoundError) as caught:
+        store.get_run("r-000000")
+    assert run_id in caught.value.hint and "\n" not in str(caught.value)
+    with pytest.raises(RunNotFoundError):
+        store.enqueue("r-nope00", [EvaluationRequest(None, make_task())])
+    assert store.queue_counts() == {"pending": 0, "running": 0, "done": 0, "failed": 0, "cancelled": 0}
+
+
+def test_driver_lease_one_live_driver(store: Store) -> None:
+    run_id = new_run(store)
+    assert store.acquire_driver_lease(run_id, "driver-a", 0.3)
+    assert store.acquire_driver_lease(run_id, "driver-a", 0.3)  # re-entrant
+    assert not store.acquire_driver_lease(run_id, "driver-b", 10, force=True)  # live: never
+    time.sleep(0.5)
+    assert not store.acquire_driver_lease(run_id, "driver-b", 10)  # expired: only with force
+    assert store.acquire_driver_lease(run_id, "driver-b", 10, force=True)
+    assert not store.renew_driver_lease(run_id, "driver-a", 10)
+    assert store.renew_driver_lease(run_id, "driver-b", 10)
+    assert store.release_driver_lease(run_id, "driver-b")
+    assert store.acquire_driver_lease(run_id, "driver-c", 10)
+    assert store.get_run(run_id).driver_owner == "driver-c"
+
+
+# ---------------------------------------------------------------- individuals
+def test_add_individuals_is_idempotent_per_slot(store: Store) -> None:
+    run_id = new_run(store)
+    items = [NewIndividual(1, 0, slot, f"g{slot}", f"h{slot}", parents=(), operator="insert") for slot in range(3)]
+    ids = store.add_individuals(run_id, items)
+    again = store.add_individuals(run_id, [items[2], NewIndividual(1, 0, 3, "g3", "h3", parents=(ids[0], ids[1]))])
+    assert again[0] == ids[2] and len(set(ids + again)) == 4
+    listed = store.individuals(run_id)
+    assert [i.id for i in listed] == ids + [again[1]]
+    assert listed[3].parents == (ids[0], ids[1]) and listed[0].operator == "insert"
+    assert store.mark_replaced([ids[0]], generation=1) == 1
+    assert [i.id for i in store.individuals(run_id, alive=True)] == ids[1:] + [again[1]]
+    assert store.individuals(run_id, alive=False)[0].replaced_generation == 1
+
+
+def test_islands_migrations_workers_events(store: Store) -> None:
+    run_id = new_run(store)
+    store.set_island_generation(run_id, 0, 1)
+    store.set_island_generation(run_id, 0, 2)
+    store.set_island_generation(run_id, 1, 1)
+    assert [(i.island, i.generation) for i in store.islands(run_id)] == [(0, 2), (1, 1)]
+    (individual,) = store.add_individuals(run_id, [NewIndividual(0, 0, 0, "g", "h")])
+    store.record_migration(run_id, 5, 0, 1, individual)
+    assert [(m.generation, m.from_island, m.to_island) for m in store.migrations(run_id)] == [(5, 0, 1)]
+    store.register_worker("host:1", host="host", pid=1, device="cpu")
+    assert store.worker_seen("host:1") and not store.worker_seen("ghost")
+    assert [w.id for w in store.workers()] == ["host:1"]
+    assert [store.append_event(run_id, "generation", {"n": n}) for n in range(3)] == [1, 2, 3]
+    assert [(e.seq, e.payload["n"]) for e in store.events(run_id, after_seq=1)] == [(2, 1), (3, 2)]
+
+
+# ---------------------------------------------------------------- queue
+def test_enqueue_is_batched_and_idempotent_per_individual(store: Store) -> None:
+    run_id = new_run(store)
+    ids = queue(store, run_id, 5)
+    individual_ids = [i.id for i in store.individuals(run_id)]
+    assert store.enqueue(run_id, [EvaluationRequest(individual_ids[2], make_task())]) == [ids[2]]
+    assert store.queue_counts(run_id)["pending"] == 5
+    free = store.enqueue(run_id, [EvaluationRequest(None, make_task()), EvaluationRequest(None, make_task())])
+    assert len(set(free)) == 2 and store.queue_counts(run_id)["pending"] == 7
+
+
+def test_claim_order_priority_then_fifo_and_task_is_self_contained(store: Store) -> None:
+    run_id = new_run(store)
+    low = queue(store, run_id, 2)
+    high = queue(store, run_id, 1, priority=5, generation=1)
+    claims = [store.claim("w", lease_seconds=LEASE) for _ in range(3)]
+    assert [c.evaluation_id for c in claims] == high + low
+    assert claims[0].attempt == 1 and claims[0].task.run_id == run_id
+    assert claims[0].task.evaluation_id == high[0] and claims[0].task.attempt == 1
+    assert claims[1].task.genome == "g0" and claims[1].task.train == {"epochs": 1}
+    assert claims[0].lease_expires_at > store.db_now() + LEASE - 5
+    assert store.claim("w", lease_seconds=LEASE) is None
+
+
+def test_claim_filters_by_run(store: Store) -> None:
+    run_a, run_b = new_run(store), new_run(store)
+    queue(store, run_a, 1)
+    (b,) = queue(store, run_b, 1)
+    assert store.claim("w", run_id=run_b, lease_seconds=LEASE).evaluation_id == b
+    assert store.claim("w", run_id=run_b, lease_seconds=LEASE) is None
+
+
+def test_complete_records_metrics_in_completion_order(store: Store) -> None:
+    run_id = new_run(store)
+    store.register_worker("w", host="h", pid=1, device="cpu")
+    ids = queue(store, run_id, 3)
+    claims = [store.claim("w", lease_seconds=LEASE) for _ in ids]
+    assert store.complete(claims[2].evaluation_id, claims[2].attempt, done(0.9))
+    assert store.complete(claims[0].evaluation_id, claims[0].attempt, Result.failure("too_large", "over max_params"))
+    results = store.results(run_id)
+    assert [(r.seq, r.evaluation_id, r.status) for r in results] == [(1, ids[2], "done"), (2, ids[0], "failed")]
+    assert results[0].result == done(0.9) and results[0].worker_id == "w"
+    assert results[1].result.error_kind == "too_large"
+    assert [r.seq for r in store.results(run_id, after_id=1)] == [2]
+    assert store.queue_counts(run_id) == {"pending": 0, "running": 1, "done": 1, "failed": 1, "cancelled": 0}
+    (worker,) = store.workers()
+    assert (worker.tasks_done, worker.tasks_failed) == (1, 1)
+
+
+def test_writes_are_fenced_by_attempt(store: Store) -> None:
+    run_id = new_run(store)
+    (eid,) = queue(store, run_id, 1)
+    claim = store.claim("w", lease_seconds=LEASE)
+    assert not store.heartbeat(eid, claim.attempt + 1, LEASE)
+    assert not store.complete(eid, claim.attempt - 1, done())
+    assert store.heartbeat(eid, claim.attempt, LEASE)
+    assert store.complete(eid, claim.attempt, done())
+    assert store.complete(eid, claim.attempt, done())  # a retried write of the same claim: same answer
+    assert not store.heartbeat(eid, claim.attempt, LEASE)  # finished: nothing more to hold
+    assert not store.release(eid, claim.attempt + 1)
+    assert len(store.results(run_id)) == 1
+
+
+def test_expired_lease_is_reclaimed_and_late_result_rejected(store: Store) -> None:
+    run_id = new_run(store)
+    (eid,) = queue(store, run_id, 1)
+    zombie = store.claim("zombie", lease_seconds=0.2)
+    assert store.claim("other", lease_seconds=LEASE) is None  # lease still live
+    time.sleep(0.4)
+    fresh = store.claim("other", lease_seconds=LEASE)  # no reaper needed
+    assert fresh.evaluation_id == eid and fresh.attempt == zombie.attempt + 1
+    assert not store.heartbeat(eid, zombie.attempt, LEASE)
+    assert not store.complete(eid, zombie.attempt, done(0.99))
+    assert store.complete(eid, fresh.attempt, done(0.5))
+    (result,) = store.results(run_id)
+    assert result.result.val_accuracy == 0.5 and result.worker_id == "other"
+    info = store.evaluation(eid)
+    assert (info.attempt, info.lease_expiries, info.failures) == (2, 1, 0)
+
+
+def test_reap_moves_expired_leases_back(store: Store) -> None:
+    run_id = new_run(store)
+    (eid,) = queue(store, run_id, 1)
+    stale = store.claim("w", lease_seconds=0.2)
+    time.sleep(0.4)
+    assert store.reap(run_id) == 1
+    assert store.queue_counts(run_id)["pending"] == 1
+    assert not store.complete(eid, stale.attempt, done())
+    assert store.claim("w2", lease_seconds=LEASE).attempt == stale.attempt + 1
+
+
+def test_lease_expiries_are_capped_then_fail_as_timeout(store: Store) -> None:
+    run_id = new_run(store, max_lease_expiries=2)
+    (eid,) = queue(store, run_id, 1)
+    store.claim("w", lease_seconds=0.2)
+    time.sleep(0.4)
+    assert store.claim("w", lease_seconds=0.2).attempt == 2  # first expiry: claimed again
+    time.sleep(0.4)
+    assert store.claim("w", lease_seconds=LEASE) is None  # second expiry: failed for good
+    (result,) = store.results(run_id)
+    assert result.status == "failed" and result.result.error_kind == "timeout"
+    assert store.evaluation(eid).lease_expiries == 2
+
+
+def test_retryable_failures_use_attempts_then_fail(store: Store) -> None:
+    run_id = new_run(store, max_attempts=2)
+    (eid,) = queue(store, run_id, 1)
+    first = store.claim("w", lease_seconds=LEASE)
+    assert store.complete(eid, first.attempt, Result.failure("crash", "segfault"))
+    assert store.queue_counts(run_id)["pending"] == 1 and store.results(run_id) == []
+    second = store.claim("w", lease_seconds=LEASE)
+    assert store.fail(eid, second.attempt, "oom", "CUDA out of memory")
+    (result,) = store.results(run_id)
+    assert result.result.error_kind == "oom" and store.evaluation(eid).failures == 2
+    with pytest.raises(StoreError, match="unknown failure kind"):
+        store.fail(eid, second.attempt, "gremlins", "?")
+
+
+def test_release_consumes_no_attempt_but_token_still_advances(store: Store) -> None:
+    run_id = new_run(store, max_attempts=1)
+    (eid,) = queue(store, run_id, 1)
+    for expected_attempt in (1, 2, 3):
+        claim = store.claim("w", lease_seconds=LEASE)
+        assert claim.attempt == expected_attempt
+        assert store.release(eid, claim.attempt)
+        assert not store.complete(eid, claim.attempt, done())
+    info = store.evaluation(eid)
+    assert (info.status, info.failures, info.lease_expiries, info.releases) == ("pending", 0, 0, 3)
+
+
+def test_cancel_pending_leaves_running_work(store: Store) -> None:
+    run_id = new_run(store)
+    ids = queue(store, run_id, 3)
+    claim = store.claim("w", lease_seconds=LEASE)
+    assert store.cancel_pending(run_id) == 2
+    assert store.claim("w", lease_seconds=LEASE) is None
+    assert store.complete(claim.evaluation_id, claim.attempt, done())
+    assert store.queue_counts(run_id) == {"pending": 0, "running": 0, "done": 1, "failed": 0, "cancelled": 2}
+    assert claim.evaluation_id == ids[0]
+
+
+def test_genotype_cache(store: Store) -> None:
+    run_a, run_b = new_run(store), new_run(store)
+    (eid,) = queue(store, run_a, 1)
+    assert store.cached_result(None, "h0-0", "cfg") is None
+    claim = store.claim("w", lease_seconds=LEASE)
+    store.complete(eid, claim.attempt, done(0.8))
+    assert store.cached_result(run_a, "h0-0", "cfg").evaluation_id == eid
+    assert store.cached_result(run_b, "h0-0", "cfg") is None
+    assert store.cached_result(None, "h0-0", "other-config") is None
+    hit = store.cached_result(None, "h0-0", "cfg")
+    (individual,) = store.add_individuals(run_b, [NewIndividual(0, 0, 0, "g0", "h0-0")])
+    copied = store.record_cached_result(run_b, individual, hit)
+    assert copied.seq == 1 and copied.result.val_accuracy == 0.8
+    assert copied.result.extra["cached_from"] == eid
+    assert store.record_cached_result(run_b, individual, hit).evaluation_id == copied.evaluation_id
+    assert [r.evaluation_id for r in store.results(run_b)] == [copied.evaluation_id]
+
+
+def test_crash_failures_are_not_cached(store: Store) -> None:
+    run_id = new_run(store, max_attempts=1)
+    (eid,) = queue(store, run_id, 1)
+    claim = store.claim("w", lease_seconds=LEASE)
+    store.fail(eid, claim.attempt, "crash", "boom")
+    assert store.results(run_id)[0].status == "failed"
+    assert store.cached_result(None, "h0-0", "cfg") is None
+
+
+def test_reopen_checks_schema_and_keeps_data(store: Store, store_url: str) -> None:
+    run_id = new_run(store)
+    again = open_store(store_url)
+    try:
+        assert again.get_run(run_id).id == run_id and again.check_schema() >= 1
+        assert not again.init_schema()  # idempotent
+    finally:
+        again.close()
