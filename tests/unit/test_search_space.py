@@ -75,3 +75,37 @@ def test_bad_spaces_are_config_errors_naming_the_key(data, words):
 
 def test_inception_variants_may_be_empty_without_inception():
     assert SearchSpace.from_dict({"layers": ["C"], "inception_variants": []}).inception_variants == ()
+
+
+def test_violations_check_count_types_and_values():
+    from nascli.ga.genome import parse_genome
+
+    space = SearchSpace.from_dict({"layers": ["C", "P", "D"], "kernels": [3], "strides": [1],
+                                   "filters": [16], "dense_units": [64], "max_layers": 3})
+    assert space.violations(parse_genome("In_28_28:C_3-3-1-1-16:P_2-2-2-2-0:D_1-1-1-1-64:D_10")) == []
+    problems = space.violations(parse_genome(
+        "In_28_28:C_5-5-1-1-16:C_3-3-2-2-16:C_3-3-1-1-8:R_3-3-1-1-16:P_3-3-2-2-0:C_3-1-1-1-16:D_1-1-1-1-32:D_10"))
+    assert problems == [
+        "7 hidden layers > max_layers 3",
+        "layer 1 (C): kernel 5x5 not in (3,)",
+        "layer 2 (C): stride 2x2 not in (1,)",
+        "layer 3 (C): 8 filters not in filters (16,)",
+        "layer 4 (R): type not in layers ('C', 'P', 'D')",
+        "layer 6 (C): kernel 3x1 not in (3,)",
+        "layer 7 (D): 32 units not in dense_units (64,)",
+    ]
+
+
+def test_violations_ignore_disabled_branches_and_pool_branch_factorisation():
+    from nascli.ga.genome import parse_genome
+
+    space = SearchSpace.from_dict({"layers": ["I"], "inception_variants": [1], "kernels": [3], "strides": [1],
+                                   "filters": [16]})
+    ok = parse_genome("In_28_28:I.1-1-1_3-3-1-1-16.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-1-0_3-3-1-1-16:D_10")
+    assert space.violations(ok) == []
+    bad = parse_genome("In_28_28:I.1-1-2_3-3-1-1-16.2-1-1_5-5-1-1-32.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10")
+    assert space.violations(bad) == [
+        "layer 1 (I) branch 1: factorisation 2 not in (1,)",
+        "layer 1 (I) branch 2: kernel 5x5 not in (3,)",
+        "layer 1 (I) branch 2: 32 filters not in (16,)",
+    ]
