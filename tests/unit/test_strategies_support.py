@@ -104,7 +104,8 @@ def genomes_by_key(log: Log) -> dict:
     return {p.key: (p.genome, p.parents, p.operator) for p in log.proposals}
 
 
-def check_resume(make: Callable[[], Strategy], full: Strategy, log: Log, cut: int) -> None:
+def check_resume(make: Callable[[], Strategy], full: Strategy, log: Log, cut: int,
+                 evaluator: Callable[[Proposal], Outcome] = evaluate, workers: int = 3) -> None:
     """Rebuild a strategy from the first `cut` consumed outcomes (and the proposals issued by
     then), continue it, and require exactly the uninterrupted run's proposals and final state.
     Asynchronous strategies continue in the recorded consumption order (the runner replays it)."""
@@ -116,7 +117,8 @@ def check_resume(make: Callable[[], Strategy], full: Strategy, log: Log, cut: in
     for proposal in in_flight:
         assert original[proposal.key] == proposal
     follow = [o.key for o in log.outcomes] if resumed.asynchronous else None
-    rest = drive(resumed, order_seed=1000 + cut, follow=follow, start_step=cut)
+    rest = drive(resumed, order_seed=1000 + cut, follow=follow, start_step=cut, evaluator=evaluator,
+                 workers=workers)
     for proposal in rest.proposals:
         assert original[proposal.key] == proposal
     covered = {o.key for o in log.outcomes[:cut]} | {p.key for p in in_flight} | {p.key for p in rest.proposals}

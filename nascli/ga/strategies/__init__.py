@@ -63,7 +63,64 @@ def _island_ga(sections, variation, seed):
     return IslandGA(settings, variation, seed)
 
 
-_FACTORIES: dict[str, Callable[[Mapping, Variation, int], Strategy]] = {"island-ga": _island_ga}
+def _operators(ga: Mapping[str, Any]) -> Mapping[str, float]:
+    from nascli.ga.strategies.island_ga import IslandSettings
+
+    return ga.get("operators") or IslandSettings().operators
+
+
+def _objectives(sections: Mapping[str, Any], fitness: Mapping[str, Any]) -> list[str]:
+    objectives = (sections.get("nsga2") or {}).get("objectives")
+    return list(objectives) if objectives else [fitness.get("primary", "val_accuracy"), fitness.get("secondary", "params")]
+
+
+def _mu_plus_lambda(sections, variation, seed):
+    from nascli.ga.strategies.mu_plus_lambda import MuPlusLambda
+
+    ga, _, fitness, _ = _sections(sections)
+    return MuPlusLambda(ga.get("population", 20), ga.get("offspring_per_generation", 1), ga.get("generations", 1000),
+                        _operators(ga), variation, seed, FitnessRule.from_section(fitness))
+
+
+def _regularized_evolution(sections, variation, seed):
+    from nascli.ga.strategies.regularized_evolution import RegularizedEvolution
+
+    ga, _, fitness, _ = _sections(sections)
+    return RegularizedEvolution(ga.get("population", 20), ga.get("generations", 1000), ga.get("tournament_size", 5),
+                                _operators(ga), variation, seed, FitnessRule.from_section(fitness))
+
+
+def _nsga2(sections, variation, seed):
+    from nascli.ga.strategies.nsga2 import NSGA2
+
+    ga, _, fitness, _ = _sections(sections)
+    return NSGA2(ga.get("population", 20), ga.get("generations", 1000), _objectives(sections, fitness),
+                 _operators(ga), variation, seed)
+
+
+def _linas(sections, variation, seed):
+    from nascli.ga.strategies.linas import LINAS
+
+    ga, _, fitness, _ = _sections(sections)
+    linas = dict(sections.get("linas") or {})
+    return LINAS(linas.get("evaluations_per_iteration", 50), linas.get("iterations", 10),
+                 linas.get("predictor_generations", 200), linas.get("predictor", "ridge"),
+                 _objectives(sections, fitness), _operators(ga), variation, seed)
+
+
+def _random(sections, variation, seed):
+    from nascli.ga.strategies.random_search import RandomSearch, island_ga_budget
+
+    ga, _, fitness, _ = _sections(sections)
+    population = ga.get("population", 20)
+    budget = island_ga_budget(ga.get("islands", 5), population, ga.get("generations", 1000),
+                              ga.get("offspring_per_generation", 1))
+    return RandomSearch(budget, population, variation, seed, FitnessRule.from_section(fitness))
+
+
+_FACTORIES: dict[str, Callable[[Mapping, Variation, int], Strategy]] = {
+    "island-ga": _island_ga, "mu-plus-lambda": _mu_plus_lambda, "regularized-evolution": _regularized_evolution,
+    "nsga2": _nsga2, "linas": _linas, "random": _random}
 STRATEGY_NAMES = tuple(_FACTORIES)
 
 

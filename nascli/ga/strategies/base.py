@@ -131,7 +131,10 @@ class Strategy(ABC):
 
     # -- the contract -------------------------------------------------------------------------
     def ask(self, n: int | None = None) -> list[Proposal]:
-        self._ready.extend(self._make_ready())
+        if self.asynchronous:  # one child per free worker, made from the state right now
+            self._ready.extend(self._make_ready(1 if n is None else n))
+        else:
+            self._ready.extend(self._make_ready(None))
         take = len(self._ready) if n is None else max(0, min(n, len(self._ready)))
         issued, self._ready = self._ready[:take], self._ready[take:]
         for proposal in issued:
@@ -185,8 +188,9 @@ class Strategy(ABC):
 
     # -- for subclasses -------------------------------------------------------------------------
     @abstractmethod
-    def _make_ready(self) -> list[Proposal]:
-        """Proposals that became issuable since the last call (each exactly once)."""
+    def _make_ready(self, limit: int | None) -> list[Proposal]:
+        """Proposals that became issuable since the last call (each exactly once); asynchronous
+        strategies make at most `limit`, synchronous ones get None and return whole generations."""
 
     @abstractmethod
     def _receive(self, proposal: Proposal, outcome: Outcome) -> None:

@@ -75,7 +75,7 @@ class IslandGA(GenerationalStrategy):
         self.unusable = 0  # 'done' outcomes lacking a metric the fitness needs
 
     # -- proposing --------------------------------------------------------------------------
-    def _make_ready(self) -> list[Proposal]:
+    def _make_ready(self, limit: int | None) -> list[Proposal]:
         ready: list[Proposal] = []
         for island in range(self.settings.islands):
             done = self.completed[island]
