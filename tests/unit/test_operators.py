@@ -362,3 +362,31 @@ def test_violations_name_the_problem():
     capped = violations(genome, SearchSpace(max_params=10))
     assert f"{analyse(genome).params} parameters > max_params 10" in capped
     assert violations(parse_genome("In_32_32_3:C_3-3-1-1-16:D_10"), KLOS_IF1) == []
+
+
+def preset_seeds():
+    from nascli.config import input_shape, preset_names, resolve, search_space_of
+
+    for name in preset_names():
+        cfg = resolve(preset=name, project_file=None, env={})
+        if cfg.task.genome_family != "layers":
+            continue  # Hajewski module genomes have their own operators
+        channels, height, width, classes = input_shape(cfg.task)
+        yield name, minimal_genome(width, height, channels, classes), search_space_of(cfg), cfg
+
+
+def test_every_preset_seed_genome_evolves_validly():
+    # Each preset's seed genome (its dataset's input and classes) through its own search space and
+    # operator probabilities: initialisation plus operator chains, every child valid.
+    checked = 0
+    for name, seed, space, cfg in preset_seeds():
+        rng = random.Random(name)
+        probabilities = cfg.ga.operators.model_dump()
+        population = [random_genome(seed, space, 200, rng, probabilities) for _ in range(3)]
+        for _ in range(40):
+            operator = choose_operator(probabilities, rng)
+            child = apply(operator, rng.sample(population, 2), space, rng)
+            assert_valid(child, space)
+            population[rng.randrange(3)] = child
+        checked += 1
+    assert checked >= 20
