@@ -4,12 +4,11 @@ migration, determinism, tell-order independence and resume by replay."""
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 
 from nascli.ga.fitness import FitnessRule
-from nascli.ga.strategies.base import Member, Outcome, Proposal, Variation
+from nascli.ga.strategies.base import Member, Outcome, Variation
 from nascli.ga.strategies.island_ga import IslandGA, IslandSettings
 from test_strategies_support import TOY, check_resume, drive, evaluate, genomes_by_key
 

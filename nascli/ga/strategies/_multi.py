@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from nascli.ga.fitness import MAXIMISED, MissingMetric, metric_value
-from nascli.ga.pareto import crowded_better, hypervolume, non_dominated_sort, rank_and_crowding
+from nascli.ga.pareto import crowded_better, hypervolume, non_dominated_sort
 from nascli.ga.selection import choose_operator
 
 HV_REFERENCE = 1.1  # per objective, after scaling each to [0, 1] over every evaluated individual
@@ -28,10 +28,11 @@ def binary_tournament(rank: Sequence[int], crowd: Sequence[float], rng: random.R
     return b if crowded_better((rank[b], crowd[b]), (rank[a], crowd[a])) else a
 
 
-def offspring(genomes: Sequence[Any], points: Sequence[Sequence[float]], operators: Sequence[tuple[str, float]],
-              vary: Callable, rng: random.Random) -> tuple[str, tuple[int, ...], Any]:
-    """One child: operator by configured probability, parent(s) by binary tournament."""
-    rank, crowd = rank_and_crowding(points)
+def offspring(genomes: Sequence[Any], ranking: tuple[Sequence[int], Sequence[float]],
+              operators: Sequence[tuple[str, float]], vary: Callable, rng: random.Random) -> tuple[str, tuple[int, ...], Any]:
+    """One child: operator by configured probability, parent(s) by binary tournament on
+    `ranking` = pareto.rank_and_crowding(points) of the parents (computed once per generation)."""
+    rank, crowd = ranking
     operator = choose_operator(operators, rng)
     first = binary_tournament(rank, crowd, rng)
     parents = (first,) if operator != "crossover" else (first, binary_tournament(rank, crowd, rng, exclude=first))

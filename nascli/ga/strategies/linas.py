@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nascli.ga.pareto import select_survivors
+from nascli.ga.pareto import rank_and_crowding, select_survivors
 from nascli.ga.predictors import feature_row, make_predictor
 from nascli.ga.rng import rng_for
 from nascli.ga.strategies._multi import front_report, minimised, offspring
@@ -84,9 +84,10 @@ class LINAS(GenerationalStrategy):
         points = [predict(g) for g in genomes]
         for generation in range(1, self.inner_generations + 1):
             children = []
+            ranking = rank_and_crowding(points)
             for slot in range(self.size):
                 rng = rng_for(self.seed, 0, iteration, "predictor-ga", generation, slot)
-                children.append(offspring(genomes, points, self._operators, self.variation.vary, rng)[2])
+                children.append(offspring(genomes, ranking, self._operators, self.variation.vary, rng)[2])
             pool, pool_points = genomes + children, points + [predict(g) for g in children]
             keep = select_survivors(pool_points, self.size)  # best first
             genomes, points = [pool[i] for i in keep], [pool_points[i] for i in keep]

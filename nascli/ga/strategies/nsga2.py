@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nascli.ga.fitness import FitnessRule
-from nascli.ga.pareto import select_survivors
+from nascli.ga.pareto import rank_and_crowding, select_survivors
 from nascli.ga.rng import rng_for
 from nascli.ga.strategies._multi import front_report, minimised, offspring
 from nascli.ga.strategies._population import best_member
@@ -45,13 +45,14 @@ class NSGA2(GenerationalStrategy):
         if self._issued != self.completed or self.completed >= self.generations:
             return []
         generation = self._issued = self.completed + 1
-        return self._open_batch(0, generation, [self._child(generation, s) for s in range(self.size)])
+        ranking = rank_and_crowding(self._points)
+        return self._open_batch(0, generation, [self._child(generation, s, ranking) for s in range(self.size)])
 
-    def _child(self, generation: int, slot: int) -> Proposal:
+    def _child(self, generation: int, slot: int, ranking) -> Proposal:
         rng = rng_for(self.seed, 0, generation, "vary", slot)
         if generation == 0 or not self.population:
             return Proposal((0, generation, slot), self.variation.random_init(rng), (), "init")
-        operator, parents, genome = offspring([m.genome for m in self.population], self._points,
+        operator, parents, genome = offspring([m.genome for m in self.population], ranking,
                                               self._operators, self.variation.vary, rng)
         return Proposal((0, generation, slot), genome, tuple(self.population[i].key for i in parents), operator)
 
