@@ -141,12 +141,12 @@ def test_mu_plus_lambda_keeps_the_best_mu_and_avoids_duplicates():
 
 
 def test_mu_plus_lambda_forces_crossover():
-    strategy = MuPlusLambda(3, 9, 1, {"adjust": 1.0}, TOY, seed=1)
-    drive(strategy, evaluator=lambda p: evaluate(p, fail_if=lambda g: False))
-    children = [p for p in strategy.snapshot()["population"] if p["key"][1] == 1]
     log = drive(MuPlusLambda(3, 9, 1, {"adjust": 1.0}, TOY, seed=1))
-    operators = [p.operator for p in log.proposals if p.key[1] == 1]
-    assert "crossover" in operators and children is not None
+    children = [p for p in log.proposals if p.key[1] == 1]
+    assert 0 < len(children) <= 9
+    crossovers = [p for p in children if p.operator == "crossover"]
+    assert crossovers and all(len(p.parents) == 2 and p.parents[0] != p.parents[1] for p in crossovers)
+    assert all(len(p.parents) == 1 for p in children if p.operator == "adjust")
 
 
 # -- NSGA-II and LINAS ------------------------------------------------------------------------
