@@ -14,9 +14,11 @@ Everything else becomes a StoreError with the URL's password masked.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import random
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -179,6 +181,37 @@ def describe_error(error: BaseException) -> str:
     return text[0] if text else type(orig).__name__
 
 
+class SQLiteWriterLock:
+    """Queues this host's nascli writers on a flock beside the database file.
+
+    SQLite's busy handler sleeps in steps of up to 100 ms, so under contention a waiter that has
+    waited longest sleeps longest while newcomers take the lock: throughput collapses and some
+    workers starve. A blocking flock wakes a waiter as soon as the lock is free, so BEGIN IMMEDIATE
+    then never waits on another nascli process. (Other programs writing the file still meet
+    busy_timeout.) flock is per open file, so threads of one process also share a mutex; both are
+    re-created after fork. The kernel drops the flock of a killed process.
+    """
+
+    def __init__(self, database: str) -> None:
+        self.path = f"{database}.lock"
+        self._pid = -1
+        self._mutex = threading.Lock()
+        self._fd: int | None = None
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        if self._pid != os.getpid():  # first use, or a forked child: never share the parent's flock
+            self._pid, self._mutex, self._fd = os.getpid(), threading.Lock(), None
+        with self._mutex:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
 class Transactions:
     """Runs a function inside one transaction, retrying transient failures with jittered backoff.
 
@@ -191,13 +224,21 @@ class Transactions:
         self.url_display = url_display
         self.retry_seconds = retry_seconds
         self.dialect = engine.dialect.name
+        self.writer_lock = SQLiteWriterLock(engine.url.database) if self.dialect == "sqlite" else None
 
     @contextmanager
     def begin(self, write: bool = True) -> Iterator[Connection]:
+        if self.writer_lock is None:
+            with self.engine.connect() as connection, connection.begin():
+                yield connection
+            return
         with self.engine.connect() as connection:
-            if self.dialect == "sqlite":
-                connection = connection.execution_options(nascli_write=write)
-            with connection.begin():
+            connection = connection.execution_options(nascli_write=write)
+            if not write:
+                with connection.begin():  # WAL readers never wait for writers
+                    yield connection
+                return
+            with self.writer_lock.hold(), connection.begin():
                 yield connection
 
     def run(self, body: Callable[[Connection], T], *, write: bool = True, what: str = "store operation") -> T:

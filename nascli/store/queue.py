@@ -35,7 +35,6 @@ R = RunRow.__table__
 
 # failed results worth caching: they are properties of the genome, not of the host
 CACHEABLE_FAILURES = ("invalid_genome", "too_large")
-_CLAIM_COLUMNS = (E.c.id, E.c.attempt, E.c.task_json, E.c.run_id, E.c.lease_expires_at)
 
 
 def _check_lease(lease_seconds: float) -> float:
@@ -46,7 +45,7 @@ def _check_lease(lease_seconds: float) -> float:
 
 
 class QueueOperations:
-    """Mixed into Store; relies on `self._write`, `self._read` and `self._now()` from there."""
+    """Mixed into Store; relies on `_write`, `_read`, `_now`, `_statements` and `_params` from there."""
 
     limits: QueueLimits
 
@@ -122,42 +121,28 @@ class QueueOperations:
         return self._write(lambda conn: self._claim(conn, worker_id, run_id, lease), what="claim")
 
     def _claim(self, conn: Connection, worker_id: str, run_id: str | None, lease: float) -> Claim | None:
-        now = self._now()
-        claim_values = dict(status="running", worker_id=worker_id, attempt=E.c.attempt + 1, claimed_at=now, heartbeat_at=now,
-                            lease_expires_at=now + lease, started_at=sa.func.coalesce(E.c.started_at, now))
-        for _ in range(100):  # bounded: each pass fails one exhausted row or claims
-            expired_query = (sa.select(E.c.id, E.c.run_id, E.c.lease_expiries, E.c.max_lease_expiries)
-                             .where(E.c.status == "running", E.c.lease_expires_at < now))
-            if run_id is not None:
-                expired_query = expired_query.where(E.c.run_id == run_id)
-            expired = conn.execute(expired_query.order_by(E.c.lease_expires_at).limit(1)
-                                   .with_for_update(skip_locked=True)).first()
+        sql = self._statements()
+        variant = 0 if run_id is None else 1
+        params = self._params(worker_id=worker_id, lease=lease, run_id=run_id)
+        for _ in range(100):  # bounded: each pass fails one exhausted row or claims it
+            expired = conn.execute(sql.expired[variant], params).first()
             if expired is None:
                 break
             if expired.lease_expiries + 1 >= expired.max_lease_expiries:
                 self._fail_exhausted_lease(conn, expired)
                 continue
-            row = conn.execute(
-                sa.update(E).where(E.c.id == expired.id, E.c.status == "running", E.c.lease_expires_at < now)
-                .values(lease_expiries=E.c.lease_expiries + 1, **claim_values).returning(*_CLAIM_COLUMNS)).first()
+            row = conn.execute(sql.claim_expired, {**params, "b_expired_id": expired.id}).first()
             if row is not None:
                 log.info("evaluation %s: lease expired, re-claimed by %s as attempt %s", row.id, worker_id, row.attempt)
                 return _claim_of(row)
-        pending = sa.select(E.c.id).where(E.c.status == "pending")
-        if run_id is not None:
-            pending = pending.where(E.c.run_id == run_id)
-        next_id = (pending.order_by(E.c.priority.desc(), E.c.id).limit(1)
-                   .with_for_update(skip_locked=True).scalar_subquery())
-        row = conn.execute(sa.update(E).where(E.c.id == next_id, E.c.status == "pending")
-                           .values(**claim_values).returning(*_CLAIM_COLUMNS)).first()
+        row = conn.execute(sql.claim_pending[variant], params).first()
         return _claim_of(row) if row is not None else None
 
     def _fail_exhausted_lease(self, conn: Connection, expired: Any) -> None:
-        seq = self._next_completion_seq(conn, expired.run_id)
         count = expired.lease_expiries + 1
-        conn.execute(sa.update(E).where(E.c.id == expired.id, E.c.status == "running").values(
-            status="failed", lease_expiries=count, seq=seq, finished_at=self._now(), lease_expires_at=None,
-            error_kind="timeout", error_message=f"lease expired {count} times: its workers died or stalled"))
+        conn.execute(self._statements().fail_timeout, self._params(
+            evaluation_id=expired.id, lease_expiries=count, seq=self._next_completion_seq(conn, expired.run_id),
+            error_message=f"lease expired {count} times: its workers died or stalled"))
         log.warning("evaluation %s failed: lease expired %s times", expired.id, count)
 
     # ---------------------------------------------------------------- holder writes (fenced)
@@ -167,9 +152,8 @@ class QueueOperations:
         lease = _check_lease(lease_seconds)
 
         def body(conn: Connection) -> bool:
-            now = self._now()
-            updated = conn.execute(sa.update(E).where(*_fence(evaluation_id, attempt))
-                                   .values(heartbeat_at=now, lease_expires_at=now + lease)).rowcount
+            updated = conn.execute(self._statements().heartbeat,
+                                   self._params(evaluation_id=evaluation_id, attempt=attempt, lease=lease)).rowcount
             if updated != 1:
                 log.warning("heartbeat refused: evaluation %s attempt %s no longer holds the row", evaluation_id, attempt)
             return updated == 1
@@ -191,27 +175,24 @@ class QueueOperations:
         return self.complete(evaluation_id, attempt, Result.failure(kind, message))
 
     def _complete(self, conn: Connection, evaluation_id: int, attempt: int, result: Result) -> bool:
-        held = conn.execute(sa.select(E.c.run_id, E.c.failures, E.c.max_attempts, E.c.worker_id)
-                            .where(*_fence(evaluation_id, attempt)).with_for_update()).first()
+        sql = self._statements()
+        fence = {"evaluation_id": evaluation_id, "attempt": attempt}
+        held = conn.execute(sql.held, self._params(**fence)).first()
         if held is None:
             return self._already_settled(conn, evaluation_id, attempt, "result")
-        now = self._now()
-        values = convert.result_values(result)
         failed = result.status == "failed"
         failures = held.failures + (1 if failed else 0)
-        common = dict(failures=failures, settled_attempt=attempt, settled_by="result", lease_expires_at=None)
         if failed and result.error_kind in self.limits.retry_kinds and failures < held.max_attempts:
-            conn.execute(sa.update(E).where(*_fence(evaluation_id, attempt)).values(
-                status="pending", worker_id=None, error_kind=result.error_kind,
-                error_message=result.error_message, **common))
+            conn.execute(sql.requeue, self._params(**fence, failures=failures, error_kind=result.error_kind,
+                                                   error_message=result.error_message))
             log.info("evaluation %s attempt %s failed (%s); %s of %s attempts used, queued again",
                      evaluation_id, attempt, result.error_kind, failures, held.max_attempts)
         else:
-            seq = self._next_completion_seq(conn, held.run_id)
-            conn.execute(sa.update(E).where(*_fence(evaluation_id, attempt)).values(
-                status=result.status, seq=seq, finished_at=now, **values, **common))
+            values = {f"v_{name}": value for name, value in convert.result_values(result).items()}
+            conn.execute(sql.finish, self._params(**fence, **values, failures=failures, status=result.status,
+                                                  seq=self._next_completion_seq(conn, held.run_id)))
         if held.worker_id is not None:
-            self._count_worker_task(conn, held.worker_id, failed)
+            conn.execute(sql.worker_failed if failed else sql.worker_done, self._params(worker_id=held.worker_id))
         return True
 
     def release(self, evaluation_id: int, attempt: int) -> bool:
@@ -219,16 +200,14 @@ class QueueOperations:
         neither max_attempts nor max_lease_expiries. The next claim still gets a new token."""
 
         def body(conn: Connection) -> bool:
-            updated = conn.execute(sa.update(E).where(*_fence(evaluation_id, attempt)).values(
-                status="pending", worker_id=None, lease_expires_at=None, releases=E.c.releases + 1,
-                settled_attempt=attempt, settled_by="release")).rowcount
+            updated = conn.execute(self._statements().release,
+                                   self._params(evaluation_id=evaluation_id, attempt=attempt)).rowcount
             return updated == 1 or self._already_settled(conn, evaluation_id, attempt, "release")
 
         return self._write(body, what="release")
 
     def _already_settled(self, conn: Connection, evaluation_id: int, attempt: int, what: str) -> bool:
-        settled = conn.execute(sa.select(E.c.settled_attempt, E.c.settled_by, E.c.attempt, E.c.status)
-                               .where(E.c.id == evaluation_id)).first()
+        settled = conn.execute(self._statements().settled, self._params(evaluation_id=evaluation_id)).first()
         if settled is not None and settled.settled_attempt == attempt and settled.settled_by == what:
             return True  # our own earlier write whose acknowledgement was lost
         log.warning("%s refused: evaluation %s attempt %s lost its claim (row: attempt %s, %s)", what, evaluation_id,
@@ -241,21 +220,14 @@ class QueueOperations:
         spent). Optional: the claim query takes expired rows itself. Returns rows moved."""
 
         def body(conn: Connection) -> int:
-            now = self._now()
-            query = (sa.select(E.c.id, E.c.run_id, E.c.lease_expiries, E.c.max_lease_expiries)
-                     .where(E.c.status == "running", E.c.lease_expires_at < now))
-            if run_id is not None:
-                query = query.where(E.c.run_id == run_id)
-            moved = 0
-            for row in conn.execute(query.order_by(E.c.id).with_for_update(skip_locked=True)).all():
+            sql = self._statements()
+            rows = conn.execute(sql.expired_all[0 if run_id is None else 1], self._params(run_id=run_id)).all()
+            for row in rows:
                 if row.lease_expiries + 1 >= row.max_lease_expiries:
                     self._fail_exhausted_lease(conn, row)
                 else:
-                    conn.execute(sa.update(E).where(E.c.id == row.id, E.c.status == "running").values(
-                        status="pending", worker_id=None, lease_expires_at=None,
-                        lease_expiries=E.c.lease_expiries + 1))
-                moved += 1
-            return moved
+                    conn.execute(sql.requeue_expired, self._params(evaluation_id=row.id))
+            return len(rows)
 
         return self._write(body, what="reap")
 
@@ -366,12 +338,7 @@ class QueueOperations:
     # ---------------------------------------------------------------- helpers
     def _next_completion_seq(self, conn: Connection, run_id: str) -> int:
         # Locks the run row until commit: completions of one run commit in seq order.
-        return conn.execute(sa.update(R).where(R.c.id == run_id).values(completion_counter=R.c.completion_counter + 1)
-                            .returning(R.c.completion_counter)).scalar_one()
-
-
-def _fence(evaluation_id: int, attempt: int) -> tuple[Any, ...]:
-    return (E.c.id == evaluation_id, E.c.attempt == attempt, E.c.status == "running")
+        return conn.execute(self._statements().next_seq, self._params(run_id=run_id)).scalar_one()
 
 
 def _claim_of(row: Any) -> Claim:

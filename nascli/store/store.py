@@ -38,6 +38,7 @@ from nascli.store.models import (
     metadata,
 )
 from nascli.store.queue import QueueOperations
+from nascli.store.statements import QueueStatements
 from nascli.store.records import (
     RUN_STATUSES,
     Event,
@@ -108,6 +109,7 @@ class Store(QueueOperations):
         self.limits = limits or QueueLimits()
         self._transactions = Transactions(engine, url_display, retry_seconds)
         self._clock = clock
+        self._queue_statements: QueueStatements | None = None
         self.created_schema = False  # set by open_store(create=True) when it created the tables
 
     # ---------------------------------------------------------------- plumbing
@@ -121,6 +123,18 @@ class Store(QueueOperations):
         if self._clock is not None:
             return sa.literal(float(self._clock()), sa.Float)
         return db_now_sql(self.backend)
+
+    def _statements(self) -> QueueStatements:
+        if self._queue_statements is None:
+            now = sa.bindparam("b_now", type_=sa.Float) if self._clock is not None else db_now_sql(self.backend)
+            self._queue_statements = QueueStatements(now)
+        return self._queue_statements
+
+    def _params(self, **params: Any) -> dict[str, Any]:
+        """Bind parameters for a QueueStatements statement (plus `now` under a test clock)."""
+        if self._clock is not None:
+            params["now"] = float(self._clock())
+        return {f"b_{name}": value for name, value in params.items()}
 
     def _now_value(self, conn: Connection) -> float:
         return float(conn.execute(sa.select(self._now())).scalar_one())
