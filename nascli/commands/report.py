@@ -1,11 +1,66 @@
-"""`nas report`."""
+"""`nas report`: what a run is doing and what it found. Read-only: never writes, never takes a lease."""
 
 from __future__ import annotations
 
-from nascli.commands.common import DebugOption
-from nascli.errors import NascliError
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nascli.commands.common import DbOption, DebugOption
+
+SECTION_NAMES = ("runs", "summary", "islands", "top", "pareto", "workers", "generations", "migrations")
 
 
-def command(debug: DebugOption = False) -> None:
-    """(being built; see the issue tracker)"""
-    raise NascliError("nas report is not built yet")
+def _section_names(values: list[str] | None) -> list[str]:
+    """Accept `--section top --section pareto` and `--section top,pareto`."""
+    names: list[str] = []
+    for value in values or []:
+        for name in value.split(","):
+            name = name.strip().lower()
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def command(
+    runs: Annotated[list[str] | None, typer.Argument(
+        metavar="[RUN]...", show_default=False,
+        help="Run id or `latest`; none lists every run. Several only with --compare.")] = None,
+    section: Annotated[list[str] | None, typer.Option(
+        "--section", "-S", metavar="NAME",
+        help="Show only these parts: " + "|".join(SECTION_NAMES) + " (repeatable or comma-separated).")] = None,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, metavar="K", help="How many individuals the top table shows.")] = 10,
+    output_format: Annotated[str, typer.Option(
+        "--format", "-f", metavar="FORMAT",
+        help="table (for people), json (stable schema, docs/report.md), csv (pandas) or markdown.")] = "table",
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", metavar="DIR", file_okay=False,
+        help="Also write PNG plots (accuracy per generation, Pareto front, worker trace; with --compare: best vs evaluations) into DIR.")] = None,
+    compare: Annotated[bool, typer.Option(
+        "--compare", help="Compare the given runs: one table, and with --plot one best-so-far plot.")] = False,
+    watch: Annotated[bool, typer.Option(
+        "--watch", "-w", help="Refresh the tables live until the run ends (Ctrl-C stops watching, not the run).")] = False,
+    interval: Annotated[float, typer.Option(
+        "--interval", min=0.2, metavar="SECONDS", help="--watch: seconds between refreshes.")] = 2.0,
+    db: DbOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Show runs, a run's progress and its best networks, as tables, JSON, CSV or Markdown; --plot writes PNGs.
+
+    Examples: `nas report` (all runs), `nas report latest --top 5`, `nas report RUN --section top --format csv`,
+    `nas report --compare RUN RUN --plot plots/`.
+    """
+    from nascli.report.command import ReportRequest, run_report  # the heavy parts load only when used
+
+    run_report(ReportRequest(
+        runs=list(runs or []),
+        sections=_section_names(section),
+        top=top,
+        output_format=output_format,
+        plot_dir=plot,
+        compare=compare,
+        watch=watch,
+        interval=interval,
+        db=db,
+    ))

@@ -43,6 +43,25 @@ class SectionView:
 # ---------------------------------------------------------------- humanising values
 
 
+# Short headers for narrow terminals; JSON/CSV keep the full field names.
+LABELS = {
+    "run_id": "run", "individual_id": "id", "evaluation_id": "eval", "created_at": "created",
+    "duration_seconds": "duration", "evaluations_done": "done", "evaluations_failed": "failed",
+    "evaluations_pending": "queued", "best_val_accuracy": "best val", "best_test_accuracy": "best test",
+    "best_params": "params", "best_fitness": "fitness", "val_accuracy": "val acc", "test_accuracy": "test acc",
+    "train_accuracy": "train acc", "val_loss": "val loss", "latency_ms": "latency", "generation": "gen",
+    "root_ancestors": "roots", "evaluations_per_hour": "evals/h", "train_seconds": "training",
+    "last_seen_at": "last seen", "started_at": "started", "from_island": "from", "to_island": "to",
+    "new_individual_id": "copy", "train_accuracy_max": "train max", "val_accuracy_max": "val max",
+    "val_accuracy_mean": "val mean", "val_accuracy_std": "val std", "test_accuracy_max": "test max",
+    "best_val_accuracy_so_far": "best val so far", "evaluations": "evals", "evaluations_to_best": "evals to best",
+}
+
+
+def label(column: str) -> str:
+    return LABELS.get(column, column.replace("_", " "))
+
+
 def human_count(value: float | int) -> str:
     value = float(value)
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -70,7 +89,7 @@ def human_value(column: str, value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, Mapping):
         return ", ".join(f"{k} {human_value(k, v)}" for k, v in value.items()) or "none"
     if isinstance(value, (list, tuple)):
@@ -81,6 +100,8 @@ def human_value(column: str, value: Any) -> str:
         if "accuracy" in column or column.endswith("_fraction"):
             return f"{100 * value:.2f} %"
         if column.endswith("params") or column.endswith("flops"):
+            return human_count(value)
+        if column.endswith("_per_hour"):
             return human_count(value)
         if column.endswith("_seconds"):
             return human_duration(value)
@@ -178,32 +199,60 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def to_renderable(sections: Sequence[SectionView]) -> RenderableType:
-    """Rich renderables for a terminal (also what `--watch` refreshes)."""
+def to_renderable(sections: Sequence[SectionView], width: int | None = None) -> RenderableType:
+    """Rich renderables for a terminal `width` columns wide (also what `--watch` refreshes)."""
     parts: list[RenderableType] = []
     for section in sections:
-        parts.append(_key_value_panel(section) if section.key_value else _table(section))
+        parts.append(_key_value_panel(section) if section.key_value else _table(section, width))
         for note in section.notes:
             parts.append(Text(note, style="dim"))
     return Group(*parts)
 
 
-def _table(section: SectionView) -> Table:
+def _cell(column: str, value: Any) -> str:
+    return wrap_genome(value) if column == "genome" and isinstance(value, str) else human_value(column, value)
+
+
+def fitting_columns(section: SectionView, width: int | None) -> list[str]:
+    """The section's columns, dropping the rightmost ones (keeping the first and the genome) until the
+    table fits `width`; numbers never wrap, so a narrow terminal shows fewer columns, not mangled ones."""
     columns = list(section.table_columns or section.columns)
-    table = Table(title=section.title, header_style="bold", caption=section.caption, title_justify="left")
-    for index, column in enumerate(columns):
-        numeric = bool(section.rows) and isinstance(section.rows[0].get(column), (int, float))
-        table.add_column(column.replace("_", " "), justify="right" if numeric else "left",
-                         overflow="fold", no_wrap=index == 0)
-    for row in section.rows:
-        cells = []
-        for column in columns:
-            value = row.get(column)
-            text = wrap_genome(value) if column == "genome" and isinstance(value, str) else human_value(column, value)
-            cells.append(escape(text))
-        table.add_row(*cells)
+    if width is None:
+        return columns
+
+    def need(column: str) -> int:
+        if column == "genome":
+            return 16 + 3
+        cells = [_cell(column, row.get(column)) for row in section.rows]
+        widest = max((max(len(line) for line in cell.splitlines() or [""]) for cell in cells), default=0)
+        return max(len(label(column)), widest) + 3
+
+    while len(columns) > 2 and sum(need(c) for c in columns) + 1 > width:
+        droppable = [c for c in columns[1:] if c != "genome"]
+        if not droppable:
+            break
+        columns.remove(droppable[-1])
+    return columns
+
+
+def _table(section: SectionView, width: int | None = None) -> Table:
+    columns = fitting_columns(section, width)
+    all_columns = list(section.table_columns or section.columns)
+    caption = section.caption
+    hidden = len(all_columns) - len(columns)
+    if hidden:
+        note = f"{hidden} column{'s' if hidden > 1 else ''} hidden ({', '.join(label(c) for c in all_columns if c not in columns)}): widen the terminal, or use --format markdown|csv|json"
+        caption = f"{caption}\n{note}" if caption else note
     if not section.rows:
-        table.caption = (section.caption + " — " if section.caption else "") + "nothing yet"
+        caption = (caption + " — " if caption else "") + "nothing yet"
+    table = Table(title=section.title, header_style="bold", caption=caption, title_justify="left")
+    for index, column in enumerate(columns):
+        numeric = any(isinstance(row.get(column), (int, float)) for row in section.rows)
+        # numbers, ids and times never wrap; the genome column absorbs what space is left
+        table.add_column(label(column), justify="right" if numeric else "left", overflow="fold",
+                         no_wrap=column != "genome", min_width=16 if column == "genome" else None)
+    for row in section.rows:
+        table.add_row(*(escape(_cell(column, row.get(column))) for column in columns))
     return table
 
 

@@ -394,10 +394,7 @@ def open_read_only(url: str) -> Iterator[ReportQueries]:
     """Open the store for reading only (a missing SQLite file is an error, never created)."""
     from nascli.store import open_store
 
-    try:
-        store = open_store(url, create=False)
-    except TypeError:  # an older signature without `create`
-        store = open_store(url)
+    store = open_store(url)  # create=False: a missing SQLite file is an error, nothing is written
     try:
         yield ReportQueries(store)
     finally:

@@ -1,0 +1,155 @@
+"""What `nas report` does with its options: pick the sections, gather, print or watch, plot."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nascli.commands.common import OutputFormat
+from nascli.errors import NascliError
+
+RUN_SECTIONS = ("summary", "islands", "top", "pareto", "workers", "generations", "migrations")
+ALL_SECTIONS = ("runs",) + RUN_SECTIONS
+DEFAULT_RUN_SECTIONS = ("summary", "islands", "top", "migrations")  # + pareto for multi-objective runs
+MULTI_OBJECTIVE = ("nsga2", "linas")
+FINISHED = ("finished", "failed", "cancelled")
+
+
+class ReportError(NascliError):
+    kind = "report"
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    runs: list[str]
+    sections: list[str]
+    top: int = 10
+    output_format: OutputFormat | str = OutputFormat.table
+    plot_dir: Path | None = None
+    compare: bool = False
+    watch: bool = False
+    interval: float = 2.0
+    db: str | None = None
+
+
+def output_format_of(name: OutputFormat | str) -> OutputFormat:
+    try:
+        return OutputFormat(str(getattr(name, "value", name)).lower())
+    except ValueError:
+        raise ReportError(f"unknown format {name!r}", hint="choose from table, json, csv, markdown") from None
+
+
+def validate(request: ReportRequest) -> None:
+    unknown = [name for name in request.sections if name not in ALL_SECTIONS]
+    if unknown:
+        raise ReportError(f"unknown section {unknown[0]!r}", hint="choose from " + "|".join(ALL_SECTIONS))
+    if request.compare:
+        if len(request.runs) < 2:
+            raise ReportError("--compare needs at least two runs", hint="nas report --compare RUN RUN [RUN...]")
+        if request.watch:
+            raise ReportError("--watch follows one run, --compare several", hint="use one of them")
+        if request.sections:
+            raise ReportError("--section does not apply to --compare", hint="drop --section")
+        return
+    if len(request.runs) > 1:
+        raise ReportError(f"{len(request.runs)} runs given: {' '.join(request.runs)}",
+                          hint="report one run, or compare several with --compare")
+    if not request.runs:
+        if any(name != "runs" for name in request.sections):
+            raise ReportError(f"section {request.sections[0]!r} needs a run",
+                              hint="nas report RUN_ID (or latest) --section ...")
+        if request.watch:
+            raise ReportError("--watch needs a run", hint="nas report latest --watch")
+    elif "runs" in request.sections:
+        raise ReportError("the runs section lists every run", hint="use `nas report --section runs` without a run id")
+    if request.watch and request.output_format is not OutputFormat.table:
+        raise ReportError("--watch refreshes tables in the terminal", hint="drop --format, or drop --watch for scripts")
+
+
+def run_report(request: ReportRequest) -> None:
+    from nascli.commands import common
+    from nascli.config import resolve_db_url
+    from nascli.report import gather
+    from nascli.store.reports import open_read_only
+
+    request = dataclasses.replace(request, output_format=output_format_of(request.output_format))
+    validate(request)
+    with open_read_only(resolve_db_url(request.db)) as queries:
+        if request.compare:
+            _compare(queries, request)
+            return
+        if not request.runs:
+            _print(gather.runs_views(queries), request.output_format, header={}, heading="Runs")
+            return
+        run = queries.run(request.runs[0])  # resolves `latest`; RunNotFoundError with a hint otherwise
+        sections = list(request.sections) or list(DEFAULT_RUN_SECTIONS)
+        if not request.sections and run.strategy in MULTI_OBJECTIVE:
+            sections.append("pareto")
+        if request.watch:
+            _watch(queries, run.id, sections, request)
+        else:
+            views = gather.run_views(queries, run.id, sections, top=request.top)
+            _print(views, request.output_format, header={"run_id": run.id}, heading=f"nas report {run.id}")
+        if request.plot_dir is not None:
+            written = gather.write_run_plots(queries, run.id, request.plot_dir)
+            _say_written(common, written, request.output_format)
+
+
+def _print(views, output_format: OutputFormat, *, header: dict, heading: str) -> None:
+    from nascli.commands import common
+    from nascli.report import render
+
+    out = common.console()
+    if output_format is OutputFormat.json:
+        out.print(render.to_json(header, views), markup=False, highlight=False, soft_wrap=True)
+    elif output_format is OutputFormat.csv:
+        out.print(render.to_csv(views), end="", markup=False, highlight=False, soft_wrap=True)
+    elif output_format is OutputFormat.markdown:
+        out.print(render.to_markdown(views, heading), end="", markup=False, highlight=False, soft_wrap=True)
+    else:
+        out.print(render.to_renderable(views, out.width))
+
+
+def _say_written(common, paths: list[Path], output_format: OutputFormat) -> None:
+    # plots are announced on stderr so stdout stays clean JSON/CSV for scripts
+    console = common.error_console() if output_format is not OutputFormat.table else common.console()
+    for path in paths:
+        console.print(f"wrote {path}", markup=False, highlight=False)
+
+
+def _compare(queries, request: ReportRequest) -> None:
+    from nascli.commands import common
+    from nascli.report import gather
+
+    run_ids = []
+    for name in request.runs:
+        run_id = queries.run(name).id
+        if run_id not in run_ids:
+            run_ids.append(run_id)
+    comparison = gather.compare(queries, run_ids)
+    _print([comparison.view], request.output_format, header={"runs": run_ids}, heading="Runs compared")
+    if request.plot_dir is not None:
+        _say_written(common, gather.write_compare_plots(comparison, request.plot_dir), request.output_format)
+
+
+def _watch(queries, run_id: str, sections: list[str], request: ReportRequest) -> None:
+    """Re-gather and redraw every `interval` seconds until the run reaches a final status."""
+    from rich.live import Live
+
+    from nascli.commands import common
+    from nascli.report import gather, render
+
+    console = common.console()
+    views = gather.run_views(queries, run_id, sections, top=request.top)
+    with Live(render.to_renderable(views, console.width), console=console, auto_refresh=False, transient=False) as live:
+        while True:
+            status = queries.run(run_id).status
+            if status in FINISHED:
+                break
+            time.sleep(request.interval)  # Ctrl-C here ends watching: the CLI maps it to exit 130
+            views = gather.run_views(queries, run_id, sections, top=request.top)
+            live.update(render.to_renderable(views, console.width), refresh=True)
+        views = gather.run_views(queries, run_id, sections, top=request.top)
+        live.update(render.to_renderable(views, console.width), refresh=True)
