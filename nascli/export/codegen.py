@@ -27,8 +27,8 @@ Needs only PyTorch:
     model = load_model("weights.pt")          # eval mode, on the CPU
     logits = model(torch.randn(1, {c}, {h}, {w}))  # (batch, {n})
 
-Input: float tensors of shape (batch, {c}, {h}, {w}), standardised like the training data
-(mean {mean}, standard deviation {std} per channel{norm_note}).
+Input: float tensors of shape (batch, {c}, {h}, {w}), standardised like the training data:
+`standardise(images)` subtracts INPUT_MEAN and divides by INPUT_STD per channel{norm_note}.
 """
 
 from __future__ import annotations
@@ -45,6 +45,17 @@ NUM_OUTPUTS = {n}
 ACTIVATION = {activation!r}
 BN_MOMENTUM = {bn_momentum!r}
 DROPOUT = {dropout!r}
+INPUT_MEAN = {mean!r}  # per channel, of the raw training images (None: unknown at export time)
+INPUT_STD = {std!r}
+
+
+def standardise(images: torch.Tensor) -> torch.Tensor:
+    """Raw images (batch, channels, height, width) -> what the network was trained on."""
+    if INPUT_MEAN is None or INPUT_STD is None:
+        return images.float()
+    mean = torch.tensor(INPUT_MEAN, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(INPUT_STD, dtype=torch.float32).view(1, -1, 1, 1)
+    return (images.float() - mean) / std
 '''
 
 
@@ -66,12 +77,16 @@ def generate_model_source(genome: Genome | str, *, activation: str = "leaky_relu
         title=title, version=version or __version__, origin=origin, genome=text,
         c=genome.input.channels, h=genome.input.height, w=genome.input.width, n=genome.output.units,
         activation=activation, bn_momentum=float(bn_momentum), dropout=float(dropout),
-        mean=normalisation.get("mean", "as in training"), std=normalisation.get("std", "as in training"),
-        norm_note=normalisation.get("note", ""),
+        mean=_rounded(normalisation.get("mean")), std=_rounded(normalisation.get("std")),
+        norm_note="" if normalisation.get("mean") is not None else " (statistics unknown: they were not available)",
     )
     layer_lines = "\n".join(_layer_line(call, layer) for call, layer in layer_constructors(genome))
     network = NETWORK_TEMPLATE.replace("{layers}", layer_lines)
     return header + "\n\n" + textwrap.dedent(BLOCKS_SOURCE).strip() + "\n\n\n" + network
+
+
+def _rounded(values) -> tuple[float, ...] | None:
+    return None if values is None else tuple(float(f"{float(v):.8g}") for v in values)
 
 
 def _layer_line(call: str, layer: str, indent: str = " " * 12) -> str:

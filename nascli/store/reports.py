@@ -273,7 +273,7 @@ def individual(connection, run_id: str, individual_id: int) -> dict[str, Any] | 
     statement = (
         sa.select(I.c.id.label("individual_id"), I.c.genome, *_individual_columns(),
                   E.c.id.label("evaluation_id"), E.c.status, E.c.seq, E.c.worker_id, E.c.started_at, E.c.finished_at,
-                  E.c.extra_json, E.c.error_kind, E.c.error_message, *[E.c[name] for name in METRIC_COLUMNS])
+                  E.c.extra_json, E.c.task_json, E.c.error_kind, E.c.error_message, *[E.c[name] for name in METRIC_COLUMNS])
         .select_from(I.outerjoin(E, E.c.individual_id == I.c.id))
         .where(I.c.run_id == run_id, I.c.id == individual_id)
     )

@@ -1,0 +1,211 @@
+"""Write one network's artefacts: model.py, weights.pt, model.ts, model.onnx, genome.txt, metrics.json.
+
+Order matters: the weights are loaded into the in-process model first (the parity reference),
+every requested form is written, the parity check runs over them, and metrics.json — with the
+parity figures and the SHA-256 of every other file — is written last, so its presence means the
+export completed and checked out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nascli.errors import ExportError
+from nascli.export.files import prepare_directory, sha256_of, write_atomically
+
+FORMATS = ("code", "state_dict", "torchscript", "onnx", "json")
+DEFAULT_FORMATS = ("code", "state_dict", "torchscript", "json")
+FILE_OF = {"code": "model.py", "state_dict": "weights.pt", "torchscript": "model.ts", "onnx": "model.onnx"}
+ALWAYS = ("genome.txt", "metrics.json")  # written by every export: what it is and how it checked out
+METRICS_SCHEMA = "nascli.export/1"
+
+
+def parse_formats(text: str | None) -> tuple[str, ...]:
+    """`code,state_dict` -> ('code', 'state_dict'); unknown names are a one-line error."""
+    if text is None or not text.strip():
+        return DEFAULT_FORMATS
+    names = []
+    for name in (part.strip().lower().replace("-", "_") for part in text.split(",")):
+        if not name:
+            continue
+        if name not in FORMATS:
+            raise ExportError(f"unknown export format {name!r}",
+                              hint="choose from " + ", ".join(FORMATS) + " (comma-separated)")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ExportError("no export format given", hint="e.g. --format code,state_dict,torchscript,json")
+    return tuple(names)
+
+
+def needs_weights(formats: tuple[str, ...]) -> bool:
+    return any(name in formats for name in ("state_dict", "torchscript", "onnx"))
+
+
+def onnx_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass
+class ExportSpec:
+    """Everything one export needs, gathered from the store (or from a test)."""
+
+    genome: str
+    training: dict[str, Any]  # the run's [train] section (activation, bn_momentum, dropout, ...)
+    task: dict[str, Any]  # the run's [task] section
+    metrics: dict[str, Any]  # what the store recorded for this individual's evaluation
+    identity: dict[str, Any]  # run id, individual id, evaluation id, rank, island, generation, ...
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)  # the full run configuration
+    weights_source: dict[str, Any] = field(default_factory=dict)  # where the weights came from
+    normalisation: dict[str, Any] | None = None  # per-channel mean/std the inputs were standardised with
+
+
+def build_reference(spec: ExportSpec, state_dict: dict | None):
+    """The in-process model (nascli.layers) with the exported weights, in eval mode."""
+    from nascli.layers import build_model
+
+    model = build_model(spec.genome, activation=spec.training.get("activation", "leaky_relu"),
+                        bn_momentum=spec.training.get("bn_momentum", 0.01),
+                        dropout=spec.training.get("dropout", 0.5))
+    if state_dict is not None:
+        try:
+            model.load_state_dict(state_dict, strict=True)
+        except RuntimeError as error:
+            raise ExportError(f"the weights do not fit genome {spec.genome}: {str(error).splitlines()[0]}",
+                              hint="the checkpoint belongs to another network; re-train with --train-epochs N") from None
+    return model.eval()
+
+
+def write_export(spec: ExportSpec, state_dict: dict | None, out: Path, formats: tuple[str, ...], *,
+                 force: bool) -> dict[str, Any]:
+    """Write the artefacts of `formats` into `out`, check parity, write metrics.json; returns its content."""
+    import torch
+
+    from nascli.config import input_shape
+    from nascli.export.codegen import generate_model_source
+    from nascli.export.parity import check_parity
+
+    if "onnx" in formats and not onnx_available():
+        raise ExportError("ONNX export needs the optional packages onnx and onnxscript",
+                          hint="pip install 'nascli[onnx]', or leave onnx out of --format")
+    if needs_weights(formats) and state_dict is None:
+        raise ExportError("no weights to export", hint="pass --train-epochs N, or --format code,json for the source only")
+    names = [FILE_OF[name] for name in formats if name in FILE_OF] + list(ALWAYS)
+    out = prepare_directory(out, names, force=force)
+    channels, height, width, _ = input_shape(spec.task)
+    shape = (channels, height, width)
+    reference = build_reference(spec, state_dict)
+    written: dict[str, Path] = {}
+
+    write_atomically(out / "genome.txt", spec.genome + "\n")
+    written["genome.txt"] = out / "genome.txt"
+    if "code" in formats:
+        origin = f" from run {spec.identity.get('run_id')}, individual {spec.identity.get('individual_id')}"
+        source = generate_model_source(
+            spec.genome, activation=spec.training.get("activation", "leaky_relu"),
+            bn_momentum=spec.training.get("bn_momentum", 0.01), dropout=spec.training.get("dropout", 0.5),
+            title=f"{spec.task.get('dataset', 'a')} network found by nascli "
+                  f"(validation accuracy {_pct(spec.metrics.get('val_accuracy'))}, "
+                  f"test accuracy {_pct(spec.metrics.get('test_accuracy'))}).",
+            origin=origin, normalisation=spec.normalisation)
+        write_atomically(out / "model.py", source)
+        written["model.py"] = out / "model.py"
+    if state_dict is not None and "state_dict" in formats:
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu().contiguous() for k, v in reference.state_dict().items()}, buffer)
+        write_atomically(out / "weights.pt", buffer.getvalue())
+        written["weights.pt"] = out / "weights.pt"
+    example = torch.zeros((1, *shape))
+    if "torchscript" in formats:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but still the portable file
+            traced = torch.jit.trace(reference, example, check_trace=False)
+            buffer = io.BytesIO()
+            torch.jit.save(traced, buffer)
+        write_atomically(out / "model.ts", buffer.getvalue())
+        written["model.ts"] = out / "model.ts"
+    if "onnx" in formats:
+        _write_onnx(reference, example, out / "model.onnx")
+        written["model.onnx"] = out / "model.onnx"
+
+    # model.py is checked against the weights it will be shipped with; without weights.pt, with a temp copy
+    weights_for_check = written.get("weights.pt")
+    temporary_weights = None
+    if "model.py" in written and weights_for_check is None:
+        temporary_weights = out / ".parity-weights.pt"
+        torch.save(reference.state_dict(), temporary_weights)
+        weights_for_check = temporary_weights
+    try:
+        parity = check_parity(reference, shape, model_py=written.get("model.py"), weights=weights_for_check,
+                              torchscript=written.get("model.ts"), onnx_file=written.get("model.onnx"))
+    finally:
+        if temporary_weights is not None:
+            temporary_weights.unlink(missing_ok=True)
+
+    document = {
+        "schema": METRICS_SCHEMA,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "nascli_version": _version(),
+        "torch_version": torch.__version__,
+        **spec.identity,
+        "genome": spec.genome,
+        "input_shape": list(shape),
+        "outputs": _outputs(spec.genome),
+        "metrics": spec.metrics,
+        "weights": spec.weights_source,
+        "input_normalisation": spec.normalisation,
+        "parity": parity.as_dict(),
+        "training_config": spec.training,
+        "task": spec.task,
+        "config": spec.config,
+        "lineage": spec.lineage,
+        "files": {name: {"sha256": sha256_of(path), "bytes": path.stat().st_size} for name, path in written.items()},
+    }
+    write_atomically(out / "metrics.json", json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    return document
+
+
+def _outputs(genome: str) -> int:
+    from nascli.ga.genome import parse_genome
+
+    return parse_genome(genome).output.units
+
+
+def _write_onnx(model, example, path: Path) -> None:
+    import torch
+
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), str(temporary), input_names=["input"], output_names=["logits"],
+                              dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
+                              external_data=False)  # one self-contained file, weights inside
+    except Exception as error:  # the exporter raises many kinds; the user needs one line
+        temporary.unlink(missing_ok=True)
+        raise ExportError(f"ONNX export failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}",
+                          hint="export without onnx (--format code,state_dict,torchscript,json), or report the genome") from None
+    temporary.replace(path)
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * float(value):.2f} %"
+
+
+def _version() -> str:
+    from nascli import __version__
+
+    return __version__
