@@ -68,15 +68,16 @@ def parse_url(text: str) -> URL:
         shown = text.split("@")[-1] if "@" in text else text  # never echo what might be a password
         raise StoreError(f"not a database URL: {shown!r}",
                          hint="use sqlite:///path/to/nas.db or postgresql+psycopg://user@host/db") from None
-    backend = url.get_backend_name()
+    backend, _, driver = url.drivername.partition("+")
     if backend in ("postgresql", "postgres"):
-        if url.get_driver_name() not in ("psycopg", "") and url.drivername not in ("postgresql", "postgres"):
-            raise StoreError(f"unsupported PostgreSQL driver in {display_url(url)}",
+        if driver not in ("", "psycopg"):
+            raise StoreError(f"unsupported PostgreSQL driver {driver!r} in {display_url(url)}",
                              hint="use postgresql+psycopg://user@host/db (psycopg 3)")
         return url.set(drivername="postgresql+psycopg")
     if backend == "sqlite":
-        if url.drivername != "sqlite" and url.get_driver_name() != "pysqlite":
-            raise StoreError(f"unsupported SQLite driver in {display_url(url)}", hint="use sqlite:///path/to/nas.db")
+        if driver not in ("", "pysqlite"):
+            raise StoreError(f"unsupported SQLite driver {driver!r} in {display_url(url)}",
+                             hint="use sqlite:///path/to/nas.db")
         return url
     raise StoreError(f"unsupported database {backend!r} in {display_url(url)}",
                      hint="nascli stores runs in SQLite (sqlite:///nas.db) or PostgreSQL (postgresql+psycopg://...)")

@@ -1,0 +1,191 @@
+"""Bad input gives one clear StoreError line (exit 2 from the CLI) and writes nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from nascli.cli import app
+from nascli.errors import StoreError
+from nascli.store import SCHEMA_VERSION, open_store
+
+from tests.conftest import pg_admin_url
+
+PG_BIN = Path(os.environ.get("NASCLI_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+RIGHT_PASSWORD = "right-horse-battery"
+WRONG_PASSWORD = "wrong-staple-9"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+def test_unreachable_server_fails_fast_and_masks_the_password() -> None:
+    url = f"postgresql+psycopg://nas:{WRONG_PASSWORD}@127.0.0.1:{free_port()}/nas"
+    started = time.monotonic()
+    with pytest.raises(StoreError) as caught:
+        open_store(url)
+    assert time.monotonic() - started < 10
+    text = one_line(caught.value)
+    assert "cannot connect" in text and "nas:***@127.0.0.1" in text and WRONG_PASSWORD not in text
+
+
+def test_malformed_and_unsupported_urls() -> None:
+    with pytest.raises(StoreError, match="not a database URL") as caught:
+        open_store(f"postgresql+psycopg://nas:{WRONG_PASSWORD}@host:notaport/db")
+    assert WRONG_PASSWORD not in str(caught.value)
+    with pytest.raises(StoreError, match="unsupported database 'mysql'"):
+        open_store("mysql://nas@localhost/nas")
+    with pytest.raises(StoreError, match="in-memory"):
+        open_store("sqlite://")
+
+
+def test_file_that_is_not_a_database_is_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database\n" * 100)
+    before = path.read_bytes()
+    for create in (False, True):
+        with pytest.raises(StoreError, match="is not a SQLite database") as caught:
+            open_store(f"sqlite:///{path}", create=create)
+        one_line(caught.value)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+
+
+def test_missing_sqlite_file_is_not_created_without_init(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no database at .*nas init"):
+        open_store(f"sqlite:///{tmp_path / 'typo.db'}")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(StoreError, match="no directory"):
+        open_store(f"sqlite:///{tmp_path / 'missing' / 'nas.db'}", create=True)
+
+
+def test_database_without_schema_asks_for_init(store_url: str) -> None:
+    if store_url.startswith("sqlite"):
+        Path(store_url.removeprefix("sqlite:///")).touch()  # an empty SQLite file is a valid, empty database
+    with pytest.raises(StoreError, match="holds no nascli schema.*nas init"):
+        open_store(store_url)
+
+
+def test_schema_from_another_version_is_refused(store_url: str) -> None:
+    store = open_store(store_url, create=True)
+    store.create_run("old", "random", None, 0, {})
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE nascli_meta SET value = :v WHERE key = 'schema_version'"),
+                           {"v": str(SCHEMA_VERSION + 1)})
+    store.close()
+    for create in (False, True):
+        with pytest.raises(StoreError) as caught:
+            open_store(store_url, create=create)
+        text = one_line(caught.value)
+        assert f"schema version {SCHEMA_VERSION + 1}" in text and "newer nascli" in text
+
+
+def test_foreign_tables_are_not_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE run (id TEXT)")
+    engine.dispose()
+    with pytest.raises(StoreError, match="tables named like nascli's"):
+        open_store(f"sqlite:///{path}", create=True)
+
+
+# ---------------------------------------------------------------- wrong password: a private cluster
+@pytest.fixture(scope="module")
+def password_cluster() -> Iterator[int]:
+    """A throwaway PostgreSQL cluster with password (scram) authentication on 127.0.0.1.
+    The shared dev server trusts every local connection, so a wrong password cannot fail there."""
+    pg_admin_url()  # skip or fail exactly like the other PostgreSQL tests
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"PostgreSQL binaries not found in {PG_BIN} (set NASCLI_TEST_PG_BIN)")
+    directory = Path(tempfile.mkdtemp(prefix="nascli-pw-"))
+    data, password_file = directory / "data", directory / "pw"
+    password_file.write_text(RIGHT_PASSWORD + "\n")
+    shutil.chown(directory, "postgres")
+    shutil.chown(password_file, "postgres")
+    port = free_port()
+
+    def as_postgres(*command: str) -> None:
+        subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", " ".join(command)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+
+    try:
+        as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--no-sync",
+                    "--auth-host=scram-sha-256", "--auth-local=trust", f"--pwfile={password_file}")
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(directory / "log"), "-w", "-o",
+                    f"\"-c listen_addresses=127.0.0.1 -p {port} -k {directory} -c fsync=off\"", "start")
+        yield port
+    finally:
+        subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c",
+                        f"{PG_BIN / 'pg_ctl'} -D {data} -m immediate stop"], capture_output=True, timeout=60)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.postgres
+def test_wrong_password(password_cluster: int) -> None:
+    good = open_store(f"postgresql+psycopg://postgres:{RIGHT_PASSWORD}@127.0.0.1:{password_cluster}/postgres",
+                      create=True)
+    assert good.url_display == f"postgresql+psycopg://postgres:***@127.0.0.1:{password_cluster}/postgres"
+    good.close()
+    with pytest.raises(StoreError) as caught:
+        open_store(f"postgresql+psycopg://postgres:{WRONG_PASSWORD}@127.0.0.1:{password_cluster}/postgres")
+    text = one_line(caught.value)
+    assert "wrong password for user 'postgres'" in text
+    assert WRONG_PASSWORD not in text and RIGHT_PASSWORD not in text
+
+
+# ---------------------------------------------------------------- nas init
+def invoke(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def test_nas_init_is_idempotent(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NAS_DB_URL", raising=False)
+    first = invoke("init", "--db", store_url)
+    assert first.exit_code == 0, first.output
+    assert "created the nascli schema" in first.output and "wrote nascli.toml" in first.output
+    assert f'url = "{store_url}"' in (tmp_path / "nascli.toml").read_text()
+    second = invoke("init", "--db", store_url)
+    assert second.exit_code == 0, second.output
+    assert "already present" in second.output and "kept the existing nascli.toml" in second.output
+    third = invoke("init")  # the URL now comes from nascli.toml
+    assert third.exit_code == 0 and "already present" in third.output
+    open_store(store_url).close()
+
+
+def test_nas_init_bad_input_exits_2_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.db").write_text("not a database")
+    for url in ("sqlite:///notes.db", f"postgresql://nas:{WRONG_PASSWORD}@127.0.0.1:{free_port()}/nas",
+                "sqlite:///no/such/dir/nas.db"):
+        result = invoke("init", "--db", url)
+        assert result.exit_code == 2, result.output
+        assert result.output.count("error:") == 1 and WRONG_PASSWORD not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+
+
+def test_nas_init_keeps_passwords_out_of_nascli_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from nascli.commands.init import project_file_text
+
+    text = project_file_text(f"postgresql+psycopg://nas:{WRONG_PASSWORD}@db/nas", "postgresql+psycopg://nas:***@db/nas")
+    assert WRONG_PASSWORD not in text and "NAS_DB_URL" in text and '\nurl = ' not in text
