@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +14,8 @@ from nascli.cli import app
 from nascli.errors import StoreError
 from nascli.store import SCHEMA_VERSION, open_store
 
-from tests.conftest import pg_admin_url
+from tests.integration.conftest import RIGHT_PASSWORD
 
-PG_BIN = Path(os.environ.get("NASCLI_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
-RIGHT_PASSWORD = "right-horse-battery"
 WRONG_PASSWORD = "wrong-staple-9"
 
 
@@ -110,38 +103,9 @@ def test_foreign_tables_are_not_taken_over(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- wrong password: a private cluster
-@pytest.fixture(scope="module")
-def password_cluster() -> Iterator[int]:
-    """A throwaway PostgreSQL cluster with password (scram) authentication on 127.0.0.1.
-    The shared dev server trusts every local connection, so a wrong password cannot fail there."""
-    pg_admin_url()  # skip or fail exactly like the other PostgreSQL tests
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL binaries not found in {PG_BIN} (set NASCLI_TEST_PG_BIN)")
-    directory = Path(tempfile.mkdtemp(prefix="nascli-pw-"))
-    data, password_file = directory / "data", directory / "pw"
-    password_file.write_text(RIGHT_PASSWORD + "\n")
-    shutil.chown(directory, "postgres")
-    shutil.chown(password_file, "postgres")
-    port = free_port()
-
-    def as_postgres(*command: str) -> None:
-        subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", " ".join(command)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
-
-    try:
-        as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--no-sync",
-                    "--auth-host=scram-sha-256", "--auth-local=trust", f"--pwfile={password_file}")
-        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(directory / "log"), "-w", "-o",
-                    f"\"-c listen_addresses=127.0.0.1 -p {port} -k {directory} -c fsync=off\"", "start")
-        yield port
-    finally:
-        subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c",
-                        f"{PG_BIN / 'pg_ctl'} -D {data} -m immediate stop"], capture_output=True, timeout=60)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 @pytest.mark.postgres
-def test_wrong_password(password_cluster: int) -> None:
+def test_wrong_password(private_pg_cluster) -> None:
+    password_cluster = private_pg_cluster.port
     good = open_store(f"postgresql+psycopg://postgres:{RIGHT_PASSWORD}@127.0.0.1:{password_cluster}/postgres",
                       create=True)
     assert good.url_display == f"postgresql+psycopg://postgres:***@127.0.0.1:{password_cluster}/postgres"
