@@ -80,9 +80,19 @@ def _loss(accuracy: float) -> float:
     return round(-math.log(accuracy), 6)
 
 
+def _busy_wait(seconds: float) -> None:
+    """Burn CPU in pure Python, as a training loop does: holds the GIL between switch intervals."""
+    end = time.monotonic() + seconds
+    spin = 0
+    while time.monotonic() < end:
+        for _ in range(2000):
+            spin += 1
+
+
 def _sleep(seconds: float, epochs: int, progress: ProgressCallback | None, should_stop: StopCheck | None,
-           metrics: Mapping[str, Any]) -> int:
+           metrics: Mapping[str, Any], busy: bool = False) -> int:
     """Spend `seconds` in `epochs` equal slices; returns the epochs completed (fewer if told to stop)."""
+    wait = _busy_wait if busy else time.sleep
     deadline_step = seconds / epochs if epochs else 0.0
     start = time.monotonic()
     for epoch in range(1, epochs + 1):
@@ -93,7 +103,7 @@ def _sleep(seconds: float, epochs: int, progress: ProgressCallback | None, shoul
             remaining = epoch_end - time.monotonic()
             if remaining <= 0:
                 break
-            time.sleep(min(_STOP_POLL_SECONDS, remaining))
+            wait(min(_STOP_POLL_SECONDS, remaining))
         if progress is not None:
             progress(epoch, metrics)
     return epochs
@@ -103,7 +113,8 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
                        should_stop: StopCheck | None = None) -> Result:
     """Evaluate a `synthetic` task. Never raises for a bad genome or an injected failure.
 
-    Keys read from `task.task`: `synthetic_seconds` (wall time to spend), `synthetic_fail_genomes`
+    Keys read from `task.task`: `synthetic_seconds` (wall time to spend; `synthetic_busy` spends it
+    burning CPU instead of sleeping, like a training loop), `synthetic_fail_genomes`
     and `synthetic_oom_genomes` (a genome containing any of these substrings fails as `crash` /
     `oom`, after the sleep so a failure costs time like a real one); `task.search_space['max_params']`
     gives `too_large`. `progress(epoch, metrics)` is called once per simulated epoch and
@@ -130,7 +141,7 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
     epochs_run = min(epochs_limit, best_epoch + patience)
     metrics = {"val_accuracy": validation, "val_loss": _loss(validation)}
     seconds = max(0.0, float(task.task.get("synthetic_seconds") or 0.0))
-    done_epochs = _sleep(seconds, epochs_run, progress, should_stop, metrics)
+    done_epochs = _sleep(seconds, epochs_run, progress, should_stop, metrics, bool(task.task.get("synthetic_busy")))
     elapsed = round(time.monotonic() - started, 6)
     if done_epochs < epochs_run:
         return Result.failure("crash", f"stopped after {done_epochs} of {epochs_run} epochs: the worker "

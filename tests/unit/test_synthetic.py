@@ -68,6 +68,13 @@ def test_sleeps_synthetic_seconds_and_reports_epochs():
     assert epochs == list(range(1, result.epochs_run + 1))
 
 
+def test_busy_mode_burns_cpu_for_the_same_time():
+    cpu, wall = time.process_time(), time.monotonic()
+    result = evaluate_synthetic(task(DEEP, synthetic_seconds=0.3, synthetic_busy=True))
+    assert result.status == "done" and 0.3 <= time.monotonic() - wall < 1.0
+    assert time.process_time() - cpu > 0.1  # it worked, not slept
+
+
 def test_should_stop_ends_a_long_evaluation_quickly():
     started = time.monotonic()
     result = evaluate_synthetic(task(DEEP, synthetic_seconds=30), should_stop=lambda: time.monotonic() - started > 0.2)
