@@ -45,12 +45,16 @@ NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "
 _INIT_HINT = "create it with `nas init --db URL`"
 
 _live_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+_live_writer_locks: "weakref.WeakSet[SQLiteWriterLock]" = weakref.WeakSet()
 
 
 def _dispose_after_fork() -> None:
-    # A forked child must not reuse its parent's connections (SQLAlchemy "pooling with multiprocessing").
+    # A forked child must not reuse its parent's connections (SQLAlchemy "pooling with multiprocessing"),
+    # nor keep the parent's flock descriptor open: a lock the parent held at fork would outlive the parent.
     for engine in list(_live_engines):
         engine.dispose(close=False)
+    for lock in list(_live_writer_locks):
+        lock.forget_inherited()
 
 
 os.register_at_fork(after_in_child=_dispose_after_fork)
@@ -195,14 +199,24 @@ class SQLiteWriterLock:
 
     def __init__(self, database: str) -> None:
         self.path = f"{database}.lock"
-        self._pid = -1
+        self._pid = os.getpid()
         self._mutex = threading.Lock()
         self._fd: int | None = None
+        _live_writer_locks.add(self)
+
+    def forget_inherited(self) -> None:
+        """In a forked child: drop the parent's descriptor and mutex (the parent keeps its lock)."""
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self._pid, self._mutex, self._fd = os.getpid(), threading.Lock(), None
 
     @contextmanager
     def hold(self) -> Iterator[None]:
-        if self._pid != os.getpid():  # first use, or a forked child: never share the parent's flock
-            self._pid, self._mutex, self._fd = os.getpid(), threading.Lock(), None
+        if self._pid != os.getpid():  # belt and braces: a child forked without the at-fork hook
+            self.forget_inherited()
         with self._mutex:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

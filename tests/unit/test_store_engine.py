@@ -94,3 +94,29 @@ def test_retry_gives_up_with_one_line_after_the_deadline(tmp_path: Path) -> None
     with pytest.raises(StoreError, match="claim failed on sqlite:///x.db: boom"):
         transactions.run(lambda c: (_ for _ in ()).throw(IntegrityError("X", {}, Exception("boom"))), what="claim")
     engine.dispose()
+
+
+def test_writer_lock_does_not_outlive_its_holder_through_a_forked_child(tmp_path: Path) -> None:
+    """A process that dies holding the SQLite writer flock must not leave it held by a child it forked."""
+    import os
+    import time
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    open_store(url, create=True).close()
+    holder = os.fork()
+    if holder == 0:  # the holder: take the lock, fork a long-lived child, die holding it
+        try:
+            store = open_store(url)
+            with store._transactions.writer_lock.hold():
+                if os.fork() == 0:
+                    time.sleep(6)
+                    os._exit(0)
+                os._exit(0)
+        finally:
+            os._exit(1)
+    assert os.waitpid(holder, 0)[1] == 0
+    store = open_store(url)
+    started = time.monotonic()
+    store.create_run("after", "random", None, 0, {})
+    assert time.monotonic() - started < 3, "the dead holder's lock was kept alive by its child"
+    store.close()
