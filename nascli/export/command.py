@@ -127,13 +127,14 @@ def export_spec(queries, run, *, rank: int | None, individual: int | None) -> tu
 
 def lineage(queries, run_id: str, individual_id: int) -> list[dict[str, Any]]:
     """The individual, its first parent, that one's first parent, ... back to the initial population."""
-    parent_of = {ident: parents for ident, parents, *_ in queries.lineage_links(run_id)}
+    parent_of = {ident: parent for ident, parent, *_ in queries.lineage_links(run_id)}
     chain: list[int] = []
+    seen: set[int] = set()
     node: int | None = individual_id
-    while node is not None and node in parent_of and node not in chain:
+    while node is not None and node in parent_of and node not in seen:
         chain.append(node)
-        parents = parent_of[node]
-        node = parents[0] if parents else None
+        seen.add(node)
+        node = parent_of[node]
     rows = queries.ancestors(chain)
     return [{
         "individual_id": ident, "island": rows[ident]["island"], "generation": rows[ident]["generation"],

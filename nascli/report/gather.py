@@ -135,11 +135,11 @@ def summary(queries, run) -> RunSummary:
 # ----------------------------------------------------------------------------------------- islands
 
 
-def root_ancestors(links: Sequence[tuple[int, list[int], int, bool, int]]) -> dict[int, int]:
+def root_ancestors(links: Sequence[tuple[int, int | None, int, bool]]) -> dict[int, int]:
     """individual id -> its root (the initial-population ancestor reached by following first parents).
 
     Iterative with memoisation: one pass over the run, no recursion limit on 1,000 generations."""
-    parent_of = {ident: (parents[0] if parents else None) for ident, parents, *_ in links}
+    parent_of = {ident: parent for ident, parent, *_ in links}
     root: dict[int, int] = {}
     for start in parent_of:
         chain = []
@@ -163,7 +163,7 @@ def islands(queries, run) -> list[IslandRow]:
     links = queries.lineage_links(run.id)
     roots = root_ancestors(links)
     living_roots: dict[int, set[int]] = {}
-    for ident, _, island, alive, _ in links:
+    for ident, _, island, alive in links:
         if alive:
             living_roots.setdefault(island, set()).add(roots[ident])
     rows = []
@@ -185,7 +185,7 @@ def islands(queries, run) -> list[IslandRow]:
 
 def top_rows(queries, run, k: int) -> list[TopRow]:
     primary = primary_of(run.config or {})
-    newest = {row["island"]: row["generation"] for row in queries.island_totals(run.id)}
+    newest = queries.island_generations(run.id)
     rows = []
     for rank, row in enumerate(queries.top(run.id, primary, k), start=1):
         newest_here = newest.get(row["island"])
@@ -267,9 +267,13 @@ def pareto(queries, run, reference: dict[str, float] | None = None) -> tuple[Par
     reference = reference or reference_point(objectives, values, config)
     minimised = [tuple(normalised(o, v[o], reference[o]) for o in objectives) for v in values]
     front_index = non_dominated(minimised)
-    front = [ParetoPoint(individual_id=usable[i]["individual_id"], evaluation_id=usable[i]["evaluation_id"],
-                         genome=usable[i]["genome"], island=usable[i]["island"], generation=usable[i]["generation"],
-                         objectives=values[i]) for i in front_index]
+    details = queries.evaluation_details([usable[i]["evaluation_id"] for i in front_index])
+    front = []
+    for i in front_index:
+        detail = details.get(usable[i]["evaluation_id"], {})
+        front.append(ParetoPoint(individual_id=usable[i]["individual_id"], evaluation_id=usable[i]["evaluation_id"],
+                                 genome=detail.get("genome"), island=detail.get("island"),
+                                 generation=detail.get("generation"), objectives=values[i]))
     front.sort(key=lambda point: tuple(-point.objectives[o] if sense(o) == "max" else point.objectives[o]
                                        for o in objectives))
     report = ParetoReport(objectives=objectives, senses=[sense(o) for o in objectives], reference=reference,

@@ -109,11 +109,11 @@ class TopRow:
 
 @dataclass(frozen=True)
 class ParetoPoint:
-    individual_id: int
+    individual_id: int | None
     evaluation_id: int
-    genome: str
-    island: int
-    generation: int
+    genome: str | None
+    island: int | None
+    generation: int | None
     objectives: dict[str, float]  # name -> raw value (e.g. val_accuracy 0.97, params 12345)
 
 

@@ -9,6 +9,7 @@ timestamps, full-precision floats) so pandas reads it; the terminal and Markdown
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -37,6 +38,7 @@ class SectionView:
     table_columns: Sequence[str] | None = None  # the subset a terminal shows (None: all)
     caption: str | None = None  # one line under the terminal table (e.g. the hypervolume)
     key_value: bool = False  # one record shown as a two-column panel (the run summary)
+    table_limit: int | None = None  # a terminal shows only the last N rows (JSON/CSV/Markdown: all)
     notes: Sequence[str] = field(default_factory=tuple)
 
 
@@ -236,9 +238,13 @@ def fitting_columns(section: SectionView, width: int | None) -> list[str]:
 
 
 def _table(section: SectionView, width: int | None = None) -> Table:
+    caption = section.caption
+    if section.table_limit is not None and len(section.rows) > section.table_limit:
+        shown = f"the last {section.table_limit} of {len(section.rows):,} rows (all of them with --format csv|json)"
+        caption = f"{caption}\n{shown}" if caption else shown
+        section = dataclasses.replace(section, rows=list(section.rows)[-section.table_limit:])
     columns = fitting_columns(section, width)
     all_columns = list(section.table_columns or section.columns)
-    caption = section.caption
     hidden = len(all_columns) - len(columns)
     if hidden:
         note = f"{hidden} column{'s' if hidden > 1 else ''} hidden ({', '.join(label(c) for c in all_columns if c not in columns)}): widen the terminal, or use --format markdown|csv|json"

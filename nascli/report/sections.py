@@ -21,6 +21,9 @@ from nascli.report.render import SectionView
 from nascli.task import FAILURE_KINDS
 
 
+TABLE_LIMIT = 25  # long per-generation/migration tables: a terminal shows the newest rows
+
+
 def field_names(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
@@ -124,6 +127,7 @@ def generations_section(rows: Sequence[GenerationRow]) -> SectionView:
         columns=field_names(GenerationRow),
         table_columns=["generation", "evaluations", "train_accuracy_max", "val_accuracy_max", "val_accuracy_mean",
                        "val_accuracy_std", "test_accuracy_max", "best_val_accuracy_so_far"],
+        table_limit=TABLE_LIMIT,
     )
 
 
@@ -133,6 +137,7 @@ def migrations_section(rows: Sequence[MigrationRow]) -> SectionView:
         name="migrations", title="Migrations", payload=payload, rows=payload, columns=field_names(MigrationRow),
         table_columns=["generation", "from_island", "to_island", "individual_id", "new_individual_id", "fitness",
                        "genome"],
+        table_limit=TABLE_LIMIT,
     )
 
 

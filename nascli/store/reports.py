@@ -72,21 +72,17 @@ def status_counts(connection, run_id: str | None = None) -> dict[str, dict[str, 
 
 
 def best_per_run(connection, primaries: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """run id -> its best finished evaluation (val/test accuracy, loss, params), per the run's primary metric."""
+    """run id -> its best finished evaluation (val/test accuracy, loss, params), per the run's primary metric.
+
+    One ORDER BY ... LIMIT 1 per run: a sort per run beats a window over every evaluation of every run."""
     best: dict[str, dict[str, Any]] = {}
-    by_primary: dict[str, list[str]] = {}
     for run_id, primary in primaries.items():
-        by_primary.setdefault(primary, []).append(run_id)
-    for primary, run_ids in by_primary.items():
-        ranked = (
-            sa.select(E.c.run_id, E.c.id, E.c.individual_id, E.c.genome, E.c.val_accuracy, E.c.val_loss,
-                      E.c.test_accuracy, E.c.params,
-                      sa.func.row_number().over(partition_by=E.c.run_id, order_by=fitness_order(primary)).label("rn"))
-            .where(fitness_filter(primary), E.c.run_id.in_(run_ids))
-            .subquery()
-        )
-        for row in _rows(connection, sa.select(ranked).where(ranked.c.rn == 1)):
-            best[row["run_id"]] = row
+        statement = (sa.select(E.c.run_id, E.c.id, E.c.individual_id, E.c.genome, E.c.val_accuracy, E.c.val_loss,
+                               E.c.test_accuracy, E.c.params)
+                     .where(E.c.run_id == run_id, fitness_filter(primary)).order_by(*fitness_order(primary)).limit(1))
+        rows = _rows(connection, statement)
+        if rows:
+            best[run_id] = rows[0]
     return best
 
 
@@ -136,6 +132,13 @@ def island_totals(connection, run_id: str) -> list[dict[str, Any]]:
     return born
 
 
+def island_generations(connection, run_id: str) -> dict[int, int]:
+    """island -> newest generation with an individual (index-only on the (run, island, generation, slot) key)."""
+    statement = (sa.select(I.c.island, sa.func.max(I.c.generation)).where(I.c.run_id == run_id)
+                 .group_by(I.c.island))
+    return {island: generation for island, generation in connection.execute(statement)}
+
+
 def best_per_island(connection, run_id: str, primary: str) -> dict[int, dict[str, Any]]:
     ranked = (
         sa.select(I.c.island, E.c.id, E.c.individual_id, E.c.val_accuracy, E.c.val_loss, E.c.test_accuracy,
@@ -148,11 +151,19 @@ def best_per_island(connection, run_id: str, primary: str) -> dict[int, dict[str
     return {row["island"]: row for row in _rows(connection, sa.select(ranked).where(ranked.c.rn == 1))}
 
 
-def lineage_links(connection, run_id: str) -> list[tuple[int, list[int], int, bool, int]]:
-    """(id, parents, island, alive, generation) of every individual: one narrow pass for root ancestors."""
-    statement = sa.select(I.c.id, I.c.parents_json, I.c.island, I.c.alive, I.c.generation).where(I.c.run_id == run_id)
-    return [(row.id, json.loads(row.parents_json or "[]"), row.island, bool(row.alive), row.generation)
-            for row in connection.execute(statement)]
+def first_parent(parents_json: str | None) -> int | None:
+    """The first id of a JSON list like "[12, 34]" without a full JSON parse (100k rows per report)."""
+    if not parents_json or len(parents_json) < 3:
+        return None
+    head = parents_json[1:].split(",", 1)[0].strip(" ]")
+    return int(head) if head else None
+
+
+def lineage_links(connection, run_id: str) -> list[tuple[int, int | None, int, bool]]:
+    """(id, first parent, island, alive) of every individual: one narrow pass for root ancestors."""
+    statement = sa.select(I.c.id, I.c.parents_json, I.c.island, I.c.alive).where(I.c.run_id == run_id)
+    return [(ident, first_parent(parents), island, bool(alive))
+            for ident, parents, island, alive in connection.execute(statement)]
 
 
 # ------------------------------------------------------------------------------------ top, pareto
@@ -177,15 +188,22 @@ def top(connection, run_id: str, primary: str, k: int, offset: int = 0) -> list[
 
 
 def objective_rows(connection, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """Every done evaluation with the given metric columns (None where unmeasured)."""
-    statement = (
-        sa.select(E.c.id.label("evaluation_id"), E.c.individual_id, E.c.genome, I.c.island, I.c.generation,
-                  *[E.c[name] for name in columns])
-        .select_from(E.outerjoin(I, E.c.individual_id == I.c.id))
-        .where(E.c.run_id == run_id, E.c.status == "done")
-        .order_by(E.c.id)
-    )
+    """Every done evaluation's id, individual id and the given metric columns (narrow: no genomes)."""
+    statement = (sa.select(E.c.id.label("evaluation_id"), E.c.individual_id, *[E.c[name] for name in columns])
+                 .where(E.c.run_id == run_id, E.c.status == "done").order_by(E.c.id))
     return _rows(connection, statement)
+
+
+def evaluation_details(connection, evaluation_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Genome, island and generation of a few evaluations (e.g. the Pareto front)."""
+    found: dict[int, dict[str, Any]] = {}
+    ids = list(dict.fromkeys(evaluation_ids))
+    for start in range(0, len(ids), 500):
+        statement = (sa.select(E.c.id, E.c.genome, I.c.island, I.c.generation)
+                     .select_from(E.outerjoin(I, E.c.individual_id == I.c.id)).where(E.c.id.in_(ids[start:start + 500])))
+        for row in _rows(connection, statement):
+            found[row["id"]] = row
+    return found
 
 
 # ------------------------------------------------------------------------------------ generations
@@ -352,10 +370,13 @@ class ReportQueries:
     def island_totals(self, run_id: str) -> list[dict[str, Any]]:
         return self._read(island_totals, run_id)
 
+    def island_generations(self, run_id: str) -> dict[int, int]:
+        return self._read(island_generations, run_id)
+
     def best_per_island(self, run_id: str, primary: str) -> dict[int, dict[str, Any]]:
         return self._read(best_per_island, run_id, primary)
 
-    def lineage_links(self, run_id: str) -> list[tuple[int, list[int], int, bool, int]]:
+    def lineage_links(self, run_id: str) -> list[tuple[int, int | None, int, bool]]:
         return self._read(lineage_links, run_id)
 
     def top(self, run_id: str, primary: str, k: int, offset: int = 0) -> list[dict[str, Any]]:
@@ -363,6 +384,9 @@ class ReportQueries:
 
     def objective_rows(self, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
         return self._read(objective_rows, run_id, columns)
+
+    def evaluation_details(self, evaluation_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        return self._read(evaluation_details, evaluation_ids) if evaluation_ids else {}
 
     def generations(self, run_id: str) -> list[dict[str, Any]]:
         return self._read(generations, run_id)
