@@ -9,7 +9,7 @@ import io
 import json
 
 import pytest
-from test_report_builder import build_run, postgres_database, sqlite_url, store_url  # noqa: F401 - fixtures
+from test_report_builder import build_run, postgres_database, sqlite_url  # noqa: F401 - fixture
 from typer.testing import CliRunner
 
 from nascli.cli import app
@@ -43,8 +43,13 @@ def one_line_error(result, *fragments: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def two_runs(store_url):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def two_runs(request, tmp_path_factory):
+    """Built once per backend and module: the report only reads, so tests can share them."""
+    if request.param == "sqlite":
+        store_url = sqlite_url(tmp_path_factory.mktemp("db"))
+    else:
+        store_url = request.getfixturevalue("postgres_database")
     with open_store(store_url) as store:
         island = build_run(store, islands=3, population=4, generations=6, name="islands")
         multi = build_run(store, preset="digits-nsga2", islands=1, population=6, generations=6, name="pareto",
