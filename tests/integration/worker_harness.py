@@ -136,7 +136,9 @@ def assert_done_exactly_once(url: str, run_id: str, expected: int) -> None:
         store.close()
     assert len(rows) == expected
     statuses = Counter(row.status for row in rows)
-    assert statuses == {"done": expected}, statuses
+    failures = [(row.id, row.attempt, row.lease_expiries, row.failures, row.result and row.result.error_kind,
+                 row.result and row.result.error_message) for row in rows if row.status != "done"]
+    assert statuses == {"done": expected}, (statuses, failures[:5])
     ids = [f.evaluation_id for f in finished]
     assert len(ids) == len(set(ids)) == expected
     assert sorted(f.seq for f in finished) == list(range(1, expected + 1))
