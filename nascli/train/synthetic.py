@@ -146,7 +146,7 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
     if done_epochs < epochs_run:
         return Result.failure("crash", f"stopped after {done_epochs} of {epochs_run} epochs: the worker "
                               "asked to stop (claim lost or shutting down)", epochs_run=done_epochs,
-                              train_seconds=elapsed)
+                              train_seconds=elapsed, extra={"cancelled": True})
 
     oom = _matching(genome, task.task.get("synthetic_oom_genomes"))
     if oom is not None:

@@ -80,6 +80,7 @@ def test_should_stop_ends_a_long_evaluation_quickly():
     result = evaluate_synthetic(task(DEEP, synthetic_seconds=30), should_stop=lambda: time.monotonic() - started > 0.2)
     assert time.monotonic() - started < 0.5
     assert result.status == "failed" and "asked to stop" in result.error_message
+    assert result.extra == {"cancelled": True}
 
 
 def test_injected_failures_are_typed():
