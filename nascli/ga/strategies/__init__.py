@@ -16,7 +16,7 @@ from nascli.ga.fitness import FitnessRule
 from nascli.ga.strategies.base import Outcome, Proposal, ReplayError, Strategy, Variation
 
 __all__ = ["Outcome", "Proposal", "ReplayError", "Strategy", "Variation", "STRATEGY_NAMES", "make_strategy",
-           "make_variation"]
+           "make_variation", "make_module_variation"]
 
 
 def make_variation(space: Any, seed_genome: Any, *, init_mutations: int,
@@ -35,6 +35,31 @@ def make_variation(space: Any, seed_genome: Any, *, init_mutations: int,
         return operators.random_genome(seed_genome, space, init_mutations, rng, probabilities)
 
     return Variation(vary=vary, random_init=random_init, features=genome_features)
+
+
+def make_module_variation(space: Any, seed_genome: Any, *, init_mutations: int,
+                          init_probabilities: Mapping[str, float] | None = None,
+                          uniform_init: bool = False) -> Variation:
+    """Operators of the Hajewski module family (nascli.ga.module_operators) on a `ModuleSpace`:
+    `vary` = module_operators.apply; `random_init` = `init_mutations` mutations of `seed_genome`, or
+    with `uniform_init` seed 002's random-search sample (U[1, max_layers] random layers);
+    `features` = module_operators.module_features (for LINAS)."""
+    from nascli.ga import module_operators
+
+    probabilities = dict(init_probabilities) if init_probabilities else None
+
+    def vary(operator: str, parents, rng):
+        return module_operators.apply(operator, parents, space, rng)
+
+    def random_init(rng):
+        if uniform_init:
+            return module_operators.uniform_module_genome(space, rng)
+        return module_operators.random_module_genome(seed_genome, space, init_mutations, rng, probabilities)
+
+    def features(genome):
+        return module_operators.module_features(genome, space)
+
+    return Variation(vary=vary, random_init=random_init, features=features)
 
 
 def _sections(sections: Mapping[str, Mapping[str, Any]]) -> tuple[dict, dict, dict, dict]:
