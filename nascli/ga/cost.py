@@ -14,8 +14,10 @@ from nascli.errors import GenomeError
 from nascli.ga.genome import (
     Branch,
     Genome,
+    HiddenLayer,
     InceptionSpec,
     LayerSpec,
+    OutputLayer,
     check_structure,
     format_layer,
 )
@@ -105,15 +107,23 @@ def branch_plan(branch: Branch, in_channels: int) -> tuple[Step, ...]:
 # ----------------------------------------------------------------------------------- accounting
 
 class _Tally:
-    def __init__(self, token: str, position: int) -> None:
-        self.token, self.position = token, position
+    """Parameters and FLOPs of one layer; knows the layer only to name it in an error.
+
+    The layer token is formatted when an error is raised, not up front: `analyse` runs for every
+    genome an operator proposes, and eager formatting used to be most of its cost.
+    """
+
+    __slots__ = ("layer", "position", "params", "flops")
+
+    def __init__(self, layer: HiddenLayer | OutputLayer, position: int) -> None:
+        self.layer, self.position = layer, position
         self.params = 0
         self.flops = 0
 
     def misfit(self, what: str, shape: Shape) -> GenomeError:
         c, h, w = shape
         return GenomeError(
-            f"genome layer {self.token!r} at position {self.position} does not fit its input "
+            f"genome layer {format_layer(self.layer)!r} at position {self.position} does not fit its input "
             f"{c}x{h}x{w} (channels x height x width): {what}",
             "use a smaller kernel, or fewer strided/pooling layers before it")
 
@@ -124,14 +134,19 @@ class _Tally:
 
     def conv(self, step: ConvStep, shape: Shape) -> Shape:
         """conv "same" + BN; returns the output shape."""
+        return self.conv_of(step.in_channels, step.out_channels, step.kernel_h, step.kernel_w,
+                            step.stride_h, step.stride_w, shape)
+
+    def conv_of(self, c_in: int, c_out: int, kh: int, kw: int, sh: int, sw: int, shape: Shape) -> Shape:
+        """`conv` from plain numbers: plain and residual layers need no ConvStep object."""
         _, h, w = shape
-        self.fits(step.kernel_h, step.kernel_w, shape)
-        oh, ow = -(-h // step.stride_h), -(-w // step.stride_w)
-        macs = step.in_channels * step.out_channels * step.kernel_h * step.kernel_w * oh * ow
-        self.params += step.in_channels * step.out_channels * step.kernel_h * step.kernel_w
-        self.params += 2 * step.out_channels  # BN weight and bias
-        self.flops += 2 * macs
-        return step.out_channels, oh, ow
+        if kh > h or kw > w:
+            raise self.misfit(f"kernel {kh}x{kw} (h x w) is larger than {h}x{w}", shape)
+        oh, ow = -(-h // sh), -(-w // sw)
+        weights = c_in * c_out * kh * kw
+        self.params += weights + 2 * c_out  # + BN weight and bias
+        self.flops += 2 * weights * oh * ow
+        return c_out, oh, ow
 
     def linear(self, in_features: int, out_features: int) -> Shape:
         self.params += in_features * out_features + out_features
@@ -168,14 +183,13 @@ def _hidden(layer: LayerSpec | InceptionSpec, shape: Shape, tally: _Tally) -> Sh
     if layer.type == "P":
         tally.fits(kh, kw, shape)
         return c, (h - kh) // sh + 1, (w - kw) // sw + 1
-    first = ConvStep(c, f, kh, kw, sh, sw)
     if layer.type == "C":
-        return tally.conv(first, shape)
+        return tally.conv_of(c, f, kh, kw, sh, sw, shape)
     # "R": conv s -> BN -> act -> conv 1 -> BN, shortcut identity or 1x1 projection, add, act
-    mid = tally.conv(first, shape)
-    out = tally.conv(ConvStep(f, f, kh, kw, 1, 1), mid)
+    mid = tally.conv_of(c, f, kh, kw, sh, sw, shape)
+    out = tally.conv_of(f, f, kh, kw, 1, 1, mid)
     if needs_projection(c, layer):
-        tally.conv(ConvStep(c, f, 1, 1, sh, sw), shape)
+        tally.conv_of(c, f, 1, 1, sh, sw, shape)
     return out
 
 
@@ -192,10 +206,10 @@ def analyse(genome: Genome) -> Analysis:
     shapes = [shape]
     params = flops = 0
     for position, layer in enumerate(genome.hidden, start=1):
-        tally = _Tally(format_layer(layer), position)
+        tally = _Tally(layer, position)
         shape = _hidden(layer, shape, tally)
         shapes.append(shape)
         params, flops = params + tally.params, flops + tally.flops
-    tally = _Tally(format_layer(genome.output), len(genome.hidden) + 1)
+    tally = _Tally(genome.output, len(genome.hidden) + 1)
     shapes.append(tally.linear(_flat(shape), genome.output.units))
     return Analysis(tuple(shapes), params + tally.params, flops + tally.flops)

@@ -145,6 +145,13 @@ def _error(token: str, position: int, expected: str, hint: str | None = None) ->
                        hint or "see docs/genome.md for the layer grammar")
 
 
+def _bad_layer(layer: InputLayer | OutputLayer | HiddenLayer, position: int, expected: str,
+               hint: str | None = None) -> GenomeError:
+    # Formats the token only when there is an error to report: validation runs for every genome
+    # an operator proposes, and eager formatting was most of its cost.
+    return _error(format_layer(layer), position, expected, hint)
+
+
 def _ints(fields: list[str], token: str, position: int, what: str) -> list[int]:
     values = []
     for field in fields:
@@ -244,7 +251,7 @@ def check_structure(genome: Genome) -> None:
     """Ranges and layer order, independent of shapes. Raises GenomeError; returns None if fine."""
     inp = genome.input
     if min(inp.width, inp.height, inp.channels) < 1:
-        raise _error(format_layer(inp), 0, "input width, height and channels >= 1")
+        raise _bad_layer(inp, 0, "input width, height and channels >= 1")
     seen_dense = False
     for position, layer in enumerate(genome.hidden, start=1):
         if isinstance(layer, InceptionSpec):
@@ -253,53 +260,50 @@ def check_structure(genome: Genome) -> None:
             _check_layer(layer, position)
         else:
             raise GenomeError(f"position {position}: not a genome layer: {layer!r}")
-        token = format_layer(layer)
         if layer.type in SPATIAL_TYPES and seen_dense:
-            raise _error(token, position, "no convolution, pooling, residual or inception layer "
+            raise _bad_layer(layer, position, "no convolution, pooling, residual or inception layer "
                          "after a dense layer", "move dense layers to the end, before the output")
         seen_dense = seen_dense or layer.type == "D"
     out_position = len(genome.hidden) + 1
     if genome.output.units < 1:
-        raise _error(format_layer(genome.output), out_position, "at least 1 output unit")
+        raise _bad_layer(genome.output, out_position, "at least 1 output unit")
 
 
 def _check_layer(layer: LayerSpec, position: int) -> None:
-    token = format_layer(layer)
     if layer.type not in HIDDEN_TYPES:
-        raise _error(token, position, f"layer type one of {', '.join(HIDDEN_TYPES)} or I")
+        raise _bad_layer(layer, position, f"layer type one of {', '.join(HIDDEN_TYPES)} or I")
     if min(layer.kernel_w, layer.kernel_h) < 1:
-        raise _error(token, position, "kernel sizes >= 1")
+        raise _bad_layer(layer, position, "kernel sizes >= 1")
     if min(layer.stride_w, layer.stride_h) < 1:
-        raise _error(token, position, "strides >= 1")
+        raise _bad_layer(layer, position, "strides >= 1")
     if layer.type == "P":
         if layer.filters != 0:
-            raise _error(token, position, "filters 0 for a max-pool layer (it keeps the channels)",
+            raise _bad_layer(layer, position, "filters 0 for a max-pool layer (it keeps the channels)",
                          f"write P_{layer.kernel_w}-{layer.kernel_h}-{layer.stride_w}-{layer.stride_h}-0")
     elif layer.filters < 1:
-        raise _error(token, position, f"at least 1 filter/unit for a {layer.type} layer")
+        raise _bad_layer(layer, position, f"at least 1 filter/unit for a {layer.type} layer")
     if layer.type == "D" and (layer.kernel_w, layer.kernel_h, layer.stride_w, layer.stride_h) != (1, 1, 1, 1):
-        raise _error(token, position, "kernels and strides all 1 for a hidden dense layer",
+        raise _bad_layer(layer, position, "kernels and strides all 1 for a hidden dense layer",
                      f"write D_1-1-1-1-{layer.filters}")
 
 
 def _check_inception(layer: InceptionSpec, position: int) -> None:
-    token = format_layer(layer)
     if len(layer.branches) != 4:
-        raise _error(token, position, "exactly 4 inception branches")
+        raise _bad_layer(layer, position, "exactly 4 inception branches")
     for slot, b in enumerate(layer.branches, start=1):
         if b.branch_type not in BRANCH_TYPES:
-            raise _error(token, position, f"branch {slot} type 1, 2, 3 or 4, got {b.branch_type}")
+            raise _bad_layer(layer, position, f"branch {slot} type 1, 2, 3 or 4, got {b.branch_type}")
         if not b.enabled:
             continue
         if b.factorisation not in FACTORISATIONS:
-            raise _error(token, position, f"branch {slot} factorisation 0-3, got {b.factorisation}")
+            raise _bad_layer(layer, position, f"branch {slot} factorisation 0-3, got {b.factorisation}")
         if min(b.kernel_w, b.kernel_h) < 1 or min(b.stride_w, b.stride_h) < 1:
-            raise _error(token, position, f"branch {slot} kernels and strides >= 1")
+            raise _bad_layer(layer, position, f"branch {slot} kernels and strides >= 1")
         if b.filters < 1:
-            raise _error(token, position, f"branch {slot} at least 1 filter when enabled")
+            raise _bad_layer(layer, position, f"branch {slot} at least 1 filter when enabled")
     enabled = layer.enabled_branches
     if not enabled:
-        raise _error(token, position, "at least one enabled inception branch")
+        raise _bad_layer(layer, position, "at least one enabled inception branch")
     if len({(b.stride_w, b.stride_h) for b in enabled}) != 1:
-        raise _error(token, position, "the same stride on every enabled inception branch",
+        raise _bad_layer(layer, position, "the same stride on every enabled inception branch",
                      "branch outputs are concatenated, so their sizes must agree")
