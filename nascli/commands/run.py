@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+
 import json
 import os
 from pathlib import Path
@@ -27,8 +28,9 @@ def command(
     overrides: Annotated[list[str] | None, typer.Option(
         "--set", "-s", metavar="KEY=VALUE",
         help="Override one key, e.g. --set ga.islands=3 (value is a TOML literal; repeatable).")] = None,
-    workers: Annotated[int, typer.Option(
-        "--workers", "-w", min=0, help="Local worker processes to start (0: only external `nas worker`s).")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", "-w", min=0, show_default="one per visible GPU, else 1",
+        help="Local worker processes to start (0: only external `nas worker`s).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="Run seed (same as --set run.seed=N).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name shown in reports.")] = None,
     db: DbOption = None,
@@ -63,7 +65,7 @@ def command(
     if show_config:
         print_config(cfg, output_format)
         return
-    exit_code = launch(cfg, db_url=db_url, workers=workers)
+    exit_code = launch(cfg, db_url=db_url, workers=workers, preset=preset)
     if exit_code:
         raise typer.Exit(exit_code)
 
@@ -79,16 +81,12 @@ def _db_url(ctx: typer.Context, db: str | None, cfg) -> str:
     return cfg.store.url or db or DEFAULT_DB_URL
 
 
-def launch(cfg, *, db_url: str, workers: int) -> int:
+def launch(cfg, *, db_url: str, workers: int | None, preset: str | None = None) -> int:
     """Hand the validated configuration to the search driver; returns the exit code (0 finished, 1 failed)."""
-    try:
-        runner = importlib.import_module("nascli.runner")
-    except ModuleNotFoundError as error:
-        if error.name != "nascli.runner":
-            raise
-        raise NascliError("this build has no search driver yet (nascli.runner)",
-                          hint="the configuration is valid; --show-config prints it") from None
-    return int(runner.start_run(cfg, db_url=db_url, workers=workers) or 0)
+    runner = importlib.import_module("nascli.runner")  # lazily: torch-free `nas --help`
+    from nascli.commands.progress import LiveView
+
+    return int(runner.start_run(cfg, db_url=db_url, workers=workers, preset=preset, view=LiveView()) or 0)
 
 
 def print_presets(output_format: OutputFormat | str) -> None:

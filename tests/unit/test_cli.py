@@ -186,7 +186,7 @@ def test_db_url_precedence_and_passwords_never_stored(tmp_path):
 def test_run_hands_the_validated_config_to_the_driver(monkeypatch):
     calls = []
 
-    def start_run(cfg, *, db_url, workers):
+    def start_run(cfg, *, db_url, workers, preset=None, view=None):
         calls.append((cfg, db_url, workers))
         return 1  # the run itself failed
 

@@ -1,0 +1,433 @@
+"""The driver: connects a pure ask/tell strategy to the store, and nothing else does.
+
+The driver's state is a fold over the database. Two things are recorded, in order:
+- every `ask` as an event `{"n", "after_seq", "keys"}`: how many children were asked for, after
+  consuming which results (a finished evaluation's completion `seq`), and the keys that came back;
+- every finished evaluation, with its per-run completion `seq` (the store assigns it, cached
+  results included).
+`nas resume` builds a fresh strategy and replays: before each recorded ask it tells the results up
+to that ask's `after_seq`, in seq order, then asks again. Strategies are deterministic, so the
+replayed asks return exactly the recorded keys (checked), and the live loop carries on from the
+same state an uninterrupted driver would have had. The live loop keeps the same discipline: it
+consumes results strictly in seq order and records `after_seq` with every ask.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nascli.config import RunConfig, input_shape, search_space_of, task_for, training_config_hash
+from nascli.errors import NascliError, StoreError
+from nascli.ga.genome import parse_genome
+from nascli.ga.operators import minimal_genome
+from nascli.ga.rng import stream_seed
+from nascli.ga.strategies import (Outcome, Proposal, ReplayError, Strategy, canonical_hash, make_module_variation,
+                                  make_strategy, make_variation)
+from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, QueueLimits, RunInfo, Store, open_store
+
+# How long a dead driver blocks `nas resume` without --force; tests shorten it.
+DRIVER_LEASE_SECONDS = float(os.environ.get("NASCLI_DRIVER_LEASE_SECONDS", "30"))
+ASK_EVENT = "ask"
+FINAL_EVENT = "final"  # the strategy's snapshot when the budget is spent (populations, best, front)
+RESULT_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy", "train_loss",
+                  "params", "flops", "latency_ms", "epochs_run", "train_seconds")
+
+
+class DriverLeaseLost(NascliError):
+    """Another driver took this run over (only possible with `nas resume --force`)."""
+
+
+@dataclass
+class Progress:
+    """What a progress view shows; refreshed by the driver after every step."""
+
+    run: RunInfo
+    snapshot: dict[str, Any]
+    queue: dict[str, int]
+    evaluations_done: int
+    cache_hits: int
+    workers_alive: int
+    started: float
+    finished: bool = False
+
+
+def outcome_of(key: tuple[int, int, int], finished: FinishedEvaluation) -> Outcome:
+    result = finished.result
+    metrics = {name: getattr(result, name) for name in RESULT_METRICS if getattr(result, name) is not None}
+    if result.status == "failed":
+        metrics["error_kind"] = result.error_kind
+    return Outcome(key=key, status=result.status, metrics=metrics)
+
+
+def build_strategy(cfg: RunConfig) -> Strategy:
+    """The run's strategy with the real operators of its genome family, seeded by run.seed."""
+    channels, height, width, classes = input_shape(cfg.task)
+    if cfg.task.genome_family == "modules":  # Hajewski module genomes (seed 002 autoencoders)
+        from nascli.ga.module_operators import ModuleSpace, minimal_module_genome
+        from nascli.ga.modules import parse_module_genome
+
+        space = ModuleSpace.from_search_space(search_space_of(cfg), channels=channels,
+                                              reductions=cfg.task.reduction_modules)
+        seed_module = parse_module_genome(cfg.ga.seed_genome) if cfg.ga.seed_genome else minimal_module_genome(space)
+        variation = make_module_variation(space, seed_module, init_mutations=cfg.ga.init_mutations,
+                                          init_probabilities=cfg.ga.operators.model_dump(),
+                                          uniform_init=cfg.run.strategy == "random")  # seed 002's baseline
+        return make_strategy(cfg.model_dump(mode="json"), variation, seed=cfg.run.seed)
+    seed_genome = (parse_genome(cfg.ga.seed_genome) if cfg.ga.seed_genome
+                   else minimal_genome(width, height, channels, classes))
+    variation = make_variation(search_space_of(cfg), seed_genome, init_mutations=cfg.ga.init_mutations,
+                               init_probabilities=cfg.ga.operators.model_dump())
+    return make_strategy(cfg.model_dump(mode="json"), variation, seed=cfg.run.seed)
+
+
+@dataclass
+class Driver:
+    """Drives one run. `step()` does one round of fold-and-propose; `drive()` loops until done."""
+
+    store: Store
+    run: RunInfo
+    cfg: RunConfig
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    in_flight_target: int = 1  # asynchronous strategies keep this many children evaluating
+
+    def __post_init__(self) -> None:
+        self.strategy = build_strategy(self.cfg)
+        self.config_hash = training_config_hash(self.cfg)
+        self.cache_run = None if self.cfg.ga.cache_across_runs else self.run.id
+        self.last_seq = 0  # the highest completion seq folded into the strategy
+        self.individual_ids: dict[tuple[int, int, int], int] = {}
+        self.key_of_individual: dict[int, tuple[int, int, int]] = {}
+        # genome hash -> keys waiting for an in-flight evaluation of the same genome (nothing trains twice)
+        self.waiting: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+        self.in_flight: dict[str, int] = {}  # genome hash -> its queued evaluation
+        self.migrations_recorded = 0
+        self.told: set[tuple[int, int, int]] = set()
+        self.marked_dead: set[tuple[int, int, int]] = set()
+        self.island_generations: dict[int, int] = {}
+        self.final_recorded = False
+        self.cache_hits = 0
+        self.done_count = 0
+        self._lease_renewed = 0.0
+
+    # ---------------------------------------------------------------- lease
+    def acquire(self, force: bool = False) -> None:
+        if not self.store.acquire_driver_lease(self.run.id, self.owner, DRIVER_LEASE_SECONDS, force=force):
+            current = self.store.get_run(self.run.id)
+            remaining = (current.driver_lease_expires_at or 0) - self.store.db_now()
+            if remaining > 0:
+                raise NascliError(
+                    f"run {self.run.id} is being driven by {current.driver_owner} (its lease runs {remaining:.0f} s more)",
+                    hint="one driver per run; if that driver is dead, wait for the lease to expire and use "
+                         "`nas resume --force`")
+            raise NascliError(f"run {self.run.id} has an expired driver lease held by {current.driver_owner}",
+                              hint=f"if that driver is dead, take over with `nas resume {self.run.id} --force`")
+        self._lease_renewed = time.monotonic()
+
+    def renew(self) -> None:
+        if time.monotonic() - self._lease_renewed < DRIVER_LEASE_SECONDS / 3:
+            return
+        if not self.store.renew_driver_lease(self.run.id, self.owner, DRIVER_LEASE_SECONDS):
+            raise DriverLeaseLost(f"another driver took run {self.run.id} over; this one stops",
+                                  hint="nothing is lost: the other driver continues from the database")
+        self._lease_renewed = time.monotonic()
+
+    def release(self) -> None:
+        try:
+            self.store.release_driver_lease(self.run.id, self.owner)
+        except StoreError:
+            pass  # the lease expires by itself
+
+    # ---------------------------------------------------------------- replay (nas resume)
+    def replay(self) -> None:
+        """Rebuild the strategy from the recorded asks and results; then bring outstanding children
+        (in flight when the previous driver died) back under this driver's control."""
+        results = self.store.results(self.run.id)
+        for individual in self.store.individuals(self.run.id):
+            key = (individual.island, individual.generation, individual.slot)
+            self.individual_ids[key] = individual.id
+            self.key_of_individual[individual.id] = key
+        position = 0
+        for event in self.store.events(self.run.id):
+            if event.kind != ASK_EVENT:
+                self.final_recorded |= event.kind == FINAL_EVENT
+                continue
+            position = self._fold(results, position, until_seq=event.payload["after_seq"])
+            proposals = self.strategy.ask(event.payload["n"])
+            keys = [list(p.key) for p in proposals]
+            if keys != event.payload["keys"]:
+                raise ReplayError(f"run {self.run.id}: replayed ask after seq {event.payload['after_seq']} gave "
+                                  f"{keys[:3]}..., the log says {event.payload['keys'][:3]}...")
+        self._fold(results, position, until_seq=None)
+        self.migrations_recorded = len(self.store.migrations(self.run.id))
+        self._record_population_changes()
+        self.done_count = len(results)
+        # Children issued but not finished: make sure each has its individual row and an evaluation.
+        outstanding = self.strategy.outstanding
+        if outstanding:
+            self._issue(outstanding, recovering=True)
+
+    def _fold(self, results: list[FinishedEvaluation], position: int, until_seq: int | None) -> int:
+        while position < len(results) and (until_seq is None or results[position].seq <= until_seq):
+            self._tell(results[position])
+            position += 1
+        return position
+
+    def _tell(self, finished: FinishedEvaluation) -> None:
+        key = self.key_of_individual.get(finished.individual_id)
+        if key is None:
+            raise ReplayError(f"evaluation {finished.evaluation_id} belongs to no individual of run {self.run.id}")
+        self.strategy.tell(outcome_of(key, finished))
+        self.told.add(key)
+        self.last_seq = finished.seq
+
+    # ---------------------------------------------------------------- live loop
+    def step(self) -> bool:
+        """Fold newly finished results, then propose. Returns True if anything happened."""
+        self.renew()
+        progressed = False
+        for finished in self.store.results(self.run.id, after_id=self.last_seq):
+            self._tell(finished)
+            self.done_count += 1
+            self._satisfy_waiters(finished)
+            progressed = True
+        if progressed:
+            self._record_population_changes()
+        n = self._ask_size()
+        if n != 0:
+            proposals = self.strategy.ask(n)
+            if proposals:
+                # Record the ask first: a crash before the rows exist replays to the same proposals.
+                self.store.append_event(self.run.id, ASK_EVENT, {
+                    "n": n, "after_seq": self.last_seq, "keys": [list(p.key) for p in proposals]})
+                self._issue(proposals)
+                progressed = True
+        return progressed
+
+    def _ask_size(self) -> int | None:
+        if not self.strategy.asynchronous:
+            return None  # synchronous: whatever is ready
+        return max(0, self.in_flight_target - len(self.strategy.outstanding))
+
+    def _issue(self, proposals: list[Proposal], *, recovering: bool = False) -> None:
+        """Record the children and get each an evaluation: from the cache, by waiting for an identical
+        genome already in flight, or by queueing it. `recovering`: rows may exist already (resume)."""
+        rows = [NewIndividual(island=p.key[0], generation=p.key[1], slot=p.key[2], genome=str(p.genome),
+                              genome_hash=canonical_hash(p.genome),
+                              parents=tuple(self.individual_ids[k] for k in p.parents if k in self.individual_ids),
+                              operator=p.operator)
+                for p in proposals]
+        ids = self.store.add_individuals(self.run.id, rows)
+        existing = self._evaluations_by_individual(ids) if recovering else {}
+        for evaluation in existing.values():
+            if evaluation.status in ("pending", "running"):
+                self.in_flight[evaluation.genome_hash] = evaluation.id
+        requests, hashes = [], []
+        for proposal, row, individual_id in zip(proposals, rows, ids):
+            self.individual_ids[proposal.key] = individual_id
+            self.key_of_individual[individual_id] = proposal.key
+            evaluation = existing.get(individual_id)
+            if evaluation is not None:  # queued or finished before the crash: results() delivers it
+                continue
+            cached = self.store.cached_result(self.cache_run, row.genome_hash, self.config_hash)
+            if cached is not None:
+                self.store.record_cached_result(self.run.id, individual_id, cached)
+                self.cache_hits += 1
+            elif row.genome_hash in self.in_flight or row.genome_hash in hashes:
+                self.waiting[row.genome_hash].append(proposal.key)
+            else:
+                seed = stream_seed(self.cfg.run.seed, "train", row.genome_hash) % (2**31)
+                requests.append(EvaluationRequest(individual_id, task_for(self.cfg, row.genome, seed),
+                                                  genome_hash=row.genome_hash, config_hash=self.config_hash))
+                hashes.append(row.genome_hash)
+        if requests:
+            self.in_flight.update(zip(hashes, self.store.enqueue(self.run.id, requests)))
+
+    def _evaluations_by_individual(self, individual_ids: list[int]) -> dict[int, Any]:
+        wanted = set(individual_ids)
+        return {e.individual_id: e for e in self.store.evaluations(self.run.id) if e.individual_id in wanted}
+
+    def _satisfy_waiters(self, finished: FinishedEvaluation) -> None:
+        """A finished genome answers every waiting duplicate (recorded as cache hits, with their own seq)."""
+        if self.in_flight.get(finished.genome_hash) == finished.evaluation_id:
+            del self.in_flight[finished.genome_hash]
+        waiting = self.waiting.pop(finished.genome_hash, [])
+        if not waiting:
+            return
+        cached = self.store.cached_result(self.run.id, finished.genome_hash, self.config_hash)
+        if cached is None:  # the original failed for a reason that is not the genome's: train them
+            self._issue([p for p in self.strategy.outstanding if p.key in set(waiting)])
+            return
+        for key in waiting:
+            self.store.record_cached_result(self.run.id, self.individual_ids[key], cached)
+            self.cache_hits += 1
+
+    def _record_population_changes(self) -> None:
+        """Mirror the strategy's state into the store for reports: migrations (the table is their
+        only record, so a crash can never write one twice), who is no longer alive, island generations."""
+        migrations = [e for e in self.strategy.events if e.get("type") == "migration"]
+        for event in migrations[self.migrations_recorded:]:
+            self.store.record_migration(self.run.id, event["generation"], event["from"], event["to"],
+                                        self.individual_ids[tuple(event["key"])])
+            self.migrations_recorded += 1
+        snapshot = self.strategy.snapshot()
+        islands = snapshot.get("islands") or [{"island": 0, "generation": snapshot.get("generation", 0),
+                                               "population": snapshot.get("population", [])}]
+        alive = {tuple(member["key"]) for island in islands for member in island.get("population", [])}
+        dead = self.told - alive - self.marked_dead
+        if dead:
+            generation = max((island.get("generation") or 0) for island in islands)
+            self.store.mark_replaced([self.individual_ids[k] for k in dead], generation)
+            self.marked_dead |= dead
+        for island in islands:
+            generation = island.get("generation")
+            if isinstance(generation, int) and self.island_generations.get(island["island"]) != generation:
+                self.store.set_island_generation(self.run.id, island["island"], generation)
+                self.island_generations[island["island"]] = generation
+
+    @property
+    def finished(self) -> bool:
+        return self.strategy.finished
+
+    def drive(self, *, poll_seconds: float = 0.25, on_step: Callable[[], None] | None = None,
+              workers_gone: Callable[[], bool] = lambda: False) -> None:
+        """Loop until the budget is spent. Raises DriverLeaseLost if another driver takes over."""
+        idle = 0.02
+        while not self.strategy.finished:
+            if self.step():
+                idle = 0.02
+            else:
+                if workers_gone():
+                    raise NascliError(f"every local worker of run {self.run.id} exited before the run finished",
+                                      hint=f"see the worker logs; continue with `nas resume {self.run.id}`")
+                time.sleep(idle)
+                idle = min(poll_seconds, idle * 2)
+            if on_step is not None:
+                on_step()
+        self._record_population_changes()
+        if not self.final_recorded:
+            self.store.append_event(self.run.id, FINAL_EVENT, self.strategy.snapshot())
+            self.final_recorded = True
+
+    def progress(self, workers_alive: int, started: float) -> Progress:
+        return Progress(run=self.run, snapshot=self.strategy.snapshot(), queue=self.store.queue_counts(self.run.id),
+                        evaluations_done=self.done_count, cache_hits=self.cache_hits, workers_alive=workers_alive,
+                        started=started, finished=self.strategy.finished)
+
+
+def queue_limits(cfg: RunConfig) -> QueueLimits:
+    return QueueLimits(max_attempts=cfg.worker.max_attempts, max_lease_expiries=cfg.worker.max_lease_expiries)
+
+
+class View:
+    """What `run`/`resume` show while driving (commands/progress.py renders it with rich)."""
+
+    def started(self, run: RunInfo, resumed: bool) -> None: ...
+    def update(self, progress: Progress) -> None: ...
+    def close(self) -> None: ...
+
+
+def default_worker_count(cfg: RunConfig) -> int:
+    """One per visible GPU, else 1 (torch is only imported when the task needs it)."""
+    if cfg.task.kind == "synthetic":
+        return 1
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
+def worker_devices(cfg: RunConfig) -> list[str]:
+    if cfg.task.kind == "synthetic":
+        return ["cpu"]
+    import torch
+
+    count = torch.cuda.device_count()
+    return [f"cuda:{i}" for i in range(count)] or ["cpu"]
+
+
+def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, view: View, resumed: bool) -> int:
+    from nascli.local_workers import LocalWorkers
+
+    cfg = driver.cfg
+    count = default_worker_count(cfg) if workers is None else workers
+    driver.in_flight_target = max(1, count if count else cfg.ga.offspring_per_generation)
+    view.started(driver.run, resumed)
+    started = time.time()
+    pool = LocalWorkers(db_url=db_url, run_id=driver.run.id, count=count, devices=worker_devices(cfg)) if count else None
+    last_view = 0.0
+
+    def on_step() -> None:
+        nonlocal last_view
+        if time.monotonic() - last_view >= 0.5:
+            view.update(driver.progress(pool.alive() if pool else 0, started))
+            last_view = time.monotonic()
+
+    try:
+        store.set_run_status(driver.run.id, "running")
+        if pool:
+            pool.start()
+        driver.drive(on_step=on_step, workers_gone=(lambda: pool.alive() == 0) if pool else (lambda: False))
+        store.set_run_status(driver.run.id, "finished")
+        view.update(driver.progress(pool.alive() if pool else 0, started))
+        return 0
+    except KeyboardInterrupt:
+        store.set_run_status(driver.run.id, "interrupted")
+        raise
+    finally:
+        if pool:
+            pool.stop()
+        driver.release()
+        view.close()
+
+
+def start_run(cfg: RunConfig, *, db_url: str, workers: int | None, preset: str | None = None,
+              view: View | None = None) -> int:
+    """Create a run from a validated configuration and drive it to the end. Returns the exit code."""
+    store = open_store(db_url, create=True, limits=queue_limits(cfg))  # the embedded default needs no `nas init`
+    try:
+        run = store.create_run(cfg.run.name or "", cfg.run.strategy, preset, cfg.run.seed,
+                               cfg.model_dump(mode="json"))
+        driver = Driver(store, run, cfg)
+        driver.acquire()
+        return _execute(store, driver, db_url=db_url, workers=workers, view=view or View(), resumed=False)
+    finally:
+        store.close()
+
+
+def resume_run(run_ref: str | None, *, db_url: str, workers: int | None, force: bool = False,
+               view: View | None = None) -> int:
+    """Continue a run from the database: replay its log, re-own what was in flight, drive on."""
+    store = open_store(db_url)
+    try:
+        run = store.get_run(run_ref) if run_ref else newest_unfinished(store)
+        if run.status == "finished":
+            raise NascliError(f"run {run.id} has already finished", hint=f"see it with `nas report {run.id}`")
+        cfg = RunConfig.model_validate(run.config)
+        store.limits = queue_limits(cfg)
+        driver = Driver(store, run, cfg)
+        driver.acquire(force=force)
+        try:
+            driver.replay()
+        except ReplayError as error:
+            driver.release()
+            raise NascliError(f"cannot resume run {run.id}: {error}",
+                              hint="the run was recorded by a different nascli version or configuration") from None
+        except BaseException:
+            driver.release()
+            raise
+        return _execute(store, driver, db_url=db_url, workers=workers, view=view or View(), resumed=True)
+    finally:
+        store.close()
+
+
+def newest_unfinished(store: Store) -> RunInfo:
+    for run in store.list_runs():
+        if run.status not in ("finished", "cancelled"):
+            return run
+    raise NascliError("there is no unfinished run to resume", hint="start one with `nas run --preset NAME`")

@@ -1,0 +1,151 @@
+"""Kill the driver (SIGKILL) at random instants, `nas resume`, and compare with a run left alone.
+
+Real processes: `nas run` / `nas resume` drivers with local `nas worker` children on SQLite, the
+synthetic evaluator (deterministic fitness). The resumed run must have made exactly the same
+decisions: the same individuals (key, genome, parents, operator), the same final populations,
+and every individual evaluated exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nascli.store import open_store
+
+SETTINGS = ["--set", "task.synthetic_seconds=0.02", "--set", "ga.generations=60", "--set", "ga.islands=3",
+            "--set", "migration.period=4"]
+
+
+def nas(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nascli", *args]
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["NASCLI_DRIVER_LEASE_SECONDS"] = "1.5"  # a dead driver's lease blocks resume this long
+    env.pop("NAS_DB_URL", None)
+    return env
+
+
+def run_state(url: str) -> dict:
+    store = open_store(url)
+    try:
+        run = store.list_runs()[0]
+        individuals = store.individuals(run.id)
+        by_id = {i.id: (i.island, i.generation, i.slot) for i in individuals}
+        evaluations = store.evaluations(run.id)
+        final = [e.payload for e in store.events(run.id) if e.kind == "final"]
+        return {
+            "status": run.status,
+            "individuals": sorted(((i.island, i.generation, i.slot), i.genome, tuple(sorted(by_id[p] for p in i.parents)),
+                                   i.operator) for i in individuals),
+            "evaluated": sorted(by_id[e.individual_id] for e in evaluations if e.status in ("done", "failed")),
+            "unfinished": [e.id for e in evaluations if e.status not in ("done", "failed")],
+            "final_populations": [
+                [(m["key"], m["genome"]) for m in island["population"]] for island in final[-1]["islands"]
+            ] if final else None,
+            "migrations": [(m.generation, m.from_island, m.to_island, by_id[m.individual_id])
+                           for m in store.migrations(run.id)],
+        }
+    finally:
+        store.close()
+
+
+def finished_count(url: str) -> int:
+    """Finished evaluations so far (0 while the database or run does not exist yet)."""
+    if not run_exists(url):
+        return 0
+    store = open_store(url)
+    try:
+        counts = store.queue_counts()
+        return counts["done"] + counts["failed"]
+    finally:
+        store.close()
+
+
+def wait_then_kill(driver: subprocess.Popen, ready, delay: float, timeout: float = 240) -> bool:
+    """SIGKILL the driver `delay` s after `ready()` holds; False if it exited by itself first."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if driver.poll() is not None:
+            return False
+        if time.monotonic() > deadline:
+            driver.kill()
+            pytest.fail("the driver made no progress")
+        time.sleep(0.05)
+    try:
+        driver.wait(timeout=delay)
+        return False
+    except subprocess.TimeoutExpired:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        return True
+
+
+def run_exists(url: str) -> bool:
+    if not Path(url.removeprefix("sqlite:///")).exists():
+        return False
+    try:
+        store = open_store(url)
+    except Exception:  # killed while the schema was being created: start again
+        return False
+    try:
+        return bool(store.list_runs())
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
+    env = environment()
+    reference = f"sqlite:///{tmp_path / 'reference.db'}"
+    subprocess.run(nas("run", "--preset", "synthetic-quick", "--seed", "7", "--workers", "2", "--db", reference,
+                       *SETTINGS), env=env, check=True, capture_output=True, timeout=300)
+    expected = run_state(reference)
+    assert expected["status"] == "finished"
+    assert len(expected["individuals"]) == 3 * 6 + 3 * 60
+
+    crashed = f"sqlite:///{tmp_path / 'crashed.db'}"
+    rng = random.Random(2026)
+    kills = 0
+    command = nas("run", "--preset", "synthetic-quick", "--seed", "7", "--workers", "2", "--db", crashed, *SETTINGS)
+    for _ in range(60):
+        driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Kill points are chosen by progress, not by wall time, so a loaded machine still crashes the
+        # driver mid-run: after 1-15 more finished evaluations plus up to 0.3 s, or (1 in 5) at any
+        # instant of its first 1.5 s (start-up, replay, the initial asks).
+        if kills < 12 and rng.random() < 0.2:
+            killed = wait_then_kill(driver, lambda: True, delay=rng.uniform(0.0, 1.5))
+        elif kills < 12:
+            baseline = finished_count(crashed)
+            target = baseline + rng.randint(1, 15)
+            killed = wait_then_kill(driver, lambda: finished_count(crashed) >= target, delay=rng.uniform(0, 0.3))
+        else:
+            killed = wait_then_kill(driver, lambda: False, delay=0.0)
+        if killed:
+            kills += 1
+            time.sleep(1.6)  # let the dead driver's lease expire
+            if run_exists(crashed):  # killed before the run row was written: start it again
+                command = nas("resume", "--workers", "2", "--force", "--db", crashed)
+            continue
+        assert driver.returncode == 0, driver.stderr.read().decode()
+        break
+    else:
+        pytest.fail("the run did not finish after 60 restarts")
+    assert kills >= 10, f"only {kills} kills happened; make the run longer"
+
+    actual = run_state(crashed)
+    assert actual["status"] == "finished"
+    assert actual["unfinished"] == []
+    assert actual["individuals"] == expected["individuals"]
+    assert actual["evaluated"] == [key for key, *_ in expected["individuals"]]  # each exactly once
+    assert actual["final_populations"] == expected["final_populations"]
+    assert actual["migrations"] == expected["migrations"]
