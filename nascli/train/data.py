@@ -103,6 +103,7 @@ _SOURCES: dict[str, _Source] = {
                      "STL10", ({"split": "train"},)),
 }
 DATASETS = ("digits", *_SOURCES, "synthetic")
+DOWNLOADABLE = tuple(_SOURCES)  # the datasets that live in files under task.data_dir
 
 
 def _missing_files(source: _Source, folder: Path) -> list[str]:
