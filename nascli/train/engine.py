@@ -2,25 +2,30 @@
 every failure to a typed Result (torch; reached through `nascli.train.evaluate`).
 
 Test metrics are computed once per trained model, after `fit` restored the best-validation
-weights, and go into the Result for reporting only: `fit` never sees the test tensors.
+weights, and go into the Result for reporting only: `fit` never sees the test tensors. With
+`train.keep_checkpoints` those weights are saved atomically where `nas export` looks for them
+(`checkpoint_file`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import resource
+import secrets
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from pydantic import ValidationError
 
-from nascli.config import TaskSection, TrainSection, input_shape
+from nascli.config import TaskSection, TrainSection, data_dir_of, input_shape
 from nascli.errors import DatasetError, GenomeError
 from nascli.task import Result, Task
 from nascli.train.data import SPLIT_SEED, DatasetSpec, ResidentData, load_dataset, load_fold
@@ -80,6 +85,60 @@ def plan_model(genome: str, task: TaskSection, train: TrainSection) -> ModelPlan
     return ModelPlan(lambda: build_model(parsed, activation=train.activation, bn_momentum=train.bn_momentum,
                                          dropout=train.dropout),
                      analysis.params, analysis.flops, got, Classification(train.loss, classes), "standardize")
+
+
+def checkpoint_file(task: Task, train: TrainSection) -> Path | None:
+    """Where this evaluation keeps its weights, or None when it keeps none.
+
+    The convention `nas export` reads (`nascli.export.weights.checkpoint_path`):
+    `<train.artifact_dir or <data dir>/../artifacts>/<run_id>/evaluation-<id>.pt`. An evaluation
+    outside a run (no run or evaluation id) has no place in it and keeps nothing. The path is made
+    absolute so the recorded `extra["checkpoint"]` does not depend on the worker's directory.
+    """
+    if not train.keep_checkpoints or task.run_id is None or task.evaluation_id is None:
+        return None
+    root = Path(train.artifact_dir).expanduser() if train.artifact_dir else data_dir_of(task.task).parent / "artifacts"
+    return (root / task.run_id / f"evaluation-{task.evaluation_id}.pt").absolute()
+
+
+def save_checkpoint(model: torch.nn.Module, path: Path) -> None:
+    """`torch.save` the model's state_dict (CPU, contiguous tensors: loads with `weights_only=True`
+    anywhere) atomically: written and fsynced under a unique temporary name in the same directory,
+    then renamed over `path`. A worker killed mid-write leaves at most a `.tmp` file, never a
+    truncated checkpoint; a retried attempt of the same evaluation replaces the file whole.
+    """
+    state = {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "xb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable (best effort: not every filesystem allows it)
+        directory = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(directory)
+    except OSError:
+        pass
+    finally:
+        os.close(directory)
+
+
+def _keep_checkpoint(model: torch.nn.Module, path: Path) -> dict[str, Any]:
+    """Result extras for a kept checkpoint. A failed write (disk full, no permission) costs the
+    weights, not the evaluation: the metrics are still true, so it is recorded, not raised."""
+    try:
+        save_checkpoint(model, path)
+    except (OSError, RuntimeError) as error:
+        return {"checkpoint_error": f"could not write {path}: {_first_line(error)}"}
+    return {"checkpoint": str(path)}
 
 
 def _is_oom(error: BaseException) -> bool:
@@ -227,6 +286,12 @@ def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSp
 
     extra: dict[str, Any] = {"peak_memory_kind": measured, "device": str(device),
                              "history": outcomes[0].history if folds == 1 else None}
+    checkpoint = checkpoint_file(task, train_cfg)
+    if checkpoint is not None and model is not None:
+        # The best-validation weights (fit restored them); with k folds, those of the last fold.
+        extra.update(_keep_checkpoint(model, checkpoint))
+        if folds > 1:
+            extra["checkpoint_fold"] = folds - 1
     if folds > 1:
         extra["folds"] = [{"best_epoch": o.best_epoch, "epochs_run": o.epochs_run, "val_loss": o.val_loss,
                            "val_accuracy": o.val_accuracy, "test_loss": t[0], "test_accuracy": t[1]}

@@ -20,8 +20,9 @@ def evaluate(task: Task, *, device: str = "cpu", progress: ProgressCallback | No
     """Train and measure `task.genome` on `device`.
 
     Never raises for a bad genome, a too-large genome, OOM, NaN loss or a crash inside training:
-    those come back as `Result.failure(kind, message)`. A dataset that cannot be found or
-    downloaded raises `DatasetError` (nothing on this host can train the task). When
+    those come back as `Result.failure(kind, message)`. A dataset that cannot be found, downloaded
+    or read raises `DatasetError`: that is a property of this host, not of the genome, so it is
+    never turned into a failed Result (the worker gives the task back and stops). When
     `should_stop()` answers True the evaluation ends with a `crash` result marked
     `extra['cancelled'] = True`, which the caller discards.
     """
