@@ -311,8 +311,6 @@ def cross_field_problems(cfg: RunConfig) -> list[tuple[str, str]]:
             problems.append(("fitness.threshold", "must be in [0, 1] when fitness.primary is val_accuracy"))
         if fitness.primary == "inverse_val_loss" and fitness.threshold <= 0:
             problems.append(("fitness.threshold", "must be > 0 when fitness.primary is inverse_val_loss"))
-    if task.dataset == "synthetic" and task.kind != "synthetic":
-        problems.append(("task.kind", "must be synthetic when task.dataset is synthetic (there is no data to train on)"))
     if task.kind in ("denoise", "reconstruct"):
         if task.genome_family != "modules":
             problems.append(("task.genome_family", f"must be modules for task.kind {task.kind} "

@@ -223,7 +223,6 @@ def test_unknown_preset_lists_the_available_ones():
     (["search_space.inception_variants=[]"], "search_space.inception_variants", "at least one variant"),
     (["ga.min_parent_age=0"], "ga.min_parent_age", ">= 1"),
     (["task.kind=denoise"], "task.genome_family", "modules"),
-    (["task.dataset=synthetic"], "task.kind", "synthetic"),
     (["ga.selection=tournament", "ga.population=3"], "ga.tournament_size", "ga.population"),
     (["fitness.secondary=latency_ms"], "fitness.secondary", "measure_latency"),
     (["run.strategy=nsga2", "nsga2.objectives=['params']"], "nsga2.objectives", "two objectives"),

@@ -320,3 +320,15 @@ def test_module_operators_import_only_the_standard_library():
             "print(sorted(m for m in ('torch', 'numpy', 'pydantic', 'sqlalchemy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_canonical_hash_is_each_familys_own_hash():
+    from nascli.ga.genome import genome_hash, parse_genome
+    from nascli.ga.modules import module_genome_hash
+    from nascli.ga.strategies import canonical_hash
+
+    module = parse_module_genome("5x5conv2d:16,3x3conv2d:32")
+    layers = parse_genome("In_8_8_1:C_3-3-1-1-16:D_10")
+    assert canonical_hash(module) == module_genome_hash(module)
+    assert canonical_hash(layers) == genome_hash(layers)
+    assert canonical_hash(module) != canonical_hash(parse_module_genome("3x3conv2d:32,5x5conv2d:16"))

@@ -2,12 +2,14 @@
 
 `make_strategy(sections, variation, seed=None)` takes the run configuration as plain dicts
 (`RunConfig.model_dump(mode="json")`), so `nascli.ga` stays free of pydantic. `make_variation`
-wires the real operators (nascli.ga.operators) into the `Variation` a strategy receives.
+wires the real operators (nascli.ga.operators) into the `Variation` a strategy receives;
+`make_module_variation` does the same for the Hajewski module family (nascli.ga.module_operators).
 Contract details: nascli/ga/strategies/base.py and docs/strategies.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,7 +18,14 @@ from nascli.ga.fitness import FitnessRule
 from nascli.ga.strategies.base import Outcome, Proposal, ReplayError, Strategy, Variation
 
 __all__ = ["Outcome", "Proposal", "ReplayError", "Strategy", "Variation", "STRATEGY_NAMES", "make_strategy",
-           "make_variation", "make_module_variation"]
+           "make_variation", "make_module_variation", "canonical_hash"]
+
+
+def canonical_hash(genome: Any) -> str:
+    """The genotype-cache hash of a proposal's genome of either family: `str()` is the canonical
+    string of a Klos `Genome` and of a `ModuleGenome` alike, and this equals their own
+    `genome_hash` / `module_genome_hash` (first 16 hex chars of its sha256)."""
+    return hashlib.sha256(str(genome).encode("utf-8")).hexdigest()[:16]
 
 
 def make_variation(space: Any, seed_genome: Any, *, init_mutations: int,
