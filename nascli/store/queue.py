@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from nascli.errors import StoreError
 from nascli.store import convert
 from nascli.store.models import EvaluationRow, IndividualRow, RunRow
+from nascli.store.notify import RESULT_CHANNEL, WORK_CHANNEL, notify
 from nascli.store.records import Claim, EvaluationInfo, EvaluationRequest, FinishedEvaluation, QueueLimits
 from nascli.task import FAILURE_KINDS, Result, Task
 
@@ -108,6 +109,7 @@ class QueueOperations:
             inserted = conn.execute(sa.insert(E).returning(E.c.id, sort_by_parameter_order=True), new_rows)
             for index, new_id in zip(positions, inserted.scalars().all()):
                 ids[index] = new_id
+            notify(conn, WORK_CHANNEL, run_id)  # idle workers wake at commit (PostgreSQL)
         by_individual = {requests[i].individual_id: ids[i] for i in positions if requests[i].individual_id is not None}
         return [i if i is not None else by_individual[r.individual_id] for i, r in zip(ids, requests)]
 
@@ -143,6 +145,7 @@ class QueueOperations:
         conn.execute(self._statements().fail_timeout, self._params(
             evaluation_id=expired.id, lease_expiries=count, seq=self._next_completion_seq(conn, expired.run_id),
             error_message=f"lease expired {count} times: its workers died or stalled"))
+        notify(conn, RESULT_CHANNEL, expired.run_id)
         log.warning("evaluation %s failed: lease expired %s times", expired.id, count)
 
     # ---------------------------------------------------------------- holder writes (fenced)
@@ -187,10 +190,12 @@ class QueueOperations:
                                                    error_message=result.error_message))
             log.info("evaluation %s attempt %s failed (%s); %s of %s attempts used, queued again",
                      evaluation_id, attempt, result.error_kind, failures, held.max_attempts)
+            notify(conn, WORK_CHANNEL, held.run_id)
         else:
             values = {f"v_{name}": value for name, value in convert.result_values(result).items()}
             conn.execute(sql.finish, self._params(**fence, **values, failures=failures, status=result.status,
                                                   seq=self._next_completion_seq(conn, held.run_id)))
+            notify(conn, RESULT_CHANNEL, held.run_id)  # the run's driver wakes at commit (PostgreSQL)
         if held.worker_id is not None:
             conn.execute(sql.worker_failed if failed else sql.worker_done, self._params(worker_id=held.worker_id))
         return True
@@ -200,9 +205,12 @@ class QueueOperations:
         neither max_attempts nor max_lease_expiries. The next claim still gets a new token."""
 
         def body(conn: Connection) -> bool:
-            updated = conn.execute(self._statements().release,
-                                   self._params(evaluation_id=evaluation_id, attempt=attempt)).rowcount
-            return updated == 1 or self._already_settled(conn, evaluation_id, attempt, "release")
+            released = conn.execute(self._statements().release,
+                                    self._params(evaluation_id=evaluation_id, attempt=attempt)).first()
+            if released is not None:
+                notify(conn, WORK_CHANNEL, released.run_id)
+                return True
+            return self._already_settled(conn, evaluation_id, attempt, "release")
 
         return self._write(body, what="release")
 
@@ -227,6 +235,7 @@ class QueueOperations:
                     self._fail_exhausted_lease(conn, row)
                 else:
                     conn.execute(sql.requeue_expired, self._params(evaluation_id=row.id))
+                    notify(conn, WORK_CHANNEL, row.run_id)
             return len(rows)
 
         return self._write(body, what="reap")

@@ -61,7 +61,7 @@ class QueueStatements:
             status=sa.bindparam("b_status"), seq=sa.bindparam("b_seq"), finished_at=now, **result_values, **settle)
         self.release = sa.update(E).where(*_fence()).values(
             status="pending", worker_id=None, lease_expires_at=None, releases=E.c.releases + 1,
-            settled_attempt=sa.bindparam("b_attempt"), settled_by="release")
+            settled_attempt=sa.bindparam("b_attempt"), settled_by="release").returning(E.c.run_id)
         self.settled = (sa.select(E.c.settled_attempt, E.c.settled_by, E.c.attempt, E.c.status)
                         .where(E.c.id == sa.bindparam("b_evaluation_id")))
         # taking a seq locks the run row until commit: completions of one run commit in seq order
