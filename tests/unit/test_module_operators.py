@@ -332,3 +332,34 @@ def test_canonical_hash_is_each_familys_own_hash():
     assert canonical_hash(module) == module_genome_hash(module)
     assert canonical_hash(layers) == genome_hash(layers)
     assert canonical_hash(module) != canonical_hash(parse_module_genome("3x3conv2d:32,5x5conv2d:16"))
+
+
+@pytest.mark.parametrize("strategy", ["island-ga", "mu-plus-lambda", "regularized-evolution", "nsga2", "linas",
+                                      "random"])
+def test_every_strategy_searches_module_genomes(strategy):
+    """Each strategy runs to its budget on the module operators (a loss that favours 3x3 convs and
+    some width stands in for training); every proposal is a valid module of the space."""
+    from nascli.ga.strategies import Outcome, make_module_variation, make_strategy
+
+    space = dataclasses.replace(PRESET, max_layers=4)
+    variation = make_module_variation(space, minimal_module_genome(space), init_mutations=3,
+                                      uniform_init=strategy == "random")
+    sections = {"run": {"strategy": strategy, "seed": 1},
+                "ga": {"islands": 2, "population": 4, "generations": 3, "offspring_per_generation": 2,
+                       "tournament_size": 2},
+                "migration": {"period": 2}, "fitness": {"primary": "inverse_val_loss", "secondary": "params"},
+                "nsga2": {"objectives": ["inverse_val_loss", "params"]},
+                "linas": {"evaluations_per_iteration": 4, "iterations": 2, "predictor_generations": 3}}
+    search = make_strategy(sections, variation)
+    seen = 0
+    while not search.finished:
+        proposals = search.ask(2 if search.asynchronous else None)
+        assert proposals, "a strategy stalled: nothing to evaluate and not finished"
+        for proposal in proposals:
+            genome = proposal.genome
+            assert isinstance(genome, ModuleGenome) and violations(genome, space) == []
+            loss = 1.0 / (1 + sum(layer.filters for layer in genome.layers if layer.kernel == 3))
+            search.tell(Outcome(proposal.key, "done", {"val_loss": loss, "inverse_val_loss": 1 / loss,
+                                                       "params": autoencoder_params(genome, 3, 2)}))
+            seen += 1
+    assert seen >= 6
