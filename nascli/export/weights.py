@@ -114,19 +114,20 @@ def train_now(genome: str, task: dict[str, Any], train: dict[str, Any], seed: in
 
 def obtain_weights(*, genome: str, task: dict[str, Any], train: dict[str, Any], seed: int, extra: dict[str, Any],
                    run_id: str, evaluation_id: int, train_epochs: int | None, needed: bool) -> Weights:
-    """Checkpoint first; else train for `train_epochs`; else no weights (fine when none are needed)."""
+    """Checkpoint first; else train for `train_epochs` (default: the run's own `train.epochs`, with its
+    early stopping, so `nas export` of any run gives runnable weights); else no weights when none are needed."""
     normalisation = _statistics_or_none(task)
     checkpoint = find_checkpoint(extra, train, task, run_id, evaluation_id)
     if checkpoint is not None and train_epochs is None:
         return Weights(load_checkpoint(checkpoint), {"kind": "checkpoint", "path": str(checkpoint)}, normalisation)
+    if train_epochs is None and needed:
+        train_epochs = int(train.get("epochs") or 1)
     if train_epochs is not None:
         state, metrics = train_now(genome, task, train, seed, train_epochs)
-        return Weights(state, {"kind": "trained_at_export", "metrics": metrics}, normalisation)
-    if needed:
-        why = "its file is gone" if train.get("keep_checkpoints") else "the run had train.keep_checkpoints = false"
-        raise ExportError(f"no weights kept for evaluation {evaluation_id} ({why})",
-                          hint="pass --train-epochs N to train it now with the run's training config, "
-                               "or --format code,json for the source only")
+        why = "asked for" if checkpoint is not None else ("its checkpoint file is gone" if train.get("keep_checkpoints")
+                                                        else "the run kept no checkpoints")
+        return Weights(state, {"kind": "trained_at_export", "why": why, "epochs": train_epochs, "metrics": metrics},
+                       normalisation)
     return Weights(None, {"kind": "none"}, normalisation)
 
 

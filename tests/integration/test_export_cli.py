@@ -153,6 +153,15 @@ def test_all_rows_as_csv_and_json(synthetic, tmp_path):
                    "already exists")
 
 
+def test_without_a_checkpoint_export_trains_with_the_runs_own_epochs(synthetic, tmp_path):
+    url, built = synthetic
+    result = nas("export", built.run_id, "--db", url, "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    weights = json.loads((tmp_path / "o" / "metrics.json").read_text())["weights"]
+    assert weights["kind"] == "trained_at_export"
+    assert weights["why"] == "the run kept no checkpoints"
+
+
 def test_bad_input_is_one_line_exit_2(synthetic, tmp_path):
     url, built = synthetic
     one_line_error(nas("export", "r-nope00", "--db", url, "--out", tmp_path / "o"), "r-nope00")
@@ -161,7 +170,6 @@ def test_bad_input_is_one_line_exit_2(synthetic, tmp_path):
                    "rank 999")
     one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--individual", 99999),
                    "no individual 99999")
-    one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o"), "--train-epochs")
     failed = next(i for i, r in built.metrics.items() if r.status == "failed")
     one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--individual", failed),
                    "no finished evaluation")
