@@ -297,19 +297,25 @@ class Driver:
 
     def drive(self, *, poll_seconds: float = 0.25, on_step: Callable[[], None] | None = None,
               workers_gone: Callable[[], bool] = lambda: False) -> None:
-        """Loop until the budget is spent. Raises DriverLeaseLost if another driver takes over."""
+        """Loop until the budget is spent. Raises DriverLeaseLost if another driver takes over.
+        Between steps it waits for a result: on PostgreSQL a notification of one of this run's
+        results wakes it at once; polling with backoff stays underneath (and is all SQLite has)."""
+        from nascli.store.notify import RESULT_CHANNEL, open_waiter
+
         idle = 0.02
-        while not self.strategy.finished:
-            if self.step():
-                idle = 0.02
-            else:
-                if workers_gone():
-                    raise NascliError(f"every local worker of run {self.run.id} exited before the run finished",
-                                      hint=f"see the worker logs; continue with `nas resume {self.run.id}`")
-                time.sleep(idle)
-                idle = min(poll_seconds, idle * 2)
-            if on_step is not None:
-                on_step()
+        with open_waiter(self.store, RESULT_CHANNEL, self.run.id) as waiter:
+            while not self.strategy.finished:
+                if self.step():
+                    idle = 0.02
+                else:
+                    if workers_gone():
+                        raise NascliError(f"every local worker of run {self.run.id} exited before the run finished",
+                                          hint=f"see the worker logs; continue with `nas resume {self.run.id}`")
+                    if not waiter.wait(idle):
+                        # notified: no need to poll often; the cap keeps lease renewal and views going
+                        idle = min(max(poll_seconds, 1.0) if waiter.listening else poll_seconds, idle * 2)
+                if on_step is not None:
+                    on_step()
         self._record_population_changes()
         if not self.final_recorded:
             self.store.append_event(self.run.id, FINAL_EVENT, self.strategy.snapshot())

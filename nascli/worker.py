@@ -7,6 +7,12 @@ would reject the write anyway). SIGTERM / SIGINT stop claiming at once and give 
 back (`release`, which does not count as an attempt), then exit 0.
 
 Evaluation never takes the worker down: an exception becomes a failed Result with a typed kind.
+The one exception is `DatasetError` (this host has not got the data, whatever the genome): the
+task is released (no attempt consumed; another host may have the data) and the error ends the
+worker (`nas worker` prints it on one line and exits 2).
+
+Idle workers wait on a `nascli.store.notify.Waiter`: on PostgreSQL a LISTEN connection wakes them
+as soon as work is queued; polling with jittered backoff remains underneath (and is all SQLite has).
 Synthetic tasks are evaluated by `nascli.train.synthetic` directly, so a synthetic-only worker
 never imports torch; every other kind goes through `nascli.train.evaluate` (imported lazily).
 """
@@ -26,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nascli.errors import GenomeError, NascliError
+from nascli.errors import DatasetError, GenomeError, NascliError
 from nascli.heartbeat import Heartbeat, heartbeat_interval
 from nascli.task import Result, Task
 
@@ -39,6 +45,9 @@ DEFAULT_HEARTBEAT_SECONDS = 15.0
 # one cheap query per second per idle worker.
 _FIRST_POLL_SECONDS = 0.05
 MAX_POLL_SECONDS = 1.0
+# While a LISTEN connection is up, new work wakes the worker at once; the poll is then only for
+# expired leases (no notification announces those) and lost notifications, so it can be slower.
+NOTIFIED_POLL_SECONDS = 2.0
 # How often the worker row's last-seen time and counters are written (not per task: that would
 # add a write transaction to every claim+complete cycle).
 _SEEN_EVERY_SECONDS = 5.0
@@ -172,21 +181,31 @@ class Worker:
         self._current: _Current | None = None
         self._run_worker_config: dict[str, dict[str, Any]] = {}
         self._last_seen_write = 0.0
+        self._waiter = None  # a nascli.store.notify.Waiter while run() is running
 
     # ------------------------------------------------------------------ control
 
     def request_stop(self) -> None:
         """Stop claiming; give the current task back at once. Safe from a signal handler."""
         self.stopping.set()
+        waiter = self._waiter
+        if waiter is not None:
+            waiter.wake()
         current = self._current
         if current is not None:
             current.heartbeat.wake()
 
     def run(self) -> WorkerStats:
-        """Claim and evaluate until idle for `idle_timeout`, `max_tasks` reached, or stopped."""
+        """Claim and evaluate until idle for `idle_timeout`, `max_tasks` reached, or stopped.
+        Raises DatasetError (after releasing the task) when this host cannot load a task's data."""
+        from nascli.store.notify import WORK_CHANNEL, open_waiter
+
         self._register()
         delay = _FIRST_POLL_SECONDS
         idle_since = self.clock()
+        self._waiter = waiter = open_waiter(self.store, WORK_CHANNEL, self.options.run_id)
+        if self.stopping.is_set():
+            waiter.wake()  # a signal that came before the waiter existed
         try:
             while not self.stopping.is_set():
                 if self.options.max_tasks is not None and self.stats.finished + self.stats.discarded >= self.options.max_tasks:
@@ -200,17 +219,20 @@ class Worker:
                         break
                     self.reporter.idle(self.stats)
                     self._seen()
-                    # Jittered backoff; wakes at once on SIGTERM; never sleeps past the idle timeout.
+                    # Jittered backoff; wakes at once on new work (PostgreSQL) and on SIGTERM;
+                    # never sleeps past the idle timeout.
                     pause = delay * self.rng.uniform(0.5, 1.0)
                     if self.options.idle_timeout is not None:
                         pause = min(pause, self.options.idle_timeout - idle_for + 0.01)
-                    self.stopping.wait(pause)
-                    delay = min(MAX_POLL_SECONDS, delay * 2)
+                    if not waiter.wait(pause):
+                        delay = min(NOTIFIED_POLL_SECONDS if waiter.listening else MAX_POLL_SECONDS, delay * 2)
                     continue
                 self._process(claim)
                 delay = _FIRST_POLL_SECONDS
                 idle_since = self.clock()
         finally:
+            self._waiter = None
+            waiter.close()
             self._seen(force=True)
             self.reporter.close()
         return self.stats
@@ -256,9 +278,12 @@ class Worker:
         def progress(epoch: int, metrics: Mapping[str, Any]) -> None:
             self.reporter.epoch(task, epoch, metrics)
 
+        missing_data: DatasetError | None = None
         try:
             try:
                 result = self.evaluate(task, device=self.options.device, progress=progress, should_stop=should_stop)
+            except DatasetError as error:  # this host cannot train anything of the task: not the genome's fault
+                missing_data, result = error, None
             except Exception as error:  # noqa: BLE001 - an evaluation failure must not end the worker
                 log.warning("%s evaluation %s raised %s", self.worker_id, task.evaluation_id, type(error).__name__,
                             exc_info=True)
@@ -266,6 +291,12 @@ class Worker:
         finally:
             heartbeat.finish()
             self._current = None
+        if missing_data is not None:
+            # Give the task back (no attempt used: another host may have the data) and stop.
+            if heartbeat.released or (not heartbeat.lost.is_set() and self._release(task.evaluation_id, claim.attempt)):
+                self.stats.released += 1
+            log.error("%s cannot load the data of evaluation %s: %s", self.worker_id, task.evaluation_id, missing_data)
+            raise missing_data
         self._settle(task, claim.attempt, heartbeat, current.stop_seen, result, lease)
 
     def _settle(self, task: Task, attempt: int, heartbeat: Heartbeat, stop_seen: bool, result: Result,

@@ -38,7 +38,7 @@ LISTEN_ENV = "NASCLI_LISTEN"
 # noticed in about keepalives_idle + interval * count seconds; callers poll meanwhile anyway.
 _LISTEN_CONNECT_ARGS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
                         "keepalives_count": 3, "tcp_user_timeout": 20_000, "application_name": "nascli-listen"}
-_NOTIFIES_SLICE_SECONDS = 1.0  # how often the listener thread looks at its close flag
+_NOTIFIES_SLICE_SECONDS = 0.5  # how often the listener thread looks at its close flag
 _RECONNECT_FIRST, _RECONNECT_MAX = 0.5, 10.0
 
 _NOTIFY = sa.select(sa.func.pg_notify(sa.bindparam("channel", type_=sa.String),
@@ -127,8 +127,9 @@ class _Listener:
         self.thread.start()
 
     def close(self) -> None:
+        # No long join: the thread notices within one slice and closes its connection itself.
         self.closed.set()
-        self.thread.join(timeout=_NOTIFIES_SLICE_SECONDS + 1.0)
+        self.thread.join(timeout=0.05)
 
     def _loop(self) -> None:
         import psycopg  # only PostgreSQL stores get here
