@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 import yaml
 
 from nascli.config import preset_names, resolve
@@ -398,3 +399,20 @@ def quantity(text) -> float:
         if text.endswith(suffix):
             return float(text[: -len(suffix)]) * factor
     return float(text)
+
+
+def test_the_guide_grants_every_table_and_sequence_of_the_store() -> None:
+    """docs/operators-guide.md's least-privilege GRANTs name every table, and every serial id's sequence."""
+    from nascli.store.models import metadata
+
+    guide = (ROOT / "docs" / "operators-guide.md").read_text()
+    granted_tables = set()
+    for objects in re.findall(r"GRANT [A-Z, ]+ ON (?!DATABASE|SCHEMA|SEQUENCE)(.+?) TO nascli_app;", guide):
+        granted_tables |= {name.strip() for name in objects.split(",")}
+    assert granted_tables == set(metadata.tables)
+    (sequences,) = re.findall(r"GRANT USAGE ON SEQUENCE (.+?) TO nascli_app;", guide)
+    # PostgreSQL makes a sequence for a single-column integer primary key (SQLAlchemy's autoincrement)
+    serial = {f"{table.name}_{column.name}_seq" for table in metadata.tables.values() for column in table.primary_key
+              if len(table.primary_key) == 1 and isinstance(column.type, sqlalchemy.Integer)
+              and column.autoincrement in (True, "auto")}
+    assert {name.strip() for name in sequences.split(",")} == serial
