@@ -19,9 +19,12 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
 
 
 def _best_row(member: dict[str, Any] | None) -> tuple[str, str]:
+    """(best validation score, its parameters): accuracy for classifiers, loss for autoencoders."""
     if not member:
         return "-", "-"
     metrics = member.get("metrics", {})
+    if metrics.get("val_accuracy") is None and metrics.get("val_loss") is not None:
+        return f"loss {metrics['val_loss']:.4f}", _fmt(metrics.get("params"), ",")
     return _fmt(metrics.get("val_accuracy")), _fmt(metrics.get("params"), ",")
 
 
@@ -41,7 +44,7 @@ def render(progress: "Progress") -> Group:
     islands = snapshot.get("islands")
     if islands:
         table = Table(box=None, pad_edge=False, header_style="bold")
-        for column in ("island", "generation", "fitness", "best val acc", "params of best"):
+        for column in ("island", "generation", "fitness", "best val", "params of best"):
             table.add_column(column, justify="right")
         for island in islands:
             accuracy, params = _best_row(island.get("best"))
@@ -50,7 +53,7 @@ def render(progress: "Progress") -> Group:
         parts.append(table)
     else:
         accuracy, params = _best_row(snapshot.get("best"))
-        parts.append(Text(f"best val acc {accuracy}  params {params}"))
+        parts.append(Text(f"best val {accuracy}  params {params}"))
     return Group(*parts)
 
 
@@ -75,11 +78,10 @@ class LiveView:
         elif time.monotonic() - self._last_line > 5 or progress.finished:
             self._last_line = time.monotonic()
             queue = progress.queue
-            best = progress.snapshot.get("best") or {}
+            score, _ = _best_row(progress.snapshot.get("best"))
             self.console.print(
                 f"{progress.run.id}: {progress.evaluations_done} evaluations done, {queue.get('running', 0)} running, "
-                f"{queue.get('pending', 0)} pending, best val acc {_fmt(best.get('metrics', {}).get('val_accuracy'))}",
-                highlight=False)
+                f"{queue.get('pending', 0)} pending, best val {score}", highlight=False)
 
     def close(self) -> None:
         if self.live is not None:
