@@ -24,6 +24,30 @@ def dominates(a: Point, b: Point) -> bool:
     return better
 
 
+def non_dominated(points: Sequence[Point]) -> list[int]:
+    """Indices of the points no other point dominates, in input order (exact duplicates all kept).
+
+    Sort-and-sweep for two objectives (n log n: a report's run can hold 100k evaluations);
+    pairwise for more.
+    """
+    if not points:
+        return []
+    if len(points[0]) == 2:
+        order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+        keep: list[int] = []
+        best_second = math.inf
+        best_pair: tuple[float, float] | None = None
+        for index in order:
+            first, second = points[index]
+            if second < best_second:
+                keep.append(index)
+                best_second, best_pair = second, (first, second)
+            elif (first, second) == best_pair:  # an exact duplicate of a front point is on the front too
+                keep.append(index)
+        return sorted(keep)
+    return [i for i, p in enumerate(points) if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
+
+
 def non_dominated_sort(points: Sequence[Point]) -> list[list[int]]:
     """Fast non-dominated sort: fronts of indices, front 0 non-dominated, each front ascending."""
     n = len(points)

@@ -24,7 +24,7 @@ from nascli.report.model import (
     TracePoint,
     WorkerRow,
 )
-from nascli.report.pareto import hypervolume, non_dominated
+from nascli.ga.pareto import hypervolume, non_dominated
 from nascli.report.render import SectionView
 from nascli.store.reports import fitness_of
 

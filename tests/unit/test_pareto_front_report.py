@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nascli.report.pareto import dominates, hypervolume, non_dominated
+from nascli.ga.pareto import dominates, hypervolume, non_dominated
 
 small_int = st.integers(min_value=0, max_value=5)
 
