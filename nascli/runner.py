@@ -15,6 +15,7 @@ consumes results strictly in seq order and records `after_seq` with every ask.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 import uuid
@@ -96,6 +97,7 @@ class Driver:
     cfg: RunConfig
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
     in_flight_target: int = 1  # asynchronous strategies keep this many children evaluating
+    count_external_workers: bool = False  # `--workers 0`: size in_flight_target by the workers seen
 
     def __post_init__(self) -> None:
         self.strategy = build_strategy(self.cfg)
@@ -115,6 +117,7 @@ class Driver:
         self.cache_hits = 0
         self.done_count = 0
         self._lease_renewed = 0.0
+        self._workers_counted = -1e9
 
     # ---------------------------------------------------------------- lease
     def acquire(self, force: bool = False) -> None:
@@ -213,7 +216,19 @@ class Driver:
     def _ask_size(self) -> int | None:
         if not self.strategy.asynchronous:
             return None  # synchronous: whatever is ready
+        if self.count_external_workers:
+            self._refresh_external_target()
         return max(0, self.in_flight_target - len(self.strategy.outstanding))
+
+    def _refresh_external_target(self) -> None:
+        """With only external workers, keep as many children in flight as workers were seen lately
+        (at least ga.offspring_per_generation), so an asynchronous search uses every GPU."""
+        if time.monotonic() - self._workers_counted < 5.0:
+            return
+        self._workers_counted = time.monotonic()
+        recent = self.store.db_now() - 3 * self.cfg.worker.heartbeat_seconds
+        live = sum(1 for worker in self.store.workers() if worker.last_seen_at >= recent)
+        self.in_flight_target = max(self.cfg.ga.offspring_per_generation, live)
 
     def _issue(self, proposals: list[Proposal], *, recovering: bool = False) -> None:
         """Record the children and get each an evaluation: from the cache, by waiting for an identical
@@ -360,6 +375,12 @@ def ensure_local_data(cfg: RunConfig) -> None:
         data.ensure_files(cfg.task.dataset, data_dir_of(cfg.task.model_dump(mode="json")))
 
 
+def _sigterm_as_interrupt(signum, frame) -> None:
+    # A stopped pod or `kill` ends the driver like Ctrl-C: run marked interrupted, lease released,
+    # local workers release their tasks; `nas resume` continues at once.
+    raise KeyboardInterrupt
+
+
 def queue_limits(cfg: RunConfig) -> QueueLimits:
     return QueueLimits(max_attempts=cfg.worker.max_attempts, max_lease_expiries=cfg.worker.max_lease_expiries)
 
@@ -396,6 +417,7 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
     cfg = driver.cfg
     count = default_worker_count(cfg) if workers is None else workers
     driver.in_flight_target = max(1, count if count else cfg.ga.offspring_per_generation)
+    driver.count_external_workers = count == 0
     view.started(driver.run, resumed)
     started = time.time()
     pool = LocalWorkers(db_url=db_url, run_id=driver.run.id, count=count, devices=worker_devices(cfg)) if count else None
@@ -407,6 +429,7 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
             view.update(driver.progress(pool.alive() if pool else 0, started))
             last_view = time.monotonic()
 
+    previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         store.set_run_status(driver.run.id, "running")
         if pool:
@@ -419,6 +442,7 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
         store.set_run_status(driver.run.id, "interrupted")
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
         if pool:
             pool.stop()
         driver.release()
