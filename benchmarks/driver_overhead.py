@@ -137,6 +137,7 @@ def initialisation(preset: str, population: int) -> dict:
     seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     return {"preset": preset, "population": population, "init_mutations": cfg.ga.init_mutations,
             "seconds": seconds, "cpu_seconds": cpu, "us_per_mutation": 1e6 * seconds / (population * cfg.ga.init_mutations),
+            "cpu_us_per_mutation": 1e6 * cpu / (population * cfg.ga.init_mutations),
             "mean_hidden_layers": statistics.fmean(len(g.hidden) for g in genomes)}
 
 
@@ -174,7 +175,8 @@ def main() -> None:
         row = initialisation(preset, args.population)
         report["initialisation"].append(row)
         print(f"{preset:20} {row['init_mutations']} mutations: {row['seconds']:.2f} s wall, {row['cpu_seconds']:.2f} s CPU "
-              f"({row['us_per_mutation']:.1f} us per mutation, {row['mean_hidden_layers']:.1f} hidden layers on average)")
+              f"({row['us_per_mutation']:.1f} us wall, {row['cpu_us_per_mutation']:.1f} us CPU per mutation, "
+              f"{row['mean_hidden_layers']:.1f} hidden layers on average)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {args.json}")

@@ -153,6 +153,7 @@ def plot(runs: list[dict], strategies: list[str], budget: int, path: Path, title
 
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
     xs = list(range(1, budget + 1))
+    lowest = 100.0  # y range: from the lowest band value after the first tenth of the budget
     for strategy in strategies:
         mine = [r for r in runs if r["strategy"] == strategy]
         for axis, curve in zip(axes, ("val_curve", "test_curve")):
@@ -164,12 +165,14 @@ def plot(runs: list[dict], strategies: list[str], budget: int, path: Path, title
             if not kept:
                 continue
             x = [k for k, _ in kept]
+            lowest = min([lowest] + [100 * p[1] for k, p in kept if k >= max(1, budget // 10)])
             line, = axis.plot(x, [100 * p[0] for _, p in kept], label=strategy)
             axis.fill_between(x, [100 * p[1] for _, p in kept], [100 * p[2] for _, p in kept],
                               color=line.get_color(), alpha=0.15)
     axes[0].set_title("best validation accuracy so far")
     axes[1].set_title("test accuracy of that individual")
     for axis in axes:
+        axis.set_ylim(max(0.0, lowest - 2), 100.5)
         axis.set_xlabel("evaluations")
         axis.set_ylabel("accuracy (%)")
         axis.grid(alpha=0.3)
