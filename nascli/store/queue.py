@@ -116,8 +116,10 @@ class QueueOperations:
     # ---------------------------------------------------------------- claim
     def claim(self, worker_id: str, *, run_id: str | None = None, lease_seconds: float) -> Claim | None:
         """Take the next evaluation: a running row whose lease has expired (its holder is presumed
-        dead), else the oldest highest-priority pending row. Returns None when there is nothing to
-        do. PostgreSQL: `FOR UPDATE SKIP LOCKED` + UPDATE in one transaction; SQLite: BEGIN IMMEDIATE.
+        dead), else the oldest highest-priority pending row — of `run_id`, or without it, of the
+        run that has the fewest evaluations running (runs share the pool fairly; see
+        statements._fair_run). Returns None when there is nothing to do. PostgreSQL: `FOR UPDATE
+        SKIP LOCKED` + UPDATE in one transaction; SQLite: BEGIN IMMEDIATE.
         A row whose leases have expired `max_lease_expiries` times is failed as `timeout` instead."""
         lease = _check_lease(lease_seconds)
         return self._write(lambda conn: self._claim(conn, worker_id, run_id, lease), what="claim")
@@ -137,7 +139,9 @@ class QueueOperations:
             if row is not None:
                 log.info("evaluation %s: lease expired, re-claimed by %s as attempt %s", row.id, worker_id, row.attempt)
                 return _claim_of(row)
-        row = conn.execute(sql.claim_pending[variant], params).first()
+        row = conn.execute(sql.claim_fair, params).first() if run_id is None else None
+        if row is None:
+            row = conn.execute(sql.claim_pending[variant], params).first()
         return _claim_of(row) if row is not None else None
 
     def _fail_exhausted_lease(self, conn: Connection, expired: Any) -> None:

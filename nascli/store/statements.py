@@ -24,6 +24,23 @@ def _fence() -> tuple[sa.ColumnElement[bool], ...]:
     return (E.c.id == sa.bindparam("b_evaluation_id"), E.c.attempt == sa.bindparam("b_attempt"), E.c.status == "running")
 
 
+def _fair_run() -> sa.ScalarSelect:
+    """The run whose pending work an unpinned worker should take: the highest pending priority,
+    then the FEWEST RUNNING evaluations, then a random one of those tied. Runs sharing a pool so
+    get equal numbers of workers whatever their queue lengths or enqueue order, and a lone worker
+    alternates between runs at random (a lottery: fair in expectation, no state to keep). Every
+    subquery is a probe of ix_evaluation_run_claim (run_id, status, ...). Runs that are finished,
+    failed or cancelled are not considered (leftovers still go, via the fallback, when nothing
+    else waits)."""
+    pending, running = E.alias("run_pending"), E.alias("run_running")
+    top_priority = (sa.select(pending.c.priority).where(pending.c.run_id == R.c.id, pending.c.status == "pending")
+                    .order_by(pending.c.priority.desc()).limit(1).scalar_subquery().correlate(R))
+    in_flight = (sa.select(sa.func.count()).select_from(running)
+                 .where(running.c.run_id == R.c.id, running.c.status == "running").scalar_subquery().correlate(R))
+    return (sa.select(R.c.id).where(R.c.status.notin_(("finished", "failed", "cancelled")), top_priority.is_not(None))
+            .order_by(top_priority.desc(), in_flight, sa.func.random()).limit(1).scalar_subquery())
+
+
 class QueueStatements:
     def __init__(self, now: sa.ColumnElement[float]) -> None:
         lease = sa.bindparam("b_lease", type_=sa.Float)
@@ -47,6 +64,13 @@ class QueueStatements:
                        .with_for_update(skip_locked=True).scalar_subquery())
             self.claim_pending.append(sa.update(E).where(E.c.id == next_id, E.c.status == "pending")
                                       .values(**claim_values).returning(*CLAIM_COLUMNS))
+        # An unpinned worker first serves the run that needs it most (see _fair_run), then takes
+        # that run's next row in the usual order; when SKIP LOCKED leaves nothing there (all its
+        # pending rows are being claimed right now), claim_pending[0] takes any run's row.
+        next_fair_id = (pending.where(E.c.run_id == _fair_run()).order_by(E.c.priority.desc(), E.c.id).limit(1)
+                        .with_for_update(skip_locked=True).scalar_subquery())
+        self.claim_fair = (sa.update(E).where(E.c.id == next_fair_id, E.c.status == "pending")
+                           .values(**claim_values).returning(*CLAIM_COLUMNS))
         self.heartbeat = sa.update(E).where(*_fence()).values(heartbeat_at=now, lease_expires_at=now + lease)
         self.held = (sa.select(E.c.run_id, E.c.failures, E.c.max_attempts, E.c.worker_id)
                      .where(*_fence()).with_for_update())
