@@ -37,10 +37,8 @@ from typing import Any
 
 from nascli.errors import ConfigError, GenomeError
 from nascli.ga.modules import ModuleGenome, ModuleLayer, check_module_genome, format_module_genome
-
-MUTATIONS = ("insert", "switch", "delete", "adjust")
-OPERATORS = MUTATIONS + ("crossover",)
-ATTEMPTS = 16  # proposals per operator call before falling back to the parent
+# The same operator names, weights and retry budget as the layer family, so [ga.operators] means one thing.
+from nascli.ga.operators import ATTEMPTS, MUTATIONS, OPERATORS, cumulative_weights
 _HINT = "set search_space.kernels, search_space.filters, search_space.max_layers and search_space.max_params"
 
 
@@ -207,7 +205,7 @@ def random_module_genome(seed: ModuleGenome, space: ModuleSpace, n_mutations: in
     if n_mutations < 0:
         raise ConfigError(f"the number of initial mutations must be >= 0, got {n_mutations}",
                           hint="set ga.init_mutations to 0 or more")
-    names, cumulative = _cumulative_weights(probabilities or dict.fromkeys(MUTATIONS, 1.0))
+    names, cumulative = cumulative_weights(probabilities or dict.fromkeys(MUTATIONS, 1.0), MUTATIONS)
     current = seed
     for _ in range(n_mutations):
         operator = names[bisect.bisect_right(cumulative, rng.random() * cumulative[-1])]
@@ -304,27 +302,6 @@ def _check_parent(genome: ModuleGenome, space: ModuleSpace) -> None:
         raise GenomeError(f"parent module {format_module_genome(genome)} gives an autoencoder with {params} "
                           f"parameters, more than search_space.max_params = {space.max_params}",
                           hint="raise search_space.max_params or start from a smaller module")
-
-
-def _cumulative_weights(probabilities: Mapping[str, float]) -> tuple[list[str], list[float]]:
-    unknown = sorted(set(probabilities) - set(OPERATORS))
-    if unknown:
-        raise ConfigError(f"unknown operator(s) {', '.join(unknown)}; allowed: {', '.join(OPERATORS)}",
-                          hint="set ga.operators.insert/switch/delete/adjust/crossover")
-    names, cumulative, total = [], [], 0.0
-    for name in MUTATIONS:
-        weight = probabilities.get(name, 0.0)
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not weight >= 0:
-            raise ConfigError(f"operator probability {name} = {weight!r} is not a number >= 0",
-                              hint="set ga.operators.<name> to a number between 0 and 1")
-        if weight > 0:
-            total += weight
-            names.append(name)
-            cumulative.append(total)
-    if not names:
-        raise ConfigError("every mutation probability (insert/switch/delete/adjust) is 0",
-                          hint="give at least one of ga.operators.insert/switch/delete/adjust a weight > 0")
-    return names, cumulative
 
 
 __all__ = ["MUTATIONS", "OPERATORS", "ATTEMPTS", "ModuleSpace", "autoencoder_params", "module_features", "violations",

@@ -103,7 +103,7 @@ def apply(operator: str, parents: Sequence[Genome], space: SearchSpace, rng: ran
 def choose_operator(probabilities: Mapping[str, float], rng: random.Random,
                     allowed: Sequence[str] = OPERATORS) -> str:
     """Draw an operator name with the configured probabilities (weights; they need not sum to 1)."""
-    names, cumulative = _cumulative_weights(probabilities, allowed)
+    names, cumulative = cumulative_weights(probabilities, allowed)
     return names[bisect.bisect_right(cumulative, rng.random() * cumulative[-1])]
 
 
@@ -114,7 +114,7 @@ def random_genome(seed: Genome, space: SearchSpace, n_mutations: int, rng: rando
     if n_mutations < 0:
         raise ConfigError(f"the number of initial mutations must be >= 0, got {n_mutations}",
                           hint="set ga.init_mutations to 0 or more")
-    names, cumulative = _cumulative_weights(KLOS_PROBABILITIES if probabilities is None else probabilities,
+    names, cumulative = cumulative_weights(KLOS_PROBABILITIES if probabilities is None else probabilities,
                                             MUTATIONS)
     functions = [_MUTATION_FUNCTIONS[name] for name in names]
     total = cumulative[-1]
@@ -562,8 +562,10 @@ def _with(branch: Branch, **changes) -> Branch:
 
 # -------------------------------------------------------------------------------------- helpers
 
-def _cumulative_weights(probabilities: Mapping[str, float],
-                        allowed: Sequence[str]) -> tuple[list[str], list[float]]:
+def cumulative_weights(probabilities: Mapping[str, float],
+                       allowed: Sequence[str]) -> tuple[list[str], list[float]]:
+    """The operators of `allowed` with a weight > 0 and their running totals (for one uniform draw);
+    ConfigError for unknown names or bad weights. Shared by both genome families."""
     unknown = sorted(set(probabilities) - set(OPERATORS))
     if unknown:
         raise ConfigError(f"unknown operator(s) {', '.join(unknown)}; allowed: {', '.join(OPERATORS)}",
