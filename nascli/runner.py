@@ -157,10 +157,16 @@ class Driver:
             self.individual_ids[key] = individual.id
             self.key_of_individual[individual.id] = key
         position = 0
+        previous_ask = None
         for event in self.store.events(self.run.id):
             if event.kind != ASK_EVENT:
                 self.final_recorded |= event.kind == FINAL_EVENT
                 continue
+            if event.payload == previous_ask:
+                # A retried write whose first commit had landed: a strategy never issues the same keys
+                # twice, so an identical ask is the same ask recorded twice, not a second one.
+                continue
+            previous_ask = event.payload
             position = self._fold(results, position, until_seq=event.payload["after_seq"])
             proposals = self.strategy.ask(event.payload["n"])
             keys = [list(p.key) for p in proposals]
