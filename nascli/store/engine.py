@@ -5,7 +5,9 @@ write transaction via SQLAlchemy's documented pysqlite recipe (isolation_level=N
 event), so writers queue on the busy timeout instead of failing on lock upgrade. Refused on
 network filesystems, where WAL's shared memory does not work.
 
-PostgreSQL: psycopg 3, pool_pre_ping, connect_timeout.
+PostgreSQL: psycopg 3, connect_timeout, no pool_pre_ping: a ping is one more round trip per
+transaction, and Transactions.run already retries a dead connection (SQLAlchemy invalidates the
+pool on a disconnect, so the retry gets a fresh one).
 
 Transient errors (server restart, connection reset, SQLITE_BUSY beyond the timeout) are retried
 with jittered exponential backoff in `run_transaction`, so callers survive a PostgreSQL restart.
@@ -112,7 +114,7 @@ def create_engine(url: URL, *, create: bool, mounts_file: Path = Path("/proc/mou
         engine = _sqlite_engine(url, create=create, mounts_file=mounts_file)
     else:
         connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "nascli"}
-        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8, pool_recycle=3600,
+        engine = sa.create_engine(url, pool_pre_ping=False, pool_size=4, max_overflow=8, pool_recycle=3600,
                                   connect_args=connect_args)
     _live_engines.add(engine)
     return engine
@@ -242,7 +244,12 @@ class Transactions:
         self.writer_lock = SQLiteWriterLock(engine.url.database) if self.dialect == "sqlite" else None
 
     @contextmanager
-    def begin(self, write: bool = True) -> Iterator[Connection]:
+    def begin(self, write: bool = True, single_statement: bool = False) -> Iterator[Connection]:
+        if self.writer_lock is None and single_statement:
+            # One statement is atomic by itself: no BEGIN/COMMIT round trips (PostgreSQL autocommit).
+            with self.engine.connect() as connection:
+                yield connection.execution_options(isolation_level="AUTOCOMMIT")
+            return
         if self.writer_lock is None:
             with self.engine.connect() as connection, connection.begin():
                 yield connection
@@ -256,12 +263,15 @@ class Transactions:
             with self.writer_lock.hold(), connection.begin():
                 yield connection
 
-    def run(self, body: Callable[[Connection], T], *, write: bool = True, what: str = "store operation") -> T:
+    def run(self, body: Callable[[Connection], T], *, write: bool = True, what: str = "store operation",
+            single_statement: bool = False) -> T:
+        """`single_statement`: `body` runs statements each atomic on its own, so on PostgreSQL they
+        need no transaction around them (SQLite still takes its writer lock and BEGIN IMMEDIATE)."""
         deadline: float | None = None
         delay = 0.05
         while True:
             try:
-                with self.begin(write) as connection:
+                with self.begin(write, single_statement) as connection:
                     return body(connection)
             except DBAPIError as error:
                 if not is_transient(error, self.dialect):

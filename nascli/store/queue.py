@@ -118,31 +118,34 @@ class QueueOperations:
         """Take the next evaluation: a running row whose lease has expired (its holder is presumed
         dead), else the oldest highest-priority pending row — of `run_id`, or without it, of the
         run that has the fewest evaluations running (runs share the pool fairly; see
-        statements._fair_run). Returns None when there is nothing to do. PostgreSQL: `FOR UPDATE
-        SKIP LOCKED` + UPDATE in one transaction; SQLite: BEGIN IMMEDIATE.
+        statements._fair_run). Returns None when there is nothing to do. One statement (PostgreSQL:
+        `FOR UPDATE SKIP LOCKED`, no transaction around it; SQLite: BEGIN IMMEDIATE).
         A row whose leases have expired `max_lease_expiries` times is failed as `timeout` instead."""
         lease = _check_lease(lease_seconds)
-        return self._write(lambda conn: self._claim(conn, worker_id, run_id, lease), what="claim")
-
-    def _claim(self, conn: Connection, worker_id: str, run_id: str | None, lease: float) -> Claim | None:
-        sql = self._statements()
-        variant = 0 if run_id is None else 1
-        params = self._params(worker_id=worker_id, lease=lease, run_id=run_id)
-        for _ in range(100):  # bounded: each pass fails one exhausted row or claims it
-            expired = conn.execute(sql.expired[variant], params).first()
-            if expired is None:
-                break
-            if expired.lease_expiries + 1 >= expired.max_lease_expiries:
-                self._fail_exhausted_lease(conn, expired)
-                continue
-            row = conn.execute(sql.claim_expired, {**params, "b_expired_id": expired.id}).first()
-            if row is not None:
-                log.info("evaluation %s: lease expired, re-claimed by %s as attempt %s", row.id, worker_id, row.attempt)
+        statement = self._statements().claim[0 if run_id is None else 1]
+        for _ in range(100):  # bounded: each pass claims a row or fails one whose expiries are spent
+            params = self._params(worker_id=worker_id, lease=lease, run_id=run_id)
+            row = self._write(lambda conn: conn.execute(statement, params).first(), what="claim", single_statement=True)
+            if row is None:
+                return None
+            if row.lease_expiries < row.max_lease_expiries:
+                if row.attempt > 1:
+                    log.info("evaluation %s claimed by %s as attempt %s", row.id, worker_id, row.attempt)
                 return _claim_of(row)
-        row = conn.execute(sql.claim_fair, params).first() if run_id is None else None
-        if row is None:
-            row = conn.execute(sql.claim_pending[variant], params).first()
-        return _claim_of(row) if row is not None else None
+            self._write(lambda conn: self._fail_exhausted_claim(conn, row), what="fail an expired evaluation")
+        return None
+
+    def _fail_exhausted_claim(self, conn: Connection, claimed: Any) -> None:
+        """Fail a row just claimed whose lease expiries are spent (fenced by its new attempt)."""
+        sql = self._statements()
+        fence = {"evaluation_id": claimed.id, "attempt": claimed.attempt}
+        if conn.execute(sql.held, self._params(**fence)).first() is None:
+            return  # taken over meanwhile (cannot happen within a fresh lease, but be exact)
+        conn.execute(sql.fail_exhausted, self._params(
+            **fence, seq=self._next_completion_seq(conn, claimed.run_id),
+            error_message=f"lease expired {claimed.lease_expiries} times: its workers died or stalled"))
+        notify(conn, RESULT_CHANNEL, claimed.run_id)
+        log.warning("evaluation %s failed: lease expired %s times", claimed.id, claimed.lease_expiries)
 
     def _fail_exhausted_lease(self, conn: Connection, expired: Any) -> None:
         count = expired.lease_expiries + 1
@@ -165,7 +168,7 @@ class QueueOperations:
                 log.warning("heartbeat refused: evaluation %s attempt %s no longer holds the row", evaluation_id, attempt)
             return updated == 1
 
-        return self._write(body, what="heartbeat")
+        return self._write(body, what="heartbeat", single_statement=True)
 
     def complete(self, evaluation_id: int, attempt: int, result: Result) -> bool:
         """Record the outcome of a claim (a done or failed Result). False: the claim was lost and
@@ -173,7 +176,20 @@ class QueueOperations:
         attempts left goes back to pending (no sequence number); anything else finishes the row
         and gets the next completion sequence number of its run. Retrying after a lost
         acknowledgement is safe: the same claim's second write returns True."""
+        if self.backend == "postgresql" and (result.status == "done" or result.error_kind not in self.limits.retry_kinds):
+            return self._write(lambda conn: self._finish_in_one(conn, evaluation_id, attempt, result), what="complete",
+                               single_statement=True)
         return self._write(lambda conn: self._complete(conn, evaluation_id, attempt, result), what="complete")
+
+    def _finish_in_one(self, conn: Connection, evaluation_id: int, attempt: int, result: Result) -> bool:
+        """A result that finishes its row, as one statement (PostgreSQL; see statements._finish_in_one)."""
+        failed = int(result.status == "failed")
+        values = {f"v_{name}": value for name, value in convert.result_values(result).items()}
+        params = self._params(evaluation_id=evaluation_id, attempt=attempt, status=result.status, failed=failed,
+                              done=1 - failed, **values)
+        if conn.execute(self._statements().finish_in_one, params).first() is not None:
+            return True
+        return self._already_settled(conn, evaluation_id, attempt, "result")
 
     def fail(self, evaluation_id: int, attempt: int, kind: str, message: str) -> bool:
         """Shorthand for complete() with Result.failure(kind, message)."""

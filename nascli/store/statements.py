@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from nascli.store.models import RESULT_COLUMNS, EvaluationRow, RunRow, WorkerRow
+from nascli.store.notify import RESULT_CHANNEL
 
 E = EvaluationRow.__table__
 R = RunRow.__table__
@@ -41,6 +42,27 @@ def _fair_run() -> sa.ScalarSelect:
             .order_by(top_priority.desc(), in_flight, sa.func.random()).limit(1).scalar_subquery())
 
 
+def _finish_in_one(now: sa.ColumnElement[float], finish: sa.Update) -> sa.Select:
+    """PostgreSQL: the whole of a finishing complete() as ONE statement (no transaction, one round
+    trip): lock the held row (fence), take the run's next completion seq (locking the run row, so
+    one run's completions commit in seq order), finish the row, count it on the worker, notify
+    the driver. Returns the run id, or no row when the claim was lost. A data-modifying CTE runs
+    whether or not it is referenced, and all of them see one snapshot; `held` locks first."""
+    held = sa.select(E.c.id, E.c.run_id).where(*_fence()).with_for_update().cte("held")
+    next_seq = (sa.update(R).where(R.c.id == sa.select(held.c.run_id).scalar_subquery())
+                .values(completion_counter=R.c.completion_counter + 1).returning(R.c.completion_counter)
+                .cte("next_seq"))
+    finished = (finish.where(E.c.id == sa.select(held.c.id).scalar_subquery())
+                .values(seq=sa.select(next_seq.c.completion_counter).scalar_subquery(),
+                        failures=E.c.failures + sa.bindparam("b_failed", type_=sa.Integer))
+                .returning(E.c.run_id, E.c.worker_id).cte("finished"))
+    counted = (sa.update(W).where(W.c.id == sa.select(finished.c.worker_id).scalar_subquery())
+               .values(tasks_done=W.c.tasks_done + sa.bindparam("b_done", type_=sa.Integer),
+                       tasks_failed=W.c.tasks_failed + sa.bindparam("b_failed", type_=sa.Integer), last_seen_at=now)
+               .cte("counted"))
+    return sa.select(finished.c.run_id, sa.func.pg_notify(RESULT_CHANNEL, finished.c.run_id)).add_cte(counted)
+
+
 class QueueStatements:
     def __init__(self, now: sa.ColumnElement[float]) -> None:
         lease = sa.bindparam("b_lease", type_=sa.Float)
@@ -50,27 +72,34 @@ class QueueStatements:
         expired = (sa.select(E.c.id, E.c.run_id, E.c.lease_expiries, E.c.max_lease_expiries)
                    .where(E.c.status == "running", E.c.lease_expires_at < now))
         # [all runs, one run]; SKIP LOCKED is PostgreSQL's, SQLite's compiler leaves it out
-        self.expired = [q.order_by(E.c.lease_expires_at).limit(1).with_for_update(skip_locked=True)
-                        for q in (expired, expired.where(E.c.run_id == sa.bindparam("b_run_id")))]
         self.expired_all = [q.order_by(E.c.id).with_for_update(skip_locked=True)
                             for q in (expired, expired.where(E.c.run_id == sa.bindparam("b_run_id")))]
-        self.claim_expired = (
-            sa.update(E).where(E.c.id == sa.bindparam("b_expired_id"), E.c.status == "running", E.c.lease_expires_at < now)
-            .values(lease_expiries=E.c.lease_expiries + 1, **claim_values).returning(*CLAIM_COLUMNS))
+        # The claim is ONE statement (one round trip; a single statement needs no transaction on
+        # PostgreSQL): the row is the first of (an expired lease - its holder is presumed dead;
+        # [one run:] the run's next pending row | [all runs:] the fair run's next pending row
+        # (see _fair_run), else any run's - when SKIP LOCKED leaves nothing in the fair run).
+        # COALESCE evaluates the probes lazily, each an index probe. A row whose lease expiries
+        # are spent is claimed too and the caller fails it (fenced) at once: no sweeper needed.
+        expired_id = (sa.select(E.c.id).where(E.c.status == "running", E.c.lease_expires_at < now)
+                      .order_by(E.c.lease_expires_at).limit(1).with_for_update(skip_locked=True))
         pending = sa.select(E.c.id).where(E.c.status == "pending")
-        self.claim_pending = []
-        for query in (pending, pending.where(E.c.run_id == sa.bindparam("b_run_id"))):
-            next_id = (query.order_by(E.c.priority.desc(), E.c.id).limit(1)
-                       .with_for_update(skip_locked=True).scalar_subquery())
-            self.claim_pending.append(sa.update(E).where(E.c.id == next_id, E.c.status == "pending")
-                                      .values(**claim_values).returning(*CLAIM_COLUMNS))
-        # An unpinned worker first serves the run that needs it most (see _fair_run), then takes
-        # that run's next row in the usual order; when SKIP LOCKED leaves nothing there (all its
-        # pending rows are being claimed right now), claim_pending[0] takes any run's row.
-        next_fair_id = (pending.where(E.c.run_id == _fair_run()).order_by(E.c.priority.desc(), E.c.id).limit(1)
-                        .with_for_update(skip_locked=True).scalar_subquery())
-        self.claim_fair = (sa.update(E).where(E.c.id == next_fair_id, E.c.status == "pending")
-                           .values(**claim_values).returning(*CLAIM_COLUMNS))
+        in_order = (E.c.priority.desc(), E.c.id)
+        pending_ids = [  # [all runs: fair run, any run], [one run]
+            [pending.where(E.c.run_id == _fair_run()), pending],
+            [pending.where(E.c.run_id == sa.bindparam("b_run_id"))],
+        ]
+        claimable = sa.or_(E.c.status == "pending", sa.and_(E.c.status == "running", E.c.lease_expires_at < now))
+        self.claim = []
+        for variant, candidates in enumerate(pending_ids):
+            probe = expired_id if variant == 0 else expired_id.where(E.c.run_id == sa.bindparam("b_run_id"))
+            target = sa.func.coalesce(probe.scalar_subquery(), *(
+                query.order_by(*in_order).limit(1).with_for_update(skip_locked=True).scalar_subquery()
+                for query in candidates))
+            self.claim.append(
+                sa.update(E).where(E.c.id == target, claimable)
+                .values(lease_expiries=E.c.lease_expiries + sa.case((E.c.status == "running", 1), else_=0),
+                        **claim_values)
+                .returning(*CLAIM_COLUMNS, E.c.lease_expiries, E.c.max_lease_expiries))
         self.heartbeat = sa.update(E).where(*_fence()).values(heartbeat_at=now, lease_expires_at=now + lease)
         self.held = (sa.select(E.c.run_id, E.c.failures, E.c.max_attempts, E.c.worker_id)
                      .where(*_fence()).with_for_update())
@@ -91,6 +120,7 @@ class QueueStatements:
         # taking a seq locks the run row until commit: completions of one run commit in seq order
         self.next_seq = (sa.update(R).where(R.c.id == sa.bindparam("b_run_id"))
                          .values(completion_counter=R.c.completion_counter + 1).returning(R.c.completion_counter))
+        self.finish_in_one = _finish_in_one(now, self.finish)
         self.worker_done = (sa.update(W).where(W.c.id == sa.bindparam("b_worker_id"))
                             .values(tasks_done=W.c.tasks_done + 1, last_seen_at=now))
         self.worker_failed = (sa.update(W).where(W.c.id == sa.bindparam("b_worker_id"))
@@ -98,5 +128,9 @@ class QueueStatements:
         self.fail_timeout = sa.update(E).where(E.c.id == sa.bindparam("b_evaluation_id"), E.c.status == "running").values(
             status="failed", lease_expiries=sa.bindparam("b_lease_expiries"), seq=sa.bindparam("b_seq"), finished_at=now,
             lease_expires_at=None, error_kind="timeout", error_message=sa.bindparam("b_error_message"))
+        self.fail_exhausted = sa.update(E).where(*_fence()).values(
+            status="failed", seq=sa.bindparam("b_seq"), finished_at=now, lease_expires_at=None, error_kind="timeout",
+            error_message=sa.bindparam("b_error_message"), settled_attempt=sa.bindparam("b_attempt"),
+            settled_by="result")
         self.requeue_expired = sa.update(E).where(E.c.id == sa.bindparam("b_evaluation_id"), E.c.status == "running").values(
             status="pending", worker_id=None, lease_expires_at=None, lease_expiries=E.c.lease_expiries + 1)

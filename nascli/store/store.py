@@ -113,8 +113,8 @@ class Store(QueueOperations):
         self.created_schema = False  # set by open_store(create=True) when it created the tables
 
     # ---------------------------------------------------------------- plumbing
-    def _write(self, body: Callable[[Connection], T], *, what: str) -> T:
-        return self._transactions.run(body, write=True, what=what)
+    def _write(self, body: Callable[[Connection], T], *, what: str, single_statement: bool = False) -> T:
+        return self._transactions.run(body, write=True, what=what, single_statement=single_statement)
 
     def _read(self, body: Callable[[Connection], T], *, what: str) -> T:
         return self._transactions.run(body, write=False, what=what)
