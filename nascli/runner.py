@@ -89,6 +89,26 @@ def build_strategy(cfg: RunConfig) -> Strategy:
 
 
 @dataclass
+class _IssuePlan:
+    """What a driver step will write for its children; `actions[i]` is ("cached", result) |
+    ("wait", None) | ("queue", None) | ("existing", None): it has an evaluation from before a
+    crash, which results() delivers; `existing` maps individual id -> that evaluation (resume)."""
+
+    proposals: list[Proposal]
+    rows: list[NewIndividual]
+    actions: list[tuple] = field(default_factory=list)
+    existing: dict[int, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _PopulationChanges:
+    migrations: list[dict[str, Any]]
+    dead: set[tuple[int, int, int]]
+    generation: int  # recorded as the dead's replaced generation
+    generations: dict[int, int]  # island -> generation, the changed ones
+
+
+@dataclass
 class Driver:
     """Drives one run. `step()` does one round of fold-and-propose; `drive()` loops until done."""
 
@@ -198,7 +218,9 @@ class Driver:
 
     # ---------------------------------------------------------------- live loop
     def step(self) -> bool:
-        """Fold newly finished results, then propose. Returns True if anything happened."""
+        """Fold newly finished results, then propose. Returns True if anything happened.
+        The step's writes (population mirror, ask event, children, cache hits, queue) are one
+        transaction: one commit per step, and a crash leaves all or none of them."""
         self.renew()
         progressed = False
         for finished in self.store.results(self.run.id, after_id=self.last_seq):
@@ -206,18 +228,29 @@ class Driver:
             self.done_count += 1
             self._satisfy_waiters(finished)
             progressed = True
-        if progressed:
-            self._record_population_changes()
+        population = self._population_changes() if progressed else None
         n = self._ask_size()
-        if n != 0:
-            proposals = self.strategy.ask(n)
-            if proposals:
-                # Record the ask first: a crash before the rows exist replays to the same proposals.
-                self.store.append_event(self.run.id, ASK_EVENT, {
-                    "n": n, "after_seq": self.last_seq, "keys": [list(p.key) for p in proposals]})
-                self._issue(proposals)
-                progressed = True
-        return progressed
+        proposals = self.strategy.ask(n) if n != 0 else []
+        ask_event = {"n": n, "after_seq": self.last_seq, "keys": [list(p.key) for p in proposals]}
+        plan = self._plan_issue(proposals) if proposals else None
+
+        def writes() -> Any:
+            if population is not None:
+                self._write_population(population)
+            if plan is None:
+                return None
+            # Record the ask with its rows: a crash before this commit replays to the same proposals.
+            self.store.append_event(self.run.id, ASK_EVENT, ask_event)
+            return self._write_issue(plan)
+
+        if population is None and plan is None:
+            return False
+        written = self.store.atomically(writes, what="record a driver step")
+        if population is not None:
+            self._population_written(population)
+        if plan is not None:
+            self._issued(plan, written)
+        return True
 
     def _ask_size(self) -> int | None:
         if not self.strategy.asynchronous:
@@ -239,36 +272,69 @@ class Driver:
     def _issue(self, proposals: list[Proposal], *, recovering: bool = False) -> None:
         """Record the children and get each an evaluation: from the cache, by waiting for an identical
         genome already in flight, or by queueing it. `recovering`: rows may exist already (resume)."""
+        plan = self._plan_issue(proposals, recovering=recovering)
+        self._issued(plan, self.store.atomically(lambda: self._write_issue(plan), what="record children"))
+
+    def _plan_issue(self, proposals: list[Proposal], *, recovering: bool = False) -> "_IssuePlan":
+        """Decide, without writing, what each child gets (reads: the cache, and rows left by a crash)."""
         rows = [NewIndividual(island=p.key[0], generation=p.key[1], slot=p.key[2], genome=str(p.genome),
                               genome_hash=canonical_hash(p.genome),
                               parents=tuple(self.individual_ids[k] for k in p.parents if k in self.individual_ids),
                               operator=p.operator)
                 for p in proposals]
-        ids = self.store.add_individuals(self.run.id, rows)
-        existing = self._evaluations_by_individual(ids) if recovering else {}
-        for evaluation in existing.values():
-            if evaluation.status in ("pending", "running"):
-                self.in_flight[evaluation.genome_hash] = evaluation.id
-        requests, hashes = [], []
-        for proposal, row, individual_id in zip(proposals, rows, ids):
-            self.individual_ids[proposal.key] = individual_id
-            self.key_of_individual[individual_id] = proposal.key
-            evaluation = existing.get(individual_id)
-            if evaluation is not None:  # queued or finished before the crash: results() delivers it
-                continue
-            cached = self.store.cached_result(self.cache_run, row.genome_hash, self.config_hash)
-            if cached is not None:
-                self.store.record_cached_result(self.run.id, individual_id, cached)
-                self.cache_hits += 1
-            elif row.genome_hash in self.in_flight or row.genome_hash in hashes:
-                self.waiting[row.genome_hash].append(proposal.key)
+        plan = _IssuePlan(proposals, rows)
+        queued: set[str] = set()  # genomes this plan queues, or found queued by the previous driver
+        ids: list[int | None] = [None] * len(rows)
+        if recovering:
+            ids = self.store.add_individuals(self.run.id, rows)  # idempotent: the rows a crash left, or new ones
+            plan.existing = self._evaluations_by_individual(ids)
+            queued |= {e.genome_hash for e in plan.existing.values() if e.status in ("pending", "running")}
+        cached = self.store.cached_results(self.cache_run, [row.genome_hash for row in rows], self.config_hash)
+        for row, individual_id in zip(rows, ids):
+            if individual_id in plan.existing:
+                plan.actions.append(("existing", None))  # queued or finished before the crash
             else:
+                plan.actions.append(self._action_for(row, cached, queued))
+        return plan
+
+    def _action_for(self, row: NewIndividual, cached: dict[str, FinishedEvaluation], queued: set[str]) -> tuple:
+        if row.genome_hash in cached:
+            return ("cached", cached[row.genome_hash])
+        if row.genome_hash in self.in_flight or row.genome_hash in queued:
+            return ("wait", None)
+        queued.add(row.genome_hash)
+        return ("queue", None)
+
+    def _write_issue(self, plan: "_IssuePlan") -> tuple[list[int], list[int]]:
+        """The store writes of a plan (inside a unit of work; may run twice after a transient error).
+        Returns (individual ids, evaluation ids of the queued children)."""
+        ids = self.store.add_individuals(self.run.id, plan.rows)
+        requests = []
+        for row, individual_id, (action, cached) in zip(plan.rows, ids, plan.actions):
+            if action == "cached":
+                self.store.record_cached_result(self.run.id, individual_id, cached)
+            elif action == "queue":
                 seed = stream_seed(self.cfg.run.seed, "train", row.genome_hash) % (2**31)
                 requests.append(EvaluationRequest(individual_id, task_for(self.cfg, row.genome, seed),
                                                   genome_hash=row.genome_hash, config_hash=self.config_hash))
-                hashes.append(row.genome_hash)
-        if requests:
-            self.in_flight.update(zip(hashes, self.store.enqueue(self.run.id, requests)))
+        return ids, self.store.enqueue(self.run.id, requests) if requests else []
+
+    def _issued(self, plan: "_IssuePlan", written: tuple[list[int], list[int]]) -> None:
+        """Bring the driver's memory in line with a committed plan."""
+        ids, evaluation_ids = written
+        for evaluation in plan.existing.values():
+            if evaluation.status in ("pending", "running"):
+                self.in_flight[evaluation.genome_hash] = evaluation.id
+        queued = iter(evaluation_ids)
+        for proposal, row, individual_id, (action, _) in zip(plan.proposals, plan.rows, ids, plan.actions):
+            self.individual_ids[proposal.key] = individual_id
+            self.key_of_individual[individual_id] = proposal.key
+            if action == "cached":
+                self.cache_hits += 1
+            elif action == "wait":
+                self.waiting[row.genome_hash].append(proposal.key)
+            elif action == "queue":
+                self.in_flight[row.genome_hash] = next(queued)
 
     def _evaluations_by_individual(self, individual_ids: list[int]) -> dict[int, Any]:
         wanted = set(individual_ids)
@@ -292,25 +358,32 @@ class Driver:
     def _record_population_changes(self) -> None:
         """Mirror the strategy's state into the store for reports: migrations (the table is their
         only record, so a crash can never write one twice), who is no longer alive, island generations."""
-        migrations = [e for e in self.strategy.events if e.get("type") == "migration"]
-        for event in migrations[self.migrations_recorded:]:
+        changes = self._population_changes()
+        self.store.atomically(lambda: self._write_population(changes), what="record population changes")
+        self._population_written(changes)
+
+    def _population_changes(self) -> "_PopulationChanges":
+        migrations = [e for e in self.strategy.events if e.get("type") == "migration"][self.migrations_recorded:]
+        living = self.strategy.living()
+        alive = {key for _, _, keys in living for key in keys}
+        dead = self.told - alive - self.marked_dead
+        generation = max((g or 0) for _, g, _ in living) if living else 0
+        generations = {island: g for island, g, _ in living
+                       if isinstance(g, int) and self.island_generations.get(island) != g}
+        return _PopulationChanges(migrations, dead, generation, generations)
+
+    def _write_population(self, changes: "_PopulationChanges") -> None:
+        for event in changes.migrations:
             self.store.record_migration(self.run.id, event["generation"], event["from"], event["to"],
                                         self.individual_ids[tuple(event["key"])])
-            self.migrations_recorded += 1
-        snapshot = self.strategy.snapshot()
-        islands = snapshot.get("islands") or [{"island": 0, "generation": snapshot.get("generation", 0),
-                                               "population": snapshot.get("population", [])}]
-        alive = {tuple(member["key"]) for island in islands for member in island.get("population", [])}
-        dead = self.told - alive - self.marked_dead
-        if dead:
-            generation = max((island.get("generation") or 0) for island in islands)
-            self.store.mark_replaced([self.individual_ids[k] for k in dead], generation)
-            self.marked_dead |= dead
-        for island in islands:
-            generation = island.get("generation")
-            if isinstance(generation, int) and self.island_generations.get(island["island"]) != generation:
-                self.store.set_island_generation(self.run.id, island["island"], generation)
-                self.island_generations[island["island"]] = generation
+        if changes.dead:
+            self.store.mark_replaced([self.individual_ids[k] for k in changes.dead], changes.generation)
+        self.store.set_island_generations(self.run.id, changes.generations)
+
+    def _population_written(self, changes: "_PopulationChanges") -> None:
+        self.migrations_recorded += len(changes.migrations)
+        self.marked_dead |= changes.dead
+        self.island_generations.update(changes.generations)
 
     @property
     def finished(self) -> bool:

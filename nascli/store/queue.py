@@ -12,6 +12,7 @@ work to move. All lease arithmetic uses the database clock.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -64,12 +65,7 @@ class QueueOperations:
         return self._write(lambda conn: self._enqueue(conn, run_id, requests), what="enqueue")
 
     def _enqueue(self, conn: Connection, run_id: str, requests: list[EvaluationRequest]) -> list[int]:
-        config_json = conn.execute(sa.select(R.c.config_json).where(R.c.id == run_id)).scalar_one_or_none()
-        if config_json is None:
-            raise self._run_not_found(conn, run_id)
-        worker_cfg = json.loads(config_json).get("worker", {}) or {}
-        max_attempts = int(worker_cfg.get("max_attempts", self.limits.max_attempts))
-        max_expiries = int(worker_cfg.get("max_lease_expiries", self.limits.max_lease_expiries))
+        max_attempts, max_expiries = self._retry_limits(conn, run_id)
         individual_ids = [r.individual_id for r in requests if r.individual_id is not None]
         existing: dict[int, int] = {}
         hashes: dict[int, str] = {}
@@ -112,6 +108,19 @@ class QueueOperations:
             notify(conn, WORK_CHANNEL, run_id)  # idle workers wake at commit (PostgreSQL)
         by_individual = {requests[i].individual_id: ids[i] for i in positions if requests[i].individual_id is not None}
         return [i if i is not None else by_individual[r.individual_id] for i, r in zip(ids, requests)]
+
+    def _retry_limits(self, conn: Connection, run_id: str) -> tuple[int, int]:
+        """(max_attempts, max_lease_expiries) from the run's [worker] config; a run's config never
+        changes, so it is read once per store."""
+        known: dict[str, tuple[int, int]] = self.__dict__.setdefault("_retry_limits_of_run", {})
+        if run_id not in known:
+            config_json = conn.execute(sa.select(R.c.config_json).where(R.c.id == run_id)).scalar_one_or_none()
+            if config_json is None:
+                raise self._run_not_found(conn, run_id)
+            worker_cfg = json.loads(config_json).get("worker", {}) or {}
+            known[run_id] = (int(worker_cfg.get("max_attempts", self.limits.max_attempts)),
+                             int(worker_cfg.get("max_lease_expiries", self.limits.max_lease_expiries)))
+        return known[run_id]
 
     # ---------------------------------------------------------------- claim
     def claim(self, worker_id: str, *, run_id: str | None = None, lease_seconds: float) -> Claim | None:
@@ -283,15 +292,29 @@ class QueueOperations:
         """A finished evaluation of the same genome under the same training config (`run_id=None`:
         from any run), else None. Done results, and failures that belong to the genome
         (invalid_genome, too_large); never a crash or OOM."""
+        return self.cached_results(run_id, [genome_hash], config_hash).get(genome_hash)
 
-        def body(conn: Connection) -> FinishedEvaluation | None:
-            query = sa.select(E).where(
-                E.c.genome_hash == genome_hash, E.c.config_hash == config_hash,
-                sa.or_(E.c.status == "done", sa.and_(E.c.status == "failed", E.c.error_kind.in_(CACHEABLE_FAILURES))))
-            if run_id is not None:
-                query = query.where(E.c.run_id == run_id)
-            row = conn.execute(query.order_by((E.c.status == "done").desc(), E.c.id).limit(1)).first()
-            return convert.finished_evaluation(row) if row is not None else None
+    def cached_results(self, run_id: str | None, genome_hashes: Sequence[str],
+                       config_hash: str) -> dict[str, FinishedEvaluation]:
+        """cached_result for several genomes in one query: {genome_hash: evaluation} for the hits
+        (a done result before a cacheable failure, then the oldest)."""
+        wanted = sorted(set(genome_hashes))
+        if not wanted:
+            return {}
+
+        def body(conn: Connection) -> dict[str, FinishedEvaluation]:
+            hits: dict[str, FinishedEvaluation] = {}
+            for chunk in _chunks(wanted, 500):
+                query = sa.select(E).where(
+                    E.c.genome_hash.in_(chunk), E.c.config_hash == config_hash,
+                    sa.or_(E.c.status == "done",
+                           sa.and_(E.c.status == "failed", E.c.error_kind.in_(CACHEABLE_FAILURES))))
+                if run_id is not None:
+                    query = query.where(E.c.run_id == run_id)
+                for row in conn.execute(query.order_by(E.c.genome_hash, (E.c.status == "done").desc(), E.c.id)):
+                    if row.genome_hash not in hits:
+                        hits[row.genome_hash] = convert.finished_evaluation(row)
+            return hits
 
         return self._read(body, what="cache lookup")
 
@@ -310,7 +333,7 @@ class QueueOperations:
             individual = conn.execute(sa.select(I).where(I.c.id == individual_id, I.c.run_id == run_id)).first()
             if individual is None:
                 raise StoreError(f"no individual {individual_id} in run {run_id}")
-            source_row = conn.execute(sa.select(E).where(E.c.id == source.evaluation_id)).first()
+            source_row = conn.execute(sa.select(E.c.task_json).where(E.c.id == source.evaluation_id)).first()
             if source_row is None:
                 raise StoreError(f"no evaluation {source.evaluation_id} to copy")
             values = convert.result_values(source.result)
@@ -319,13 +342,13 @@ class QueueOperations:
             values["extra_json"] = json.dumps(extra, sort_keys=True)
             now = self._now_value(conn)
             seq = self._next_completion_seq(conn, run_id)
-            new_id = conn.execute(sa.insert(E).values(
+            new_row = conn.execute(sa.insert(E).values(
                 run_id=run_id, individual_id=individual_id, status=source.status, priority=0, attempt=0,
                 task_json=_task_json(Task.from_json(source_row.task_json), run_id), genome=individual.genome,
                 genome_hash=individual.genome_hash, config_hash=source.config_hash, seq=seq, created_at=now,
                 started_at=now, finished_at=now, max_attempts=self.limits.max_attempts,
-                max_lease_expiries=self.limits.max_lease_expiries, **values).returning(E.c.id)).scalar_one()
-            return convert.finished_evaluation(conn.execute(sa.select(E).where(E.c.id == new_id)).one())
+                max_lease_expiries=self.limits.max_lease_expiries, **values).returning(*E.c)).one()
+            return convert.finished_evaluation(new_row)
 
         return self._write(body, what="record cached result")
 
@@ -376,7 +399,7 @@ def _claim_of(row: Any) -> Claim:
 
 
 def _task_json(task: Task, run_id: str) -> str:
-    data = json.loads(task.to_json())
+    data = {f.name: getattr(task, f.name) for f in dataclasses.fields(task)}  # shallow: no deep copy
     data.update(run_id=run_id, evaluation_id=None, attempt=0)  # filled in at claim time
     return json.dumps(data, sort_keys=True)
 

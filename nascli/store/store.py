@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -110,14 +111,38 @@ class Store(QueueOperations):
         self._transactions = Transactions(engine, url_display, retry_seconds)
         self._clock = clock
         self._queue_statements: QueueStatements | None = None
+        self._unit = threading.local()  # .connection: the transaction of an atomically() call, if any
         self.created_schema = False  # set by open_store(create=True) when it created the tables
 
     # ---------------------------------------------------------------- plumbing
     def _write(self, body: Callable[[Connection], T], *, what: str, single_statement: bool = False) -> T:
+        connection = getattr(self._unit, "connection", None)
+        if connection is not None:
+            return body(connection)
         return self._transactions.run(body, write=True, what=what, single_statement=single_statement)
 
     def _read(self, body: Callable[[Connection], T], *, what: str) -> T:
+        connection = getattr(self._unit, "connection", None)
+        if connection is not None:
+            return body(connection)
         return self._transactions.run(body, write=False, what=what)
+
+    def atomically(self, work: Callable[[], T], *, what: str) -> T:
+        """Run `work` - calls of this store's methods, from this thread - as ONE transaction: one
+        commit, all or nothing (the driver's unit of work per step: a commit is an fsync on SQLite).
+        After a transient error the whole of `work` runs again, so it must do nothing but call the
+        store and return what it read."""
+
+        def body(connection: Connection) -> T:
+            self._unit.connection, self._unit.now = connection, None
+            try:
+                return work()
+            finally:
+                self._unit.connection = None
+
+        if getattr(self._unit, "connection", None) is not None:
+            return work()  # already inside one
+        return self._transactions.run(body, write=True, what=what)
 
     def _now(self) -> sa.ColumnElement[float]:
         if self._clock is not None:
@@ -137,7 +162,14 @@ class Store(QueueOperations):
         return {f"b_{name}": value for name, value in params.items()}
 
     def _now_value(self, conn: Connection) -> float:
-        return float(conn.execute(sa.select(self._now())).scalar_one())
+        """The database clock; read once per unit of work (atomically), which stamps all its rows alike."""
+        in_unit = getattr(self._unit, "connection", None) is conn
+        if in_unit and self._unit.now is not None:
+            return self._unit.now
+        now = float(conn.execute(sa.select(self._now())).scalar_one())
+        if in_unit:
+            self._unit.now = now
+        return now
 
     def db_now(self) -> float:
         """The database clock, epoch seconds: compare lease expiry times against this."""
@@ -339,8 +371,9 @@ class Store(QueueOperations):
             } for item in individuals if (item.island, item.generation, item.slot) not in existing]
             unique_rows = list({(r["island"], r["generation"], r["slot"]): r for r in rows}.values())
             if unique_rows:
-                conn.execute(sa.insert(I), unique_rows)
-                existing = self._slot_ids(conn, run_id, generations)
+                inserted = conn.execute(sa.insert(I).returning(I.c.id, sort_by_parameter_order=True), unique_rows)
+                existing.update(zip(((r["island"], r["generation"], r["slot"]) for r in unique_rows),
+                                    inserted.scalars().all()))
             return [existing[(item.island, item.generation, item.slot)] for item in individuals]
 
         return self._write(body, what="add individuals")
@@ -374,15 +407,27 @@ class Store(QueueOperations):
 
     def set_island_generation(self, run_id: str, island: int, generation: int) -> None:
         """Record how far an island has got (for migration barriers and progress)."""
+        self.set_island_generations(run_id, {island: generation})
+
+    def set_island_generations(self, run_id: str, generations: Mapping[int, int]) -> None:
+        """set_island_generation for several islands, in one transaction."""
+        if not generations:
+            return
 
         def body(conn: Connection) -> None:
             now = self._now_value(conn)
-            updated = conn.execute(sa.update(ISL).where(ISL.c.run_id == run_id, ISL.c.island == island).values(
-                generation=generation, updated_at=now)).rowcount
-            if not updated:
-                conn.execute(sa.insert(ISL).values(run_id=run_id, island=island, generation=generation, updated_at=now))
+            known = set(conn.execute(sa.select(ISL.c.island).where(ISL.c.run_id == run_id)).scalars())
+            updates = [{"b_island": island, "b_generation": generation}
+                       for island, generation in generations.items() if island in known]
+            if updates:
+                conn.execute(sa.update(ISL).where(ISL.c.run_id == run_id, ISL.c.island == sa.bindparam("b_island"))
+                             .values(generation=sa.bindparam("b_generation"), updated_at=now), updates)
+            new = [{"run_id": run_id, "island": island, "generation": generation, "updated_at": now}
+                   for island, generation in generations.items() if island not in known]
+            if new:
+                conn.execute(sa.insert(ISL), new)
 
-        self._write(body, what="set island generation")
+        self._write(body, what="set island generations")
 
     def islands(self, run_id: str) -> list[IslandInfo]:
         return self._read(lambda conn: [

@@ -282,3 +282,36 @@ def test_reopen_checks_schema_and_keeps_data(store: Store, store_url: str) -> No
         assert not again.init_schema()  # idempotent
     finally:
         again.close()
+
+
+def test_atomically_is_one_transaction_all_or_nothing(store: Store) -> None:
+    run_id = new_run(store)
+
+    def step(fail: bool) -> list[int]:
+        store.append_event(run_id, "ask", {"n": 1})
+        ids = store.add_individuals(run_id, [NewIndividual(0, 1, 0, "g", "h")])
+        store.set_island_generations(run_id, {0: 1, 1: 1})
+        if fail:
+            raise RuntimeError("the driver died mid-step")
+        return ids
+
+    with pytest.raises(RuntimeError):
+        store.atomically(lambda: step(fail=True), what="test step")
+    assert store.events(run_id) == [] and store.individuals(run_id) == [] and store.islands(run_id) == []
+    ids = store.atomically(lambda: step(fail=False), what="test step")
+    assert [e.kind for e in store.events(run_id)] == ["ask"]
+    assert [i.id for i in store.individuals(run_id)] == ids
+    store.set_island_generations(run_id, {1: 2, 2: 1})  # one updated, one new, one left alone
+    assert [(i.island, i.generation) for i in store.islands(run_id)] == [(0, 1), (1, 2), (2, 1)]
+
+
+def test_cached_results_finds_several_genomes_in_one_lookup(store: Store) -> None:
+    run_id = new_run(store)
+    ids = queue(store, run_id, 3)
+    for accuracy in (0.7, 0.8):
+        claim = store.claim("w", run_id=run_id, lease_seconds=LEASE)
+        store.complete(claim.evaluation_id, claim.attempt, done(accuracy))
+    hits = store.cached_results(run_id, ["h0-0", "h0-1", "h0-2", "unknown"], "cfg")
+    assert {h: e.evaluation_id for h, e in hits.items()} == {"h0-0": ids[0], "h0-1": ids[1]}
+    assert hits["h0-1"].result.val_accuracy == 0.8
+    assert store.cached_results(run_id, [], "cfg") == {}

@@ -181,3 +181,25 @@ def test_linas_without_features_is_rejected():
     with pytest.raises(ValueError, match="features"):
         LINAS(5, 2, 2, "ridge", ["val_accuracy", "params"], {"adjust": 1.0},
               Variation(TOY.vary, TOY.random_init), seed=0)
+
+
+def living_from_snapshot(snapshot: dict) -> list:
+    """What the driver mirrored before `living()` existed: islands, generations, members' keys."""
+    islands = snapshot.get("islands") or [{"island": 0, "generation": snapshot.get("generation", 0),
+                                           "population": snapshot.get("population", [])}]
+    return [(i["island"], i.get("generation"), [tuple(m["key"]) for m in i.get("population", [])]) for i in islands]
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_living_is_the_snapshot_population_at_every_step(name):
+    strategy = make(name)
+    checked = []
+
+    def check_then_evaluate(proposal: Proposal) -> Outcome:
+        assert strategy.living() == living_from_snapshot(strategy.snapshot())
+        checked.append(proposal.key)
+        return fail_some(proposal)
+
+    drive(strategy, evaluator=check_then_evaluate)
+    assert strategy.living() == living_from_snapshot(strategy.snapshot())
+    assert len(checked) > 10

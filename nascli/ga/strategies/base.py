@@ -165,6 +165,15 @@ class Strategy(ABC):
                 "outstanding": [list(p.key) for p in self._outstanding.values()],
                 "events": list(self.events), **self._state()}
 
+    def living(self) -> list[tuple[int, Any, list[Key]]]:
+        """Per island: (island, its generation or None, keys of its living members): what the driver
+        mirrors into the store after every step, so strategies with populations make it cheap."""
+        state = self._state()
+        islands = state.get("islands") or [{"island": 0, "generation": state.get("generation", 0),
+                                            "population": state.get("population", [])}]
+        return [(island["island"], island.get("generation"), [tuple(m["key"]) for m in island.get("population", [])])
+                for island in islands]
+
     def replay(self, outcomes: Iterable[Outcome], issued_keys: Iterable[Key] | None = None) -> None:
         """Fold a recorded log into a fresh strategy (synchronous strategies: any order works).
 

@@ -27,7 +27,7 @@ from nascli.ga.islands import migration_plan, share_count
 from nascli.ga.rng import rng_for
 from nascli.ga.selection import choose_operator, roulette_sample
 from nascli.ga.strategies import _population as pop
-from nascli.ga.strategies.base import (GenerationalStrategy, Member, Outcome, Proposal, Variation,
+from nascli.ga.strategies.base import (GenerationalStrategy, Key, Member, Outcome, Proposal, Variation,
                                        operator_table)
 
 
@@ -184,6 +184,10 @@ class IslandGA(GenerationalStrategy):
     # -- reporting --------------------------------------------------------------------------
     def _budget_spent(self) -> bool:
         return min(self.completed) >= self.settings.generations
+
+    def living(self) -> list[tuple[int, Any, list[Key]]]:
+        return [(island, self.completed[island], [tuple(m.key) for m in members])
+                for island, members in enumerate(self.populations)]
 
     def _state(self) -> dict[str, Any]:
         islands = []
