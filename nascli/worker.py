@@ -182,6 +182,7 @@ class Worker:
         self._run_worker_config: dict[str, dict[str, Any]] = {}
         self._last_seen_write = 0.0
         self._waiter = None  # a nascli.store.notify.Waiter while run() is running
+        self._next_claim = None  # a claim taken together with the previous result (complete_and_claim)
 
     # ------------------------------------------------------------------ control
 
@@ -211,7 +212,7 @@ class Worker:
                 if self.options.max_tasks is not None and self.stats.finished + self.stats.discarded >= self.options.max_tasks:
                     log.info("%s reached --max-tasks %s", self.worker_id, self.options.max_tasks)
                     break
-                claim = self._claim()
+                claim, self._next_claim = self._next_claim or self._claim(), None
                 if claim is None:
                     idle_for = self.clock() - idle_since
                     if self.options.idle_timeout is not None and idle_for >= self.options.idle_timeout:
@@ -231,6 +232,9 @@ class Worker:
                 delay = _FIRST_POLL_SECONDS
                 idle_since = self.clock()
         finally:
+            if self._next_claim is not None:  # taken with the last result, never started: give it back
+                self._release(self._next_claim.evaluation_id, self._next_claim.attempt)
+                self._next_claim = None
             self._waiter = None
             waiter.close()
             self._seen(force=True)
@@ -327,7 +331,12 @@ class Worker:
         pause = 0.2
         while True:
             try:
-                written = self.store.complete(evaluation_id, attempt, result)
+                if self._may_take_next():
+                    written, self._next_claim = self.store.complete_and_claim(
+                        evaluation_id, attempt, result, self.worker_id, run_id=self.options.run_id,
+                        lease_seconds=self._lease_seconds(self.options.run_id))
+                else:
+                    written = self.store.complete(evaluation_id, attempt, result)
             except NascliError as error:
                 if self.clock() + pause >= give_up_at:
                     log.warning("%s could not write evaluation %s before its lease ran out (%s); another "
@@ -341,6 +350,13 @@ class Worker:
                 log.warning("%s evaluation %s attempt %s: result discarded, the claim was taken over "
                             "(fenced)", self.worker_id, evaluation_id, attempt)
             return written
+
+    def _may_take_next(self) -> bool:
+        """Claim the next task with this result (one transaction; see Store.complete_and_claim),
+        unless stopping or this is the last task --max-tasks allows."""
+        if getattr(self.store, "complete_and_claim", None) is None or self.stopping.is_set():
+            return False
+        return self.options.max_tasks is None or self.stats.finished + self.stats.discarded + 1 < self.options.max_tasks
 
     def _release(self, evaluation_id: int, attempt: int) -> bool:
         try:

@@ -134,7 +134,7 @@ class QueueOperations:
         statement = self._statements().claim[0 if run_id is None else 1]
         for _ in range(100):  # bounded: each pass claims a row or fails one whose expiries are spent
             params = self._params(worker_id=worker_id, lease=lease, run_id=run_id)
-            row = self._write(lambda conn: conn.execute(statement, params).first(), what="claim", single_statement=True)
+            row = self._write(lambda conn: self._exec(conn, statement, params).first(), what="claim", single_statement=True)
             if row is None:
                 return None
             if row.lease_expiries < row.max_lease_expiries:
@@ -144,13 +144,35 @@ class QueueOperations:
             self._write(lambda conn: self._fail_exhausted_claim(conn, row), what="fail an expired evaluation")
         return None
 
+    def complete_and_claim(self, evaluation_id: int, attempt: int, result: Result, worker_id: str, *,
+                           run_id: str | None = None, lease_seconds: float) -> tuple[bool, Claim | None]:
+        """complete() and then claim() for the same worker: (written, next claim or None). On
+        SQLite both are ONE write transaction, one commit (an fsync) per task instead of two; on
+        PostgreSQL they are the same two single statements as separate calls."""
+        if self.backend != "sqlite":
+            return self.complete(evaluation_id, attempt, result), self.claim(
+                worker_id, run_id=run_id, lease_seconds=lease_seconds)
+        lease = _check_lease(lease_seconds)
+        statement = self._statements().claim[0 if run_id is None else 1]
+
+        def body(conn: Connection) -> tuple[bool, Claim | None]:
+            written = self._complete(conn, evaluation_id, attempt, result)
+            for _ in range(100):
+                row = self._exec(conn, statement, self._params(worker_id=worker_id, lease=lease, run_id=run_id)).first()
+                if row is None or row.lease_expiries < row.max_lease_expiries:
+                    return written, _claim_of(row) if row is not None else None
+                self._fail_exhausted_claim(conn, row)
+            return written, None
+
+        return self._write(body, what="complete and claim")
+
     def _fail_exhausted_claim(self, conn: Connection, claimed: Any) -> None:
         """Fail a row just claimed whose lease expiries are spent (fenced by its new attempt)."""
         sql = self._statements()
         fence = {"evaluation_id": claimed.id, "attempt": claimed.attempt}
-        if conn.execute(sql.held, self._params(**fence)).first() is None:
+        if self._exec(conn, sql.held, self._params(**fence)).first() is None:
             return  # taken over meanwhile (cannot happen within a fresh lease, but be exact)
-        conn.execute(sql.fail_exhausted, self._params(
+        self._exec(conn, sql.fail_exhausted, self._params(
             **fence, seq=self._next_completion_seq(conn, claimed.run_id),
             error_message=f"lease expired {claimed.lease_expiries} times: its workers died or stalled"))
         notify(conn, RESULT_CHANNEL, claimed.run_id)
@@ -158,7 +180,7 @@ class QueueOperations:
 
     def _fail_exhausted_lease(self, conn: Connection, expired: Any) -> None:
         count = expired.lease_expiries + 1
-        conn.execute(self._statements().fail_timeout, self._params(
+        self._exec(conn, self._statements().fail_timeout, self._params(
             evaluation_id=expired.id, lease_expiries=count, seq=self._next_completion_seq(conn, expired.run_id),
             error_message=f"lease expired {count} times: its workers died or stalled"))
         notify(conn, RESULT_CHANNEL, expired.run_id)
@@ -171,7 +193,7 @@ class QueueOperations:
         lease = _check_lease(lease_seconds)
 
         def body(conn: Connection) -> bool:
-            updated = conn.execute(self._statements().heartbeat,
+            updated = self._exec(conn, self._statements().heartbeat,
                                    self._params(evaluation_id=evaluation_id, attempt=attempt, lease=lease)).rowcount
             if updated != 1:
                 log.warning("heartbeat refused: evaluation %s attempt %s no longer holds the row", evaluation_id, attempt)
@@ -196,7 +218,7 @@ class QueueOperations:
         values = {f"v_{name}": value for name, value in convert.result_values(result).items()}
         params = self._params(evaluation_id=evaluation_id, attempt=attempt, status=result.status, failed=failed,
                               done=1 - failed, **values)
-        if conn.execute(self._statements().finish_in_one, params).first() is not None:
+        if self._exec(conn, self._statements().finish_in_one, params).first() is not None:
             return True
         return self._already_settled(conn, evaluation_id, attempt, "result")
 
@@ -209,24 +231,24 @@ class QueueOperations:
     def _complete(self, conn: Connection, evaluation_id: int, attempt: int, result: Result) -> bool:
         sql = self._statements()
         fence = {"evaluation_id": evaluation_id, "attempt": attempt}
-        held = conn.execute(sql.held, self._params(**fence)).first()
+        held = self._exec(conn, sql.held, self._params(**fence)).first()
         if held is None:
             return self._already_settled(conn, evaluation_id, attempt, "result")
         failed = result.status == "failed"
         failures = held.failures + (1 if failed else 0)
         if failed and result.error_kind in self.limits.retry_kinds and failures < held.max_attempts:
-            conn.execute(sql.requeue, self._params(**fence, failures=failures, error_kind=result.error_kind,
+            self._exec(conn, sql.requeue, self._params(**fence, failures=failures, error_kind=result.error_kind,
                                                    error_message=result.error_message))
             log.info("evaluation %s attempt %s failed (%s); %s of %s attempts used, queued again",
                      evaluation_id, attempt, result.error_kind, failures, held.max_attempts)
             notify(conn, WORK_CHANNEL, held.run_id)
         else:
             values = {f"v_{name}": value for name, value in convert.result_values(result).items()}
-            conn.execute(sql.finish, self._params(**fence, **values, failures=failures, status=result.status,
+            self._exec(conn, sql.finish, self._params(**fence, **values, failures=failures, status=result.status,
                                                   seq=self._next_completion_seq(conn, held.run_id)))
             notify(conn, RESULT_CHANNEL, held.run_id)  # the run's driver wakes at commit (PostgreSQL)
         if held.worker_id is not None:
-            conn.execute(sql.worker_failed if failed else sql.worker_done, self._params(worker_id=held.worker_id))
+            self._exec(conn, sql.worker_failed if failed else sql.worker_done, self._params(worker_id=held.worker_id))
         return True
 
     def release(self, evaluation_id: int, attempt: int) -> bool:
@@ -234,7 +256,7 @@ class QueueOperations:
         neither max_attempts nor max_lease_expiries. The next claim still gets a new token."""
 
         def body(conn: Connection) -> bool:
-            released = conn.execute(self._statements().release,
+            released = self._exec(conn, self._statements().release,
                                     self._params(evaluation_id=evaluation_id, attempt=attempt)).first()
             if released is not None:
                 notify(conn, WORK_CHANNEL, released.run_id)
@@ -244,7 +266,7 @@ class QueueOperations:
         return self._write(body, what="release")
 
     def _already_settled(self, conn: Connection, evaluation_id: int, attempt: int, what: str) -> bool:
-        settled = conn.execute(self._statements().settled, self._params(evaluation_id=evaluation_id)).first()
+        settled = self._exec(conn, self._statements().settled, self._params(evaluation_id=evaluation_id)).first()
         if settled is not None and settled.settled_attempt == attempt and settled.settled_by == what:
             return True  # our own earlier write whose acknowledgement was lost
         log.warning("%s refused: evaluation %s attempt %s lost its claim (row: attempt %s, %s)", what, evaluation_id,
@@ -263,7 +285,7 @@ class QueueOperations:
                 if row.lease_expiries + 1 >= row.max_lease_expiries:
                     self._fail_exhausted_lease(conn, row)
                 else:
-                    conn.execute(sql.requeue_expired, self._params(evaluation_id=row.id))
+                    self._exec(conn, sql.requeue_expired, self._params(evaluation_id=row.id))
                     notify(conn, WORK_CHANNEL, row.run_id)
             return len(rows)
 
@@ -388,9 +410,14 @@ class QueueOperations:
         return self._read(body, what="read evaluations")
 
     # ---------------------------------------------------------------- helpers
+    def _exec(self, conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
+        """Run one of the QueueStatements (on SQLite through its own cursor: see SQLiteRawStatements)."""
+        raw = self._raw_statements()
+        return raw.execute(conn, statement, params) if raw is not None else conn.execute(statement, params)
+
     def _next_completion_seq(self, conn: Connection, run_id: str) -> int:
         # Locks the run row until commit: completions of one run commit in seq order.
-        return conn.execute(self._statements().next_seq, self._params(run_id=run_id)).scalar_one()
+        return self._exec(conn, self._statements().next_seq, self._params(run_id=run_id)).scalar_one()
 
 
 def _claim_of(row: Any) -> Claim:

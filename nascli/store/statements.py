@@ -9,6 +9,11 @@ SET value for it.
 
 from __future__ import annotations
 
+import collections
+import functools
+import sqlite3
+from typing import Any
+
 import sqlalchemy as sa
 
 from nascli.store.models import RESULT_COLUMNS, EvaluationRow, RunRow, WorkerRow
@@ -38,7 +43,9 @@ def _fair_run() -> sa.ScalarSelect:
                     .order_by(pending.c.priority.desc()).limit(1).scalar_subquery().correlate(R))
     in_flight = (sa.select(sa.func.count()).select_from(running)
                  .where(running.c.run_id == R.c.id, running.c.status == "running").scalar_subquery().correlate(R))
-    return (sa.select(R.c.id).where(R.c.status.notin_(("finished", "failed", "cancelled")), top_priority.is_not(None))
+    # three comparisons, not NOT IN (...): an expanding IN cannot be compiled once and reused raw
+    live = sa.and_(*(R.c.status != status for status in ("finished", "failed", "cancelled")))
+    return (sa.select(R.c.id).where(live, top_priority.is_not(None))
             .order_by(top_priority.desc(), in_flight, sa.func.random()).limit(1).scalar_subquery())
 
 
@@ -134,3 +141,56 @@ class QueueStatements:
             settled_by="result")
         self.requeue_expired = sa.update(E).where(E.c.id == sa.bindparam("b_evaluation_id"), E.c.status == "running").values(
             status="pending", worker_id=None, lease_expires_at=None, lease_expiries=E.c.lease_expiries + 1)
+
+
+class RawResult:
+    """The little of a CursorResult the queue uses: rows with attribute access, and rowcount."""
+
+    __slots__ = ("rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self.rows, self.rowcount = rows, rowcount
+
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        (row,) = self.rows
+        return row[0]
+
+
+class SQLiteRawStatements:
+    """Runs QueueStatements on SQLite's own cursor, inside the caller's SQLAlchemy transaction.
+
+    Each statement is compiled once; a worker's claim/complete then costs ~7 us of Python per
+    statement instead of ~50 us through SQLAlchemy's execution layer, and on SQLite that time is
+    spent holding the single write lock, so it bounds the whole queue's throughput. Errors come
+    out as SQLAlchemy's DBAPIError, so Transactions classifies and retries them as usual.
+    """
+
+    def __init__(self, dialect: sa.engine.Dialect) -> None:
+        self.dialect = dialect
+        self._compiled: dict[int, tuple[str, tuple[str, ...], dict[str, Any], Any]] = {}
+
+    def execute(self, conn: sa.engine.Connection, statement: sa.Executable, params: dict[str, Any]) -> RawResult:
+        compiled = self._compiled.get(id(statement))
+        if compiled is None:
+            done = statement.compile(dialect=self.dialect)
+            compiled = self._compiled[id(statement)] = (done.string, tuple(done.positiontup or ()), dict(done.params),
+                                                        statement)  # keeps the id valid
+        sql, order, defaults, _ = compiled
+        values = tuple(params[name] if name in params else defaults[name] for name in order)
+        try:
+            cursor = conn.connection.driver_connection.execute(sql, values)
+            rows = cursor.fetchall() if cursor.description else []
+        except sqlite3.Error as error:
+            raise sa.exc.DBAPIError.instance(sql, values, error, sqlite3.Error) from error
+        if rows:
+            row_type = _row_type(tuple(column[0] for column in cursor.description))
+            rows = [row_type(*row) for row in rows]
+        return RawResult(rows, cursor.rowcount)
+
+
+@functools.lru_cache(maxsize=64)
+def _row_type(columns: tuple[str, ...]) -> type:
+    return collections.namedtuple("Row", columns, rename=True)

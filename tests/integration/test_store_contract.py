@@ -315,3 +315,18 @@ def test_cached_results_finds_several_genomes_in_one_lookup(store: Store) -> Non
     assert {h: e.evaluation_id for h, e in hits.items()} == {"h0-0": ids[0], "h0-1": ids[1]}
     assert hits["h0-1"].result.val_accuracy == 0.8
     assert store.cached_results(run_id, [], "cfg") == {}
+
+
+def test_complete_and_claim_writes_the_result_and_takes_the_next(store: Store) -> None:
+    run_id = new_run(store)
+    ids = queue(store, run_id, 2)
+    first = store.claim("w", run_id=run_id, lease_seconds=LEASE)
+    written, second = store.complete_and_claim(first.evaluation_id, first.attempt, done(0.6), "w", run_id=run_id,
+                                               lease_seconds=LEASE)
+    assert written and second.evaluation_id == ids[1] and second.attempt == 1
+    assert [store.evaluation(i).status for i in ids] == ["done", "running"]
+    assert store.complete_and_claim(second.evaluation_id, second.attempt, done(), "w", lease_seconds=LEASE) == (True, None)
+    # a lost claim writes nothing, and a retried write of the same claim is recognised as ours
+    assert store.complete_and_claim(first.evaluation_id, first.attempt + 1, done(), "w", lease_seconds=LEASE)[0] is False
+    assert store.complete_and_claim(first.evaluation_id, first.attempt, done(), "w", lease_seconds=LEASE)[0] is True
+    assert [r.result.val_accuracy for r in store.results(run_id)] == [0.6, 0.5]

@@ -210,3 +210,43 @@ def test_heartbeat_interval_keeps_three_beats_per_lease():
 def test_exceptions_map_to_failure_kinds(error, kind):
     result = failure_from_exception(error)
     assert isinstance(result, Result) and result.status == "failed" and result.error_kind == kind
+
+
+class BatchingStore(FakeStore):
+    """A store that, like the real one, can take the next task together with a result."""
+
+    def __init__(self, tasks, *, stop_after_result=None) -> None:
+        super().__init__(tasks)
+        self.batched = 0
+        self.stop_after_result = stop_after_result  # a Worker to stop while its write is in flight
+
+    def complete_and_claim(self, eid, attempt, result, worker_id, *, run_id=None, lease_seconds):
+        written = self.complete(eid, attempt, result)
+        claim = self.claim(worker_id, run_id=run_id, lease_seconds=lease_seconds)
+        self.batched += 1
+        if self.stop_after_result is not None:
+            self.stop_after_result.request_stop()
+        return written, claim
+
+
+def test_the_next_task_comes_with_the_result_and_each_runs_once():
+    store = BatchingStore([synthetic() for _ in range(5)])
+    stats = Worker(store, WorkerOptions(idle_timeout=0.1)).run()
+    assert stats.done == 5 and [row["writes"] for row in store.rows.values()] == [1] * 5
+    assert store.batched == 5  # every result; the last one found nothing more
+
+
+def test_max_tasks_takes_no_task_with_its_last_result():
+    store = BatchingStore([synthetic() for _ in range(5)])
+    assert Worker(store, WorkerOptions(max_tasks=2, idle_timeout=5)).run().done == 2
+    assert [row["status"] for row in store.rows.values()] == ["done", "done", "pending", "pending", "pending"]
+    assert store.releases == []
+
+
+def test_a_stop_during_the_write_gives_the_task_taken_with_it_back():
+    store = BatchingStore([synthetic() for _ in range(3)])
+    worker = Worker(store, WorkerOptions(idle_timeout=5))
+    store.stop_after_result = worker
+    assert worker.run().done == 1
+    assert store.releases == [(2, 1)]
+    assert [row["status"] for row in store.rows.values()] == ["done", "pending", "pending"]
