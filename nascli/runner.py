@@ -309,11 +309,11 @@ class Driver:
         """The store writes of a plan (inside a unit of work; may run twice after a transient error).
         Returns (individual ids, evaluation ids of the queued children)."""
         ids = self.store.add_individuals(self.run.id, plan.rows)
+        self.store.record_cached_results(self.run.id, [
+            (individual_id, cached) for individual_id, (action, cached) in zip(ids, plan.actions) if action == "cached"])
         requests = []
-        for row, individual_id, (action, cached) in zip(plan.rows, ids, plan.actions):
-            if action == "cached":
-                self.store.record_cached_result(self.run.id, individual_id, cached)
-            elif action == "queue":
+        for row, individual_id, (action, _) in zip(plan.rows, ids, plan.actions):
+            if action == "queue":
                 seed = stream_seed(self.cfg.run.seed, "train", row.genome_hash) % (2**31)
                 requests.append(EvaluationRequest(individual_id, task_for(self.cfg, row.genome, seed),
                                                   genome_hash=row.genome_hash, config_hash=self.config_hash))
@@ -351,9 +351,8 @@ class Driver:
         if cached is None:  # the original failed for a reason that is not the genome's: train them
             self._issue([p for p in self.strategy.outstanding if p.key in set(waiting)])
             return
-        for key in waiting:
-            self.store.record_cached_result(self.run.id, self.individual_ids[key], cached)
-            self.cache_hits += 1
+        self.store.record_cached_results(self.run.id, [(self.individual_ids[key], cached) for key in waiting])
+        self.cache_hits += len(waiting)
 
     def _record_population_changes(self) -> None:
         """Mirror the strategy's state into the store for reports: migrations (the table is their

@@ -344,35 +344,65 @@ class QueueOperations:
         """Record `source`'s result (from cached_result) as this individual's finished evaluation,
         with the run's next sequence number, so the fold sees it like any other. Idempotent per
         individual (returns the existing evaluation if it has one)."""
+        return self.record_cached_results(run_id, [(individual_id, source)])[0]
 
-        def body(conn: Connection) -> FinishedEvaluation:
-            existing = conn.execute(sa.select(E).where(E.c.individual_id == individual_id)).first()
-            if existing is not None:
-                if existing.seq is None:
-                    raise StoreError(f"individual {individual_id} already has evaluation {existing.id} "
-                                     f"({existing.status})", hint="look the cache up before queueing")
-                return convert.finished_evaluation(existing)
-            individual = conn.execute(sa.select(I).where(I.c.id == individual_id, I.c.run_id == run_id)).first()
-            if individual is None:
-                raise StoreError(f"no individual {individual_id} in run {run_id}")
-            source_row = conn.execute(sa.select(E.c.task_json).where(E.c.id == source.evaluation_id)).first()
-            if source_row is None:
-                raise StoreError(f"no evaluation {source.evaluation_id} to copy")
+    def record_cached_results(self, run_id: str,
+                              copies: Sequence[tuple[int, FinishedEvaluation]]) -> list[FinishedEvaluation]:
+        """record_cached_result for several (individual id, source) pairs in one transaction, with
+        consecutive sequence numbers in the given order; a handful of statements whatever their number."""
+        copies = list(copies)
+        if not copies:
+            return []
+
+        def body(conn: Connection) -> list[FinishedEvaluation]:
+            individual_ids = list(dict.fromkeys(i for i, _ in copies))
+            existing = {row.individual_id: row for chunk in _chunks(individual_ids, 500)
+                        for row in conn.execute(sa.select(E).where(E.c.individual_id.in_(chunk)))}
+            for row in existing.values():
+                if row.seq is None:
+                    raise StoreError(f"individual {row.individual_id} already has evaluation {row.id} ({row.status})",
+                                     hint="look the cache up before queueing")
+            todo = list({i: (i, source) for i, source in reversed(copies) if i not in existing}.values())[::-1]
+            finished = {i: convert.finished_evaluation(row) for i, row in existing.items()}
+            if todo:
+                finished.update(self._copy_results(conn, run_id, todo))
+            return [finished[i] for i, _ in copies]
+
+        return self._write(body, what="record cached results")
+
+    def _copy_results(self, conn: Connection, run_id: str,
+                      todo: list[tuple[int, FinishedEvaluation]]) -> dict[int, FinishedEvaluation]:
+        wanted = [i for i, _ in todo]
+        individuals = {row.id: row for chunk in _chunks(wanted, 500) for row in conn.execute(
+            sa.select(I.c.id, I.c.genome, I.c.genome_hash).where(I.c.id.in_(chunk), I.c.run_id == run_id))}
+        missing = [i for i in wanted if i not in individuals]
+        if missing:
+            raise StoreError(f"no individual {missing[0]} in run {run_id}")
+        source_ids = list({source.evaluation_id for _, source in todo})
+        task_json = {row.id: row.task_json for chunk in _chunks(source_ids, 500) for row in conn.execute(
+            sa.select(E.c.id, E.c.task_json).where(E.c.id.in_(chunk)))}
+        missing = [e for e in source_ids if e not in task_json]
+        if missing:
+            raise StoreError(f"no evaluation {missing[0]} to copy")
+        now = self._now_value(conn)
+        # the run's counter moves by len(todo) at once (locking the run row, as one completion would)
+        last = conn.execute(sa.update(R).where(R.c.id == run_id).values(
+            completion_counter=R.c.completion_counter + len(todo)).returning(R.c.completion_counter)).scalar_one()
+        rows = []
+        for seq, (individual_id, source) in enumerate(todo, start=last - len(todo) + 1):
             values = convert.result_values(source.result)
             extra = json.loads(values["extra_json"])
             extra["cached_from"] = source.evaluation_id
             values["extra_json"] = json.dumps(extra, sort_keys=True)
-            now = self._now_value(conn)
-            seq = self._next_completion_seq(conn, run_id)
-            new_row = conn.execute(sa.insert(E).values(
+            individual = individuals[individual_id]
+            rows.append(dict(
                 run_id=run_id, individual_id=individual_id, status=source.status, priority=0, attempt=0,
-                task_json=_task_json(Task.from_json(source_row.task_json), run_id), genome=individual.genome,
-                genome_hash=individual.genome_hash, config_hash=source.config_hash, seq=seq, created_at=now,
-                started_at=now, finished_at=now, max_attempts=self.limits.max_attempts,
-                max_lease_expiries=self.limits.max_lease_expiries, **values).returning(*E.c)).one()
-            return convert.finished_evaluation(new_row)
-
-        return self._write(body, what="record cached result")
+                task_json=_task_json(Task.from_json(task_json[source.evaluation_id]), run_id),
+                genome=individual.genome, genome_hash=individual.genome_hash, config_hash=source.config_hash, seq=seq,
+                created_at=now, started_at=now, finished_at=now, max_attempts=self.limits.max_attempts,
+                max_lease_expiries=self.limits.max_lease_expiries, **values))
+        inserted = conn.execute(sa.insert(E).returning(*E.c, sort_by_parameter_order=True), rows).all()
+        return {row.individual_id: convert.finished_evaluation(row) for row in inserted}
 
     def queue_counts(self, run_id: str | None = None) -> dict[str, int]:
         """{pending, running, done, failed, cancelled} for the run (or all runs)."""

@@ -330,3 +330,23 @@ def test_complete_and_claim_writes_the_result_and_takes_the_next(store: Store) -
     assert store.complete_and_claim(first.evaluation_id, first.attempt + 1, done(), "w", lease_seconds=LEASE)[0] is False
     assert store.complete_and_claim(first.evaluation_id, first.attempt, done(), "w", lease_seconds=LEASE)[0] is True
     assert [r.result.val_accuracy for r in store.results(run_id)] == [0.6, 0.5]
+
+
+def test_record_cached_results_copies_several_with_consecutive_seqs(store: Store) -> None:
+    run_a, run_b = new_run(store), new_run(store)
+    ids = queue(store, run_a, 2)
+    for accuracy in (0.7, 0.8):
+        claim = store.claim("w", run_id=run_a, lease_seconds=LEASE)
+        store.complete(claim.evaluation_id, claim.attempt, done(accuracy))
+    hits = store.cached_results(run_a, ["h0-0", "h0-1"], "cfg")
+    targets = store.add_individuals(run_b, [NewIndividual(0, 0, slot, f"g{slot}", f"h0-{slot}") for slot in range(3)])
+    copies = [(targets[0], hits["h0-1"]), (targets[1], hits["h0-0"]), (targets[2], hits["h0-1"])]
+    first = store.record_cached_results(run_b, copies)
+    assert [c.seq for c in first] == [1, 2, 3]
+    assert [c.result.extra["cached_from"] for c in first] == [ids[1], ids[0], ids[1]]
+    assert [c.result.val_accuracy for c in first] == [0.8, 0.7, 0.8]
+    again = store.record_cached_results(run_b, copies + [(targets[0], hits["h0-0"])])  # idempotent per individual
+    assert [c.evaluation_id for c in again] == [c.evaluation_id for c in first] + [first[0].evaluation_id]
+    assert [r.seq for r in store.results(run_b)] == [1, 2, 3]
+    with pytest.raises(StoreError, match="no individual"):
+        store.record_cached_results(run_b, [(10**6, hits["h0-0"])])
