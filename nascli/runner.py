@@ -32,6 +32,7 @@ from nascli.ga.rng import stream_seed
 from nascli.ga.strategies import (Outcome, Proposal, ReplayError, Strategy, canonical_hash, make_module_variation,
                                   make_strategy, make_variation)
 from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, QueueLimits, RunInfo, Store, open_store
+from nascli.store.reports import best_first_key
 
 # How long a dead driver blocks `nas resume` without --force; tests shorten it.
 DRIVER_LEASE_SECONDS = float(os.environ.get("NASCLI_DRIVER_LEASE_SECONDS", "30"))
@@ -57,6 +58,8 @@ class Progress:
     workers_alive: int
     started: float
     finished: bool = False
+    best: dict[str, Any] | None = None  # the run's best result so far, ranked as `nas report` ranks
+
 
 
 def outcome_of(key: tuple[int, int, int], finished: FinishedEvaluation) -> Outcome:
@@ -134,6 +137,7 @@ class Driver:
         self.marked_dead: set[tuple[int, int, int]] = set()
         self.island_generations: dict[int, int] = {}
         self.final_recorded = False
+        self.best: dict[str, Any] | None = None  # see Progress.best
         self.cache_hits = 0
         self.done_count = 0
         self._lease_renewed = 0.0
@@ -212,9 +216,14 @@ class Driver:
         key = self.key_of_individual.get(finished.individual_id)
         if key is None:
             raise ReplayError(f"evaluation {finished.evaluation_id} belongs to no individual of run {self.run.id}")
-        self.strategy.tell(outcome_of(key, finished))
+        outcome = outcome_of(key, finished)
+        self.strategy.tell(outcome)
         self.told.add(key)
         self.last_seq = finished.seq
+        primary = self.cfg.fitness.primary
+        rank = best_first_key(primary, outcome.metrics) if outcome.status == "done" else None
+        if rank is not None and (self.best is None or rank > best_first_key(primary, self.best["metrics"])):
+            self.best = {"key": list(key), "genome": finished.genome, "metrics": dict(outcome.metrics)}
 
     # ---------------------------------------------------------------- live loop
     def step(self) -> bool:
@@ -417,7 +426,7 @@ class Driver:
     def progress(self, workers_alive: int, started: float) -> Progress:
         return Progress(run=self.run, snapshot=self.strategy.snapshot(), queue=self.store.queue_counts(self.run.id),
                         evaluations_done=self.done_count, cache_hits=self.cache_hits, workers_alive=workers_alive,
-                        started=started, finished=self.strategy.finished)
+                        started=started, finished=self.strategy.finished, best=self.best)
 
 
 def check_seed_genome(cfg: RunConfig) -> None:

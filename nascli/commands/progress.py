@@ -50,10 +50,9 @@ def render(progress: "Progress") -> Group:
             accuracy, params = _best_row(island.get("best"))
             table.add_row(str(island["island"]), str(island["generation"]), island.get("fitness_mode", "-"),
                           accuracy, params)
-        parts.append(table)
-    else:
-        accuracy, params = _best_row(snapshot.get("best"))
-        parts.append(Text(f"best val {accuracy}  params {params}"))
+        parts.append(table)  # each island's best by its own fitness (parameters once past the threshold)
+    accuracy, params = _best_row(progress.best or snapshot.get("best"))
+    parts.append(Text(f"best so far (as `nas report` ranks): val {accuracy}  params {params}"))
     return Group(*parts)
 
 
@@ -78,7 +77,7 @@ class LiveView:
         elif time.monotonic() - self._last_line > 5 or progress.finished:
             self._last_line = time.monotonic()
             queue = progress.queue
-            score, _ = _best_row(progress.snapshot.get("best"))
+            score, _ = _best_row(progress.best or progress.snapshot.get("best"))
             self.console.print(
                 f"{progress.run.id}: {progress.evaluations_done} evaluations done, {queue.get('running', 0)} running, "
                 f"{queue.get('pending', 0)} pending, best val {score}", highlight=False)

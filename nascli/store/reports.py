@@ -41,6 +41,16 @@ def fitness_order(primary: str) -> list[sa.ColumnElement]:
     return [E.c.val_accuracy.desc(), E.c.params.asc(), E.c.id.asc()]
 
 
+def best_first_key(primary: str, metrics: dict[str, Any]) -> tuple[float, float] | None:
+    """`fitness_order` in Python: greater is better (the primary, then fewer parameters).
+    None when the result has no primary metric (a failure), as `fitness_filter` excludes it."""
+    column = "val_loss" if primary == "inverse_val_loss" else "val_accuracy"
+    if metrics.get(column) is None:
+        return None
+    value = float(metrics[column])
+    return (-value if primary == "inverse_val_loss" else value), -float(metrics.get("params") or 0)
+
+
 def fitness_filter(primary: str) -> sa.ColumnElement:
     column = E.c.val_loss if primary == "inverse_val_loss" else E.c.val_accuracy
     return sa.and_(E.c.status == "done", column.is_not(None))

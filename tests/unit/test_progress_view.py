@@ -1,0 +1,70 @@
+"""The progress views show the run's best as `nas report` ranks it, not a strategy's fitness pick."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from nascli.commands.progress import LiveView, render
+from nascli.runner import Progress
+from nascli.store.records import RunInfo
+from nascli.store.reports import E, best_first_key, fitness_filter, fitness_order
+
+metric = st.one_of(st.none(), st.sampled_from([0.1, 0.5, 0.9, 0.99, 1.0]))
+rows = st.lists(st.fixed_dictionaries({"status": st.sampled_from(["done", "failed"]), "val_accuracy": metric,
+                                       "val_loss": metric, "params": st.sampled_from([10, 500, 7466])}),
+                min_size=1, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=rows, primary=st.sampled_from(["val_accuracy", "inverse_val_loss"]))
+def test_python_ranking_agrees_with_the_report_query(rows, primary):
+    # a table with the evaluation table's name and the ranked columns only: the report's own ORDER BY runs on it
+    engine = sa.create_engine("sqlite://")
+    shape = sa.Table(E.name, sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("status", sa.Text),
+                     sa.Column("val_accuracy", sa.Float), sa.Column("val_loss", sa.Float), sa.Column("params", sa.Integer))
+    shape.create(engine)
+    with engine.begin() as connection:
+        connection.execute(shape.insert(), [dict(row, id=i + 1) for i, row in enumerate(rows)])
+        by_query = [row.id for row in connection.execute(
+            sa.select(E.c.id).where(fitness_filter(primary)).order_by(*fitness_order(primary)))]
+    ranked = [(best_first_key(primary, row), -(i + 1)) for i, row in enumerate(rows)
+              if row["status"] == "done" and best_first_key(primary, row) is not None]
+    by_python = [-index for _, index in sorted(ranked, reverse=True)]
+    assert by_python == by_query
+
+
+def progress(**changes) -> Progress:
+    run = RunInfo.__new__(RunInfo)
+    object.__setattr__(run, "id", "r-123456")
+    object.__setattr__(run, "strategy", "island-ga")
+    # the island GA past its threshold: its fitness pick is the smallest network, not the most accurate
+    snapshot = {"strategy": "island-ga", "best": {"metrics": {"val_accuracy": 0.9853, "params": 5218}},
+                "islands": [{"island": 0, "generation": 3, "fitness_mode": "secondary",
+                             "best": {"metrics": {"val_accuracy": 0.9853, "params": 5218}}}]}
+    values = dict(run=run, snapshot=snapshot, queue={"pending": 0, "running": 0}, evaluations_done=9, cache_hits=0,
+                  workers_alive=1, started=time.time() - 5, finished=True,
+                  best={"metrics": {"val_accuracy": 1.0, "params": 7466}})
+    values.update(changes)
+    return Progress(**values)
+
+
+def test_line_view_prints_the_reports_best():
+    out = io.StringIO()
+    LiveView(Console(file=out, force_terminal=False, width=200)).update(progress())
+    assert "best val 1.0000" in out.getvalue()
+
+
+def test_live_view_shows_island_picks_and_the_reports_best():
+    out = io.StringIO()
+    Console(file=out, width=200).print(render(progress()))
+    text = out.getvalue()
+    assert "0.9853" in text and "val 1.0000  params 7,466" in text
+    out = io.StringIO()
+    Console(file=out, width=200).print(render(progress(best=None)))  # nothing finished yet: the snapshot's
+    assert "val 0.9853  params 5,218" in out.getvalue()
