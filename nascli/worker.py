@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from nascli.errors import DatasetError, GenomeError, NascliError
-from nascli.heartbeat import Heartbeat, heartbeat_interval
+from nascli.heartbeat import Heartbeat, HeartbeatThread, heartbeat_interval
 from nascli.task import Result, Task
 
 log = logging.getLogger("nascli.worker")
@@ -183,6 +183,7 @@ class Worker:
         self._last_seen_write = 0.0
         self._waiter = None  # a nascli.store.notify.Waiter while run() is running
         self._next_claim = None  # a claim taken together with the previous result (complete_and_claim)
+        self._heartbeat_thread = HeartbeatThread()  # serves each claim's Heartbeat in turn
 
     # ------------------------------------------------------------------ control
 
@@ -266,7 +267,7 @@ class Worker:
             self._heartbeat_once(claim.evaluation_id, claim.attempt, lease)
         heartbeat = Heartbeat(self.store, claim.evaluation_id, claim.attempt, lease_seconds=lease,
                               interval=self._heartbeat_seconds(task.run_id, lease), stopping=self.stopping,
-                              clock=self.clock)
+                              clock=self.clock, thread=self._heartbeat_thread)
         current = _Current(task, claim.attempt, heartbeat)
         self._current = current
         self.reporter.claimed(task, claim.attempt)

@@ -201,6 +201,11 @@ def needs_projection(in_channels: int, layer: LayerSpec) -> bool:
 def analyse(genome: Genome) -> Analysis:
     """Shapes, parameters and FLOPs; GenomeError if the genome is malformed or does not fit."""
     check_structure(genome)
+    return analyse_checked(genome)
+
+
+def analyse_checked(genome: Genome) -> Analysis:
+    """`analyse` for a genome that has passed check_structure (parse_genome's own)."""
     inp = genome.input
     shape: Shape = (inp.channels, inp.height, inp.width)
     shapes = [shape]

@@ -9,8 +9,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nascli.errors import GenomeError
+
+if TYPE_CHECKING:
+    from nascli.ga.cost import Analysis
 
 LAYER_SEPARATOR = ":"
 HIDDEN_TYPES = ("C", "P", "R", "D")
@@ -223,6 +227,11 @@ def parse_layer(token: str, position: int) -> HiddenLayer:
 
 def parse_genome(text: str) -> Genome:
     """Parse a genome string; GenomeError naming the bad token and its position on any problem."""
+    return parse_and_analyse(text)[0]
+
+
+def parse_and_analyse(text: str) -> tuple[Genome, Analysis]:
+    """parse_genome, plus the cost model's shapes, parameters and FLOPs it checks the genome with."""
     if not isinstance(text, str):
         raise GenomeError(f"a genome must be a string, got {type(text).__name__}")
     tokens = text.strip().split(LAYER_SEPARATOR)
@@ -239,10 +248,9 @@ def parse_genome(text: str) -> Genome:
     check_structure(genome)
     # Shapes ("kernel larger than its input") are the cost model's job; import here to keep the
     # dataclasses importable by cost.py without a cycle.
-    from nascli.ga.cost import analyse
+    from nascli.ga.cost import analyse_checked
 
-    analyse(genome)
-    return genome
+    return genome, analyse_checked(genome)
 
 
 # ------------------------------------------------------------------------------------ validation

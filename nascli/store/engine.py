@@ -48,6 +48,8 @@ _INIT_HINT = "create it with `nas init --db URL`"
 
 _live_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 _live_writer_locks: "weakref.WeakSet[SQLiteWriterLock]" = weakref.WeakSet()
+_live_transactions: "weakref.WeakSet[Transactions]" = weakref.WeakSet()
+_inherited_connections: list[Connection] = []  # see Transactions.forget_inherited
 
 
 def _dispose_after_fork() -> None:
@@ -57,6 +59,8 @@ def _dispose_after_fork() -> None:
         engine.dispose(close=False)
     for lock in list(_live_writer_locks):
         lock.forget_inherited()
+    for transactions in list(_live_transactions):
+        transactions.forget_inherited()
 
 
 os.register_at_fork(after_in_child=_dispose_after_fork)
@@ -242,13 +246,16 @@ class Transactions:
         self.retry_seconds = retry_seconds
         self.dialect = engine.dialect.name
         self.writer_lock = SQLiteWriterLock(engine.url.database) if self.dialect == "sqlite" else None
+        self._held: Connection | None = None  # see _single_statement_connection
+        self._held_pid = os.getpid()
+        self._held_lock = threading.Lock()
+        _live_transactions.add(self)
 
     @contextmanager
     def begin(self, write: bool = True, single_statement: bool = False) -> Iterator[Connection]:
         if self.writer_lock is None and single_statement:
-            # One statement is atomic by itself: no BEGIN/COMMIT round trips (PostgreSQL autocommit).
-            with self.engine.connect() as connection:
-                yield connection.execution_options(isolation_level="AUTOCOMMIT")
+            with self._single_statement_connection() as connection:
+                yield connection
             return
         if self.writer_lock is None:
             with self.engine.connect() as connection, connection.begin():
@@ -262,6 +269,68 @@ class Transactions:
                 return
             with self.writer_lock.hold(), connection.begin():
                 yield connection
+
+    @contextmanager
+    def _single_statement_connection(self) -> Iterator[Connection]:
+        """PostgreSQL, one statement: atomic by itself, so no BEGIN/COMMIT round trips (psycopg
+        autocommit). One such connection is held and reused while no other thread has it: a worker
+        runs two of these per task, and a pool checkout and checkin cost more CPU than the
+        statement's own client side. Any error drops it (the retry gets a fresh one)."""
+        if not self._held_lock.acquire(blocking=False):
+            with self.engine.connect() as connection:  # another thread has the held one
+                driver = connection.connection.driver_connection
+                driver.autocommit = True
+                try:
+                    yield connection
+                finally:
+                    if not driver.closed:
+                        driver.autocommit = False
+            return
+        try:
+            if self._held is not None and self._held_pid != os.getpid():  # forked without the at-fork hook
+                _inherited_connections.append(self._held)
+                self._held = None
+            if self._held is None:
+                connection = self.engine.connect()
+                try:
+                    connection.connection.driver_connection.autocommit = True
+                except BaseException:
+                    connection.invalidate()
+                    connection.close()
+                    raise
+                self._held, self._held_pid = connection, os.getpid()
+            try:
+                yield self._held
+            except BaseException:
+                self._drop_held()
+                raise
+        finally:
+            self._held_lock.release()
+
+    def close_held(self) -> None:
+        """Close the held single-statement connection (Store.close), once no thread is using it."""
+        if self._held_lock.acquire(timeout=30):
+            try:
+                self._drop_held()
+            finally:
+                self._held_lock.release()
+
+    def _drop_held(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and self._held_pid == os.getpid():
+            try:
+                held.invalidate()  # its autocommit state must not go back into the pool
+                held.close()
+            except SQLAlchemyError:
+                pass
+
+    def forget_inherited(self) -> None:
+        """In a forked child: the parent's held connection is not ours to use or close. It stays
+        referenced for good: collecting a checked-out connection makes SQLAlchemy close it, which
+        would end the parent's session on the shared socket."""
+        if self._held is not None:
+            _inherited_connections.append(self._held)
+        self._held, self._held_lock = None, threading.Lock()
 
     def run(self, body: Callable[[Connection], T], *, write: bool = True, what: str = "store operation",
             single_statement: bool = False) -> T:

@@ -441,9 +441,8 @@ class QueueOperations:
 
     # ---------------------------------------------------------------- helpers
     def _exec(self, conn: Connection, statement: Any, params: dict[str, Any]) -> Any:
-        """Run one of the QueueStatements (on SQLite through its own cursor: see SQLiteRawStatements)."""
-        raw = self._raw_statements()
-        return raw.execute(conn, statement, params) if raw is not None else conn.execute(statement, params)
+        """Run one of the QueueStatements on the driver's own connection (see RawStatements)."""
+        return self._raw_statements().execute(conn, statement, params)
 
     def _next_completion_seq(self, conn: Connection, run_id: str) -> int:
         # Locks the run row until commit: completions of one run commit in seq order.

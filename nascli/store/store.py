@@ -39,7 +39,7 @@ from nascli.store.models import (
     metadata,
 )
 from nascli.store.queue import QueueOperations
-from nascli.store.statements import QueueStatements, SQLiteRawStatements
+from nascli.store.statements import QueueStatements, RawStatements
 from nascli.store.records import (
     RUN_STATUSES,
     Event,
@@ -111,7 +111,7 @@ class Store(QueueOperations):
         self._transactions = Transactions(engine, url_display, retry_seconds)
         self._clock = clock
         self._queue_statements: QueueStatements | None = None
-        self._sqlite_raw: SQLiteRawStatements | None = None
+        self._raw: RawStatements | None = None
         self._unit = threading.local()  # .connection: the transaction of an atomically() call, if any
         self.created_schema = False  # set by open_store(create=True) when it created the tables
 
@@ -156,13 +156,11 @@ class Store(QueueOperations):
             self._queue_statements = QueueStatements(now)
         return self._queue_statements
 
-    def _raw_statements(self) -> SQLiteRawStatements | None:
-        """SQLite: the queue statements on sqlite3's own cursor (None on PostgreSQL)."""
-        if self.backend != "sqlite":
-            return None
-        if self._sqlite_raw is None:
-            self._sqlite_raw = SQLiteRawStatements(self.engine.dialect)
-        return self._sqlite_raw
+    def _raw_statements(self) -> RawStatements:
+        """The queue statements on the driver's own connection (see RawStatements)."""
+        if self._raw is None:
+            self._raw = RawStatements.for_dialect(self.engine.dialect)
+        return self._raw
 
     def _params(self, **params: Any) -> dict[str, Any]:
         """Bind parameters for a QueueStatements statement (plus `now` under a test clock)."""
@@ -185,6 +183,7 @@ class Store(QueueOperations):
         return self._read(self._now_value, what="read clock")
 
     def close(self) -> None:
+        self._transactions.close_held()
         self.engine.dispose()
 
     def __enter__(self) -> "Store":

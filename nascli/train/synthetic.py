@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nascli.errors import GenomeError
-from nascli.ga.cost import Analysis, analyse
-from nascli.ga.genome import Genome, InceptionSpec, parse_genome
+from nascli.ga.cost import Analysis
+from nascli.ga.genome import Genome, InceptionSpec, parse_and_analyse
 from nascli.task import Result, Task
 
 ProgressCallback = Callable[[int, Mapping[str, Any]], None]
@@ -52,8 +52,7 @@ def synthetic_accuracies(genome: str) -> tuple[float, float]:
     hash breaks ties; test = validation plus a smaller independent ripple (correlated, not equal).
     Raises GenomeError for a genome that does not parse or fit its input.
     """
-    parsed = parse_genome(genome)
-    return _accuracies(parsed, analyse(parsed))
+    return _accuracies(*parse_and_analyse(genome))
 
 
 def _accuracies(parsed: Genome, analysis: Analysis) -> tuple[float, float]:
@@ -124,8 +123,7 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
     started = time.monotonic()
     genome = task.genome
     try:
-        parsed = parse_genome(genome)
-        params = analyse(parsed)
+        parsed, params = parse_and_analyse(genome)
     except GenomeError as error:
         return Result.failure("invalid_genome", str(error), train_seconds=0.0)
     max_params = int(task.search_space.get("max_params") or _DEFAULT_MAX_PARAMS)

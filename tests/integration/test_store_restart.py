@@ -50,3 +50,41 @@ def test_claim_complete_loop_survives_server_restart(private_pg_cluster, caplog:
     assert store.queue_counts(run.id)["done"] == TASKS
     assert [r.seq for r in store.results(run.id)] == list(range(1, TASKS + 1))
     store.close()
+
+
+def _backend_pid(store) -> int:
+    return store._write(lambda conn: conn.connection.driver_connection.info.backend_pid, what="pid",
+                        single_statement=True)
+
+
+@pytest.mark.postgres
+def test_single_statements_reuse_one_connection_and_replace_it_when_it_dies(pg_schema_url, caplog) -> None:
+    """A worker's claim/heartbeat/complete run on one held autocommit connection; when the server
+    ends that session, the next call retries on a fresh one and nothing is lost or written twice."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    caplog.set_level("WARNING", logger="nascli.store")
+    store = open_store(pg_schema_url, create=True, retry_seconds=30)
+    run = store.create_run("held", "random", None, 0, {})
+    task = Task(genome="In_8_8:D_2", task={"kind": "synthetic"}, train={})
+    ids = store.enqueue(run.id, [EvaluationRequest(None, task) for _ in range(4)])
+    first = store.claim("w", lease_seconds=60)
+    held = _backend_pid(store)
+    assert store.heartbeat(first.evaluation_id, first.attempt, 60)
+    assert _backend_pid(store) == held, "single statements should share the held connection"
+
+    admin = make_url(pg_schema_url).set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        assert conn.execute("SELECT pg_terminate_backend(%s)", (held,)).fetchone()[0]
+
+    assert store.complete(first.evaluation_id, first.attempt, Result(status="done", params=1))
+    assert any("transient database error" in r.getMessage() for r in caplog.records), "the dead session was not hit"
+    assert _backend_pid(store) != held
+    done = [first.evaluation_id]
+    while (claim := store.claim("w", lease_seconds=60)) is not None:
+        assert store.complete(claim.evaluation_id, claim.attempt, Result(status="done", params=1))
+        done.append(claim.evaluation_id)
+    assert sorted(done) == sorted(ids)
+    assert [r.seq for r in store.results(run.id)] == [1, 2, 3, 4]
+    store.close()

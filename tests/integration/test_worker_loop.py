@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from nascli.errors import GenomeError, StoreError
-from nascli.heartbeat import Heartbeat, heartbeat_interval
+from nascli.heartbeat import Heartbeat, HeartbeatThread, heartbeat_interval
 from nascli.task import Result, Task
 from nascli.worker import Worker, WorkerOptions, evaluate_task, failure_from_exception
 
@@ -191,6 +191,62 @@ def test_heartbeat_survives_database_errors_within_the_lease_then_gives_up():
     time.sleep(1.6)
     assert heartbeat.lost.is_set()  # a whole lease without a heartbeat: the claim may be gone
     heartbeat.finish()
+
+
+def _wait_for(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_one_heartbeat_thread_serves_a_workers_claims_in_turn():
+    store = FakeStore([synthetic(), synthetic()])
+    shared, stopping = HeartbeatThread(), threading.Event()
+    threads_before = threading.active_count()
+    beats = []
+    for _ in range(2):
+        claim = store.claim("w", lease_seconds=1.0)
+        heartbeat = Heartbeat(store, claim.evaluation_id, claim.attempt, lease_seconds=1.0, interval=0.05,
+                              stopping=stopping, thread=shared).start()
+        _wait_for(lambda: heartbeat.beats >= 2)
+        heartbeat.finish()
+        beats.append((heartbeat, heartbeat.beats))
+        assert threading.active_count() == threads_before + 1  # one thread for both claims
+    time.sleep(0.2)
+    assert all(heartbeat.beats == count for heartbeat, count in beats), "a finished heartbeat kept beating"
+    assert {eid for eid, _, _ in store.heartbeats} == {1, 2}
+
+
+def test_finish_waits_for_a_heartbeat_in_flight():
+    class SlowStore(FakeStore):
+        def heartbeat(self, eid, attempt, lease_seconds):
+            entered.set()
+            time.sleep(0.3)
+            return super().heartbeat(eid, attempt, lease_seconds)
+
+    entered = threading.Event()
+    store = SlowStore([synthetic()])
+    claim = store.claim("w", lease_seconds=5.0)
+    heartbeat = Heartbeat(store, claim.evaluation_id, claim.attempt, lease_seconds=5.0, interval=0.01,
+                          stopping=threading.Event()).start()
+    assert entered.wait(5)
+    heartbeat.finish()
+    assert heartbeat.beats == 1  # the write under way when finish() was called completed first
+
+
+def test_a_worker_uses_one_heartbeat_thread_for_all_its_tasks(monkeypatch):
+    store = FakeStore([synthetic() for _ in range(20)])
+    served_by = []
+    real_serve = HeartbeatThread.serve
+
+    def serve(self, heartbeat):
+        real_serve(self, heartbeat)
+        served_by.append(self._thread.ident)
+
+    monkeypatch.setattr(HeartbeatThread, "serve", serve)
+    Worker(store, WorkerOptions(run_id="r-1", idle_timeout=0)).run()
+    assert len(served_by) == 20 and len(set(served_by)) == 1
 
 
 def test_heartbeat_interval_keeps_three_beats_per_lease():
