@@ -146,14 +146,32 @@ class QueueOperations:
 
     def complete_and_claim(self, evaluation_id: int, attempt: int, result: Result, worker_id: str, *,
                            run_id: str | None = None, lease_seconds: float) -> tuple[bool, Claim | None]:
-        """complete() and then claim() for the same worker: (written, next claim or None). On
-        SQLite both are ONE write transaction, one commit (an fsync) per task instead of two; on
-        PostgreSQL they are the same two single statements as separate calls."""
-        if self.backend != "sqlite":
-            return self.complete(evaluation_id, attempt, result), self.claim(
-                worker_id, run_id=run_id, lease_seconds=lease_seconds)
+        """complete() and then claim() for the same worker: (written, next claim or None), in ONE
+        transaction: one commit (an fsync) per task instead of two. On PostgreSQL a finishing
+        result is the finish statement and the claim statement in one pipelined round trip; a
+        result that goes back to pending takes the two separate calls."""
         lease = _check_lease(lease_seconds)
         statement = self._statements().claim[0 if run_id is None else 1]
+        if self.backend != "sqlite":
+            if not self._finishes(result):
+                return self.complete(evaluation_id, attempt, result), self.claim(
+                    worker_id, run_id=run_id, lease_seconds=lease_seconds)
+            finish = self._finish_call(evaluation_id, attempt, result)
+            claim = (statement, self._params(worker_id=worker_id, lease=lease, run_id=run_id))
+
+            def pipelined(conn: Connection) -> tuple[bool, Any]:
+                # The claim goes first: the finish locks the run row (its seq counter) until the
+                # commit, and at the end of the transaction it holds that lock no longer than alone.
+                claimed, finished = self._raw_statements().execute_pipelined(conn, [claim, finish])
+                written = (finished.first() is not None
+                           or self._already_settled(conn, evaluation_id, attempt, "result"))
+                return written, claimed.first()
+
+            written, row = self._write(pipelined, what="complete and claim", single_statement=True)
+            if row is None or row.lease_expiries < row.max_lease_expiries:
+                return written, _claim_of(row) if row is not None else None
+            self._write(lambda conn: self._fail_exhausted_claim(conn, row), what="fail an expired evaluation")
+            return written, self.claim(worker_id, run_id=run_id, lease_seconds=lease_seconds)
 
         def body(conn: Connection) -> tuple[bool, Claim | None]:
             written = self._complete(conn, evaluation_id, attempt, result)
@@ -207,18 +225,25 @@ class QueueOperations:
         attempts left goes back to pending (no sequence number); anything else finishes the row
         and gets the next completion sequence number of its run. Retrying after a lost
         acknowledgement is safe: the same claim's second write returns True."""
-        if self.backend == "postgresql" and (result.status == "done" or result.error_kind not in self.limits.retry_kinds):
+        if self.backend == "postgresql" and self._finishes(result):
             return self._write(lambda conn: self._finish_in_one(conn, evaluation_id, attempt, result), what="complete",
                                single_statement=True)
         return self._write(lambda conn: self._complete(conn, evaluation_id, attempt, result), what="complete")
 
-    def _finish_in_one(self, conn: Connection, evaluation_id: int, attempt: int, result: Result) -> bool:
-        """A result that finishes its row, as one statement (PostgreSQL; see statements._finish_in_one)."""
+    def _finishes(self, result: Result) -> bool:
+        """Whether a result finishes its row whatever the row's attempts (else it may be re-queued)."""
+        return result.status == "done" or result.error_kind not in self.limits.retry_kinds
+
+    def _finish_call(self, evaluation_id: int, attempt: int, result: Result) -> tuple[Any, dict[str, Any]]:
+        """The one-statement finish (PostgreSQL; see statements._finish_in_one) and its parameters."""
         failed = int(result.status == "failed")
         values = {f"v_{name}": value for name, value in convert.result_values(result).items()}
-        params = self._params(evaluation_id=evaluation_id, attempt=attempt, status=result.status, failed=failed,
-                              done=1 - failed, **values)
-        if self._exec(conn, self._statements().finish_in_one, params).first() is not None:
+        return self._statements().finish_in_one, self._params(
+            evaluation_id=evaluation_id, attempt=attempt, status=result.status, failed=failed, done=1 - failed, **values)
+
+    def _finish_in_one(self, conn: Connection, evaluation_id: int, attempt: int, result: Result) -> bool:
+        """A result that finishes its row, as one statement (PostgreSQL)."""
+        if self._exec(conn, *self._finish_call(evaluation_id, attempt, result)).first() is not None:
             return True
         return self._already_settled(conn, evaluation_id, attempt, "result")
 

@@ -10,8 +10,10 @@ SET value for it.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -225,14 +227,33 @@ class PostgresRawStatements(RawStatements):
     invalidated here, as SQLAlchemy's own execute would do, so the retry gets a fresh one."""
 
     def execute(self, conn: sa.engine.Connection, statement: sa.Executable, params: dict[str, Any]) -> RawResult:
+        sql, values = self._bound(statement, params)
+        with self._errors(conn, sql, values):
+            return self._result(statement, conn.connection.driver_connection.execute(sql, values))
+
+    def execute_pipelined(self, conn: sa.engine.Connection,
+                          calls: list[tuple[sa.Executable, dict[str, Any]]]) -> list[RawResult]:
+        """Several statements in one round trip (psycopg pipeline mode) and ONE implicit transaction:
+        on an autocommit connection the pipeline's single Sync commits them together, and an error
+        in any of them rolls all of them back. The connection must not be inside a transaction."""
+        driver = conn.connection.driver_connection
+        bound = [self._bound(statement, params) for statement, params in calls]
+        with self._errors(conn, bound[0][0], bound[0][1]):
+            with driver.pipeline():
+                cursors = [driver.execute(sql, values) for sql, values in bound]
+            return [self._result(statement, cursor) for (statement, _), cursor in zip(calls, cursors)]
+
+    def _bound(self, statement: sa.Executable, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        sql, _, defaults, _ = self._compile(statement)
+        return sql, {name: params[name] if name in params else default for name, default in defaults.items()}
+
+    @contextlib.contextmanager
+    def _errors(self, conn: sa.engine.Connection, sql: str, values: dict[str, Any]) -> Iterator[None]:
         import psycopg
 
-        sql, _, defaults, _ = self._compile(statement)
-        values = {name: params[name] if name in params else default for name, default in defaults.items()}
         driver = conn.connection.driver_connection
         try:
-            cursor = driver.execute(sql, values)
-            return self._result(statement, cursor)
+            yield
         except psycopg.Error as error:
             lost = self.dialect.is_disconnect(error, driver, None)
             if lost:

@@ -332,6 +332,21 @@ def test_complete_and_claim_writes_the_result_and_takes_the_next(store: Store) -
     assert [r.result.val_accuracy for r in store.results(run_id)] == [0.6, 0.5]
 
 
+def test_complete_and_claim_fails_a_spent_lease_and_takes_the_next(store: Store) -> None:
+    run_id = new_run(store, max_lease_expiries=1)
+    stalled, fresh, working = queue(store, run_id, 3)
+    store.claim("dead", run_id=run_id, lease_seconds=0.2)  # takes `stalled`, then its worker dies
+    mine = store.claim("w", run_id=run_id, lease_seconds=LEASE)
+    assert mine.evaluation_id == fresh
+    time.sleep(0.4)
+    # the next claim meets the expired lease first: its one expiry is spent, so it fails as timeout
+    written, following = store.complete_and_claim(mine.evaluation_id, mine.attempt, done(0.7), "w", run_id=run_id,
+                                                  lease_seconds=LEASE)
+    assert written and following.evaluation_id == working
+    assert store.evaluation(stalled).status == "failed"
+    assert [(r.evaluation_id, r.status) for r in store.results(run_id)] == [(fresh, "done"), (stalled, "failed")]
+
+
 def test_record_cached_results_copies_several_with_consecutive_seqs(store: Store) -> None:
     run_a, run_b = new_run(store), new_run(store)
     ids = queue(store, run_a, 2)
