@@ -24,19 +24,17 @@ from sqlalchemy.engine import Connection
 
 from nascli.errors import StoreError
 from nascli.store import convert
-from nascli.store.models import EvaluationRow, IndividualRow, RunRow
+from nascli.store.models import EvaluationRow, RunRow
 from nascli.store.notify import RESULT_CHANNEL, WORK_CHANNEL, notify
+from nascli.store.step_statements import CACHEABLE_FAILURES  # noqa: F401 - re-exported
 from nascli.store.records import Claim, EvaluationInfo, EvaluationRequest, FinishedEvaluation, QueueLimits
 from nascli.task import FAILURE_KINDS, Result, Task
 
 log = logging.getLogger("nascli.store.queue")
 
 E = EvaluationRow.__table__
-I = IndividualRow.__table__  # noqa: E741 - the individual table
 R = RunRow.__table__
 
-# failed results worth caching: they are properties of the genome, not of the host
-CACHEABLE_FAILURES = ("invalid_genome", "too_large")
 
 
 def _check_lease(lease_seconds: float) -> float:
@@ -69,10 +67,11 @@ class QueueOperations:
         individual_ids = [r.individual_id for r in requests if r.individual_id is not None]
         existing: dict[int, int] = {}
         hashes: dict[int, str] = {}
+        sql = self._step_statements()
         for chunk in _chunks(individual_ids, 500):
-            for row in conn.execute(sa.select(E.c.individual_id, E.c.id).where(E.c.individual_id.in_(chunk))):
+            for row in conn.execute(sql.evaluation_ids_of_individuals, {"b_individual_ids": chunk}):
                 existing[row.individual_id] = row.id
-            for row in conn.execute(sa.select(I.c.id, I.c.genome_hash, I.c.run_id).where(I.c.id.in_(chunk))):
+            for row in conn.execute(sql.individual_hashes, {"b_individual_ids": chunk}):
                 if row.run_id != run_id:
                     raise StoreError(f"individual {row.id} belongs to run {row.run_id}, not {run_id}")
                 hashes[row.id] = row.genome_hash
@@ -102,7 +101,7 @@ class QueueOperations:
         ids: list[int | None] = [existing.get(r.individual_id) if r.individual_id is not None else None
                                  for r in requests]
         if new_rows:
-            inserted = conn.execute(sa.insert(E).returning(E.c.id, sort_by_parameter_order=True), new_rows)
+            inserted = conn.execute(sql.insert_pending, new_rows)
             for index, new_id in zip(positions, inserted.scalars().all()):
                 ids[index] = new_id
             notify(conn, WORK_CHANNEL, run_id)  # idle workers wake at commit (PostgreSQL)
@@ -328,10 +327,10 @@ class QueueOperations:
         Sequence numbers are per run, start at 1, and commit in order, so paging never skips."""
 
         def body(conn: Connection) -> list[FinishedEvaluation]:
-            query = sa.select(E).where(E.c.run_id == run_id, E.c.seq > after_id).order_by(E.c.seq)
+            query = self._step_statements().results
             if limit is not None:
                 query = query.limit(limit)
-            return [convert.finished_evaluation(row) for row in conn.execute(query)]
+            return [convert.finished_evaluation(row) for row in conn.execute(query, {"b_run_id": run_id, "b_after": after_id})]
 
         return self._read(body, what="results")
 
@@ -351,14 +350,10 @@ class QueueOperations:
 
         def body(conn: Connection) -> dict[str, FinishedEvaluation]:
             hits: dict[str, FinishedEvaluation] = {}
+            query = self._step_statements().cached[0 if run_id is None else 1]
             for chunk in _chunks(wanted, 500):
-                query = sa.select(E).where(
-                    E.c.genome_hash.in_(chunk), E.c.config_hash == config_hash,
-                    sa.or_(E.c.status == "done",
-                           sa.and_(E.c.status == "failed", E.c.error_kind.in_(CACHEABLE_FAILURES))))
-                if run_id is not None:
-                    query = query.where(E.c.run_id == run_id)
-                for row in conn.execute(query.order_by(E.c.genome_hash, (E.c.status == "done").desc(), E.c.id)):
+                params = {"b_hashes": chunk, "b_config_hash": config_hash, "b_run_id": run_id}
+                for row in conn.execute(query, params):  # per genome: a done result first, then the oldest
                     if row.genome_hash not in hits:
                         hits[row.genome_hash] = convert.finished_evaluation(row)
             return hits
@@ -382,7 +377,8 @@ class QueueOperations:
         def body(conn: Connection) -> list[FinishedEvaluation]:
             individual_ids = list(dict.fromkeys(i for i, _ in copies))
             existing = {row.individual_id: row for chunk in _chunks(individual_ids, 500)
-                        for row in conn.execute(sa.select(E).where(E.c.individual_id.in_(chunk)))}
+                        for row in conn.execute(self._step_statements().evaluations_of_individuals,
+                                                {"b_individual_ids": chunk})}
             for row in existing.values():
                 if row.seq is None:
                     raise StoreError(f"individual {row.individual_id} already has evaluation {row.id} ({row.status})",
@@ -397,22 +393,22 @@ class QueueOperations:
 
     def _copy_results(self, conn: Connection, run_id: str,
                       todo: list[tuple[int, FinishedEvaluation]]) -> dict[int, FinishedEvaluation]:
+        sql = self._step_statements()
         wanted = [i for i, _ in todo]
         individuals = {row.id: row for chunk in _chunks(wanted, 500) for row in conn.execute(
-            sa.select(I.c.id, I.c.genome, I.c.genome_hash).where(I.c.id.in_(chunk), I.c.run_id == run_id))}
+            sql.individual_genomes, {"b_individual_ids": chunk, "b_run_id": run_id})}
         missing = [i for i in wanted if i not in individuals]
         if missing:
             raise StoreError(f"no individual {missing[0]} in run {run_id}")
         source_ids = list({source.evaluation_id for _, source in todo})
         task_json = {row.id: row.task_json for chunk in _chunks(source_ids, 500) for row in conn.execute(
-            sa.select(E.c.id, E.c.task_json).where(E.c.id.in_(chunk)))}
+            sql.task_jsons, {"b_evaluation_ids": chunk})}
         missing = [e for e in source_ids if e not in task_json]
         if missing:
             raise StoreError(f"no evaluation {missing[0]} to copy")
         now = self._now_value(conn)
         # the run's counter moves by len(todo) at once (locking the run row, as one completion would)
-        last = conn.execute(sa.update(R).where(R.c.id == run_id).values(
-            completion_counter=R.c.completion_counter + len(todo)).returning(R.c.completion_counter)).scalar_one()
+        last = conn.execute(sql.take_seqs, {"b_run_id": run_id, "b_count": len(todo)}).scalar_one()
         rows = []
         for seq, (individual_id, source) in enumerate(todo, start=last - len(todo) + 1):
             values = convert.result_values(source.result)
@@ -426,7 +422,7 @@ class QueueOperations:
                 genome=individual.genome, genome_hash=individual.genome_hash, config_hash=source.config_hash, seq=seq,
                 created_at=now, started_at=now, finished_at=now, max_attempts=self.limits.max_attempts,
                 max_lease_expiries=self.limits.max_lease_expiries, **values))
-        inserted = conn.execute(sa.insert(E).returning(*E.c, sort_by_parameter_order=True), rows).all()
+        inserted = conn.execute(sql.insert_finished, rows).all()
         return {row.individual_id: convert.finished_evaluation(row) for row in inserted}
 
     def queue_counts(self, run_id: str | None = None) -> dict[str, int]:

@@ -40,6 +40,7 @@ from nascli.store.models import (
 )
 from nascli.store.queue import QueueOperations
 from nascli.store.statements import QueueStatements, RawStatements
+from nascli.store.step_statements import StepStatements
 from nascli.store.records import (
     RUN_STATUSES,
     Event,
@@ -111,6 +112,7 @@ class Store(QueueOperations):
         self._transactions = Transactions(engine, url_display, retry_seconds)
         self._clock = clock
         self._queue_statements: QueueStatements | None = None
+        self._driver_step_statements: StepStatements | None = None
         self._raw: RawStatements | None = None
         self._unit = threading.local()  # .connection: the transaction of an atomically() call, if any
         self.created_schema = False  # set by open_store(create=True) when it created the tables
@@ -155,6 +157,11 @@ class Store(QueueOperations):
             now = sa.bindparam("b_now", type_=sa.Float) if self._clock is not None else db_now_sql(self.backend)
             self._queue_statements = QueueStatements(now)
         return self._queue_statements
+
+    def _step_statements(self) -> StepStatements:
+        if self._driver_step_statements is None:
+            self._driver_step_statements = StepStatements()
+        return self._driver_step_statements
 
     def _raw_statements(self) -> RawStatements:
         """The queue statements on the driver's own connection (see RawStatements)."""
@@ -367,7 +374,7 @@ class Store(QueueOperations):
             return []
 
         def body(conn: Connection) -> list[int]:
-            if conn.execute(sa.select(R.c.id).where(R.c.id == run_id)).first() is None:
+            if conn.execute(self._step_statements().run_exists, {"b_run_id": run_id}).first() is None:
                 raise self._run_not_found(conn, run_id)
             generations = sorted({item.generation for item in individuals})
             existing = self._slot_ids(conn, run_id, generations)
@@ -379,17 +386,15 @@ class Store(QueueOperations):
             } for item in individuals if (item.island, item.generation, item.slot) not in existing]
             unique_rows = list({(r["island"], r["generation"], r["slot"]): r for r in rows}.values())
             if unique_rows:
-                inserted = conn.execute(sa.insert(I).returning(I.c.id, sort_by_parameter_order=True), unique_rows)
+                inserted = conn.execute(self._step_statements().insert_individuals, unique_rows)
                 existing.update(zip(((r["island"], r["generation"], r["slot"]) for r in unique_rows),
                                     inserted.scalars().all()))
             return [existing[(item.island, item.generation, item.slot)] for item in individuals]
 
         return self._write(body, what="add individuals")
 
-    @staticmethod
-    def _slot_ids(conn: Connection, run_id: str, generations: list[int]) -> dict[tuple[int, int, int], int]:
-        rows = conn.execute(sa.select(I.c.id, I.c.island, I.c.generation, I.c.slot)
-                            .where(I.c.run_id == run_id, I.c.generation.in_(generations)))
+    def _slot_ids(self, conn: Connection, run_id: str, generations: list[int]) -> dict[tuple[int, int, int], int]:
+        rows = conn.execute(self._step_statements().slot_ids, {"b_run_id": run_id, "b_generations": generations})
         return {(row.island, row.generation, row.slot): row.id for row in rows}
 
     def individuals(self, run_id: str, *, alive: bool | None = None, island: int | None = None) -> list[IndividualInfo]:
@@ -410,8 +415,8 @@ class Store(QueueOperations):
         ids = list(individual_ids)
         if not ids:
             return 0
-        return self._write(lambda conn: conn.execute(sa.update(I).where(I.c.id.in_(ids), I.c.alive.is_(True)).values(
-            alive=False, replaced_generation=generation)).rowcount, what="mark replaced")
+        return self._write(lambda conn: conn.execute(self._step_statements().mark_replaced, {
+            "b_individual_ids": ids, "b_generation": generation}).rowcount, what="mark replaced")
 
     def set_island_generation(self, run_id: str, island: int, generation: int) -> None:
         """Record how far an island has got (for migration barriers and progress)."""
@@ -423,17 +428,17 @@ class Store(QueueOperations):
             return
 
         def body(conn: Connection) -> None:
+            sql = self._step_statements()
             now = self._now_value(conn)
-            known = set(conn.execute(sa.select(ISL.c.island).where(ISL.c.run_id == run_id)).scalars())
-            updates = [{"b_island": island, "b_generation": generation}
+            known = set(conn.execute(sql.known_islands, {"b_run_id": run_id}).scalars())
+            updates = [{"b_run_id": run_id, "b_island": island, "b_generation": generation, "b_now": now}
                        for island, generation in generations.items() if island in known]
             if updates:
-                conn.execute(sa.update(ISL).where(ISL.c.run_id == run_id, ISL.c.island == sa.bindparam("b_island"))
-                             .values(generation=sa.bindparam("b_generation"), updated_at=now), updates)
+                conn.execute(sql.set_island_generation, updates)
             new = [{"run_id": run_id, "island": island, "generation": generation, "updated_at": now}
                    for island, generation in generations.items() if island not in known]
             if new:
-                conn.execute(sa.insert(ISL), new)
+                conn.execute(sql.insert_islands, new)
 
         self._write(body, what="set island generations")
 
@@ -495,12 +500,12 @@ class Store(QueueOperations):
         payload_json = json.dumps(payload, sort_keys=True, default=str)
 
         def body(conn: Connection) -> int:
-            seq = conn.execute(sa.update(R).where(R.c.id == run_id).values(event_counter=R.c.event_counter + 1)
-                               .returning(R.c.event_counter)).scalar_one_or_none()
+            sql = self._step_statements()
+            seq = conn.execute(sql.take_event_seq, {"b_run_id": run_id}).scalar_one_or_none()
             if seq is None:
                 raise self._run_not_found(conn, run_id)
-            conn.execute(sa.insert(EV).values(run_id=run_id, seq=seq, kind=kind, payload_json=payload_json,
-                                              created_at=self._now_value(conn)))
+            conn.execute(sql.insert_event, {"run_id": run_id, "seq": seq, "kind": kind, "payload_json": payload_json,
+                                            "created_at": self._now_value(conn)})
             return seq
 
         return self._write(body, what="append event")
