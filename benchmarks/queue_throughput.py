@@ -132,8 +132,12 @@ def timed_drain(url: str, workers: int, tasks: int, task_seconds: float = 0.0, t
             if time.monotonic() > deadline:
                 raise RuntimeError(f"not drained in {timeout} s: {counts}")
             time.sleep(0.2)
-        finishes = sorted(row.finished_at for row in store.evaluations(run.id))
+        rows = store.evaluations(run.id)
+        finishes = sorted(row.finished_at for row in rows)
         per_worker = sorted(w.tasks_done for w in store.workers())
+        first_claims: dict[str, float] = {}
+        for row in rows:  # claimed_at is the row's last claim: a worker's earliest row is its first pickup
+            first_claims[row.worker_id] = min(first_claims.get(row.worker_id, row.claimed_at), row.claimed_at)
     finally:
         stop_workers(processes)
         store.close()
@@ -145,6 +149,8 @@ def timed_drain(url: str, workers: int, tasks: int, task_seconds: float = 0.0, t
         "rate_all": tasks / (finishes[-1] - enqueued_at),
         "wall_seconds": finishes[-1] - enqueued_at,
         "per_worker": per_worker,
+        # seconds from the enqueue to each worker's first claim: the start-up stagger
+        "first_pickup_seconds": sorted(at - enqueued_at for at in first_claims.values()),
     }
 
 
