@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -171,29 +170,59 @@ class RawStatements:
     Python per statement instead of ~50 us through SQLAlchemy's execution layer (compiled-cache
     lookup, parameter processing, result metadata). On SQLite that time is spent holding the
     single write lock, so it bounds the whole queue's throughput; on PostgreSQL it is most of a
-    worker's CPU per task. Errors come out as SQLAlchemy's DBAPIError, so Transactions classifies
-    and retries them as usual. `for_dialect` picks the driver's subclass.
+    worker's CPU per task (psycopg also prepares a statement server-side after its fifth run).
+    Errors come out as SQLAlchemy's DBAPIError, and a lost connection is invalidated, as
+    SQLAlchemy's own execute would do, so Transactions classifies and retries them as usual.
     """
 
     def __init__(self, dialect: sa.engine.Dialect) -> None:
         self.dialect = dialect
+        self._driver_error = dialect.loaded_dbapi.Error  # sqlite3.Error / psycopg.Error
         self._compiled: dict[int, tuple[str, tuple[str, ...], dict[str, Any], Any]] = {}
         self._row_types: dict[int, type | None] = {}  # keyed like _compiled, whose entries keep the ids valid
 
-    @staticmethod
-    def for_dialect(dialect: sa.engine.Dialect) -> "RawStatements":
-        return SQLiteRawStatements(dialect) if dialect.name == "sqlite" else PostgresRawStatements(dialect)
+    def execute(self, conn: sa.engine.Connection, statement: sa.Executable, params: dict[str, Any]) -> RawResult:
+        sql, values = self._bound(statement, params)
+        with self._errors(conn, sql, values):
+            return self._result(statement, conn.connection.driver_connection.execute(sql, values))
 
-    def _compile(self, statement: sa.Executable) -> tuple[str, tuple[str, ...], dict[str, Any], Any]:
+    def execute_pipelined(self, conn: sa.engine.Connection,
+                          calls: list[tuple[sa.Executable, dict[str, Any]]]) -> list[RawResult]:
+        """PostgreSQL: several statements in one round trip (psycopg pipeline mode) and ONE implicit
+        transaction: on an autocommit connection the pipeline's single Sync commits them together,
+        and an error in any of them rolls all of them back. The connection must not be inside a
+        transaction."""
+        driver = conn.connection.driver_connection
+        bound = [self._bound(statement, params) for statement, params in calls]
+        with self._errors(conn, *bound[0]):
+            with driver.pipeline():
+                cursors = [driver.execute(sql, values) for sql, values in bound]
+            return [self._result(statement, cursor) for (statement, _), cursor in zip(calls, cursors)]
+
+    def _bound(self, statement: sa.Executable, params: dict[str, Any]) -> tuple[str, Any]:
+        """The statement's SQL and its values in the driver's style: positional in the compiled
+        order (sqlite3, qmark) or by name (psycopg, pyformat)."""
         compiled = self._compiled.get(id(statement))
         if compiled is None:
             done = statement.compile(dialect=self.dialect)
             compiled = self._compiled[id(statement)] = (done.string, tuple(done.positiontup or ()), dict(done.params),
                                                         statement)  # keeps the id valid
-        return compiled
+        sql, order, defaults, _ = compiled
+        if order:
+            return sql, tuple(params[name] if name in params else defaults[name] for name in order)
+        return sql, {name: params[name] if name in params else default for name, default in defaults.items()}
 
-    def execute(self, conn: sa.engine.Connection, statement: sa.Executable, params: dict[str, Any]) -> RawResult:
-        raise NotImplementedError
+    @contextlib.contextmanager
+    def _errors(self, conn: sa.engine.Connection, sql: str, values: Any) -> Iterator[None]:
+        driver = conn.connection.driver_connection
+        try:
+            yield
+        except self._driver_error as error:
+            lost = self.dialect.is_disconnect(error, driver, None)
+            if lost:
+                conn.invalidate(error)
+            raise sa.exc.DBAPIError.instance(sql, values, error, self._driver_error,
+                                             connection_invalidated=lost) from error
 
     def _result(self, statement: sa.Executable, cursor: Any) -> RawResult:
         # A statement's result shape never changes: read the cursor's description once per statement
@@ -206,60 +235,6 @@ class RawStatements:
         if row_type is None:
             return RawResult([], cursor.rowcount)
         return RawResult([row_type(*row) for row in cursor.fetchall()], cursor.rowcount)
-
-
-class SQLiteRawStatements(RawStatements):
-    """sqlite3 (qmark): positional values in the compiled order."""
-
-    def execute(self, conn: sa.engine.Connection, statement: sa.Executable, params: dict[str, Any]) -> RawResult:
-        sql, order, defaults, _ = self._compile(statement)
-        values = tuple(params[name] if name in params else defaults[name] for name in order)
-        try:
-            cursor = conn.connection.driver_connection.execute(sql, values)
-            return self._result(statement, cursor)
-        except sqlite3.Error as error:
-            raise sa.exc.DBAPIError.instance(sql, values, error, sqlite3.Error) from error
-
-
-class PostgresRawStatements(RawStatements):
-    """psycopg 3 (pyformat): named values. psycopg prepares a statement server-side after its
-    fifth run, so the server's parse and plan are skipped from then on. A lost connection is
-    invalidated here, as SQLAlchemy's own execute would do, so the retry gets a fresh one."""
-
-    def execute(self, conn: sa.engine.Connection, statement: sa.Executable, params: dict[str, Any]) -> RawResult:
-        sql, values = self._bound(statement, params)
-        with self._errors(conn, sql, values):
-            return self._result(statement, conn.connection.driver_connection.execute(sql, values))
-
-    def execute_pipelined(self, conn: sa.engine.Connection,
-                          calls: list[tuple[sa.Executable, dict[str, Any]]]) -> list[RawResult]:
-        """Several statements in one round trip (psycopg pipeline mode) and ONE implicit transaction:
-        on an autocommit connection the pipeline's single Sync commits them together, and an error
-        in any of them rolls all of them back. The connection must not be inside a transaction."""
-        driver = conn.connection.driver_connection
-        bound = [self._bound(statement, params) for statement, params in calls]
-        with self._errors(conn, bound[0][0], bound[0][1]):
-            with driver.pipeline():
-                cursors = [driver.execute(sql, values) for sql, values in bound]
-            return [self._result(statement, cursor) for (statement, _), cursor in zip(calls, cursors)]
-
-    def _bound(self, statement: sa.Executable, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        sql, _, defaults, _ = self._compile(statement)
-        return sql, {name: params[name] if name in params else default for name, default in defaults.items()}
-
-    @contextlib.contextmanager
-    def _errors(self, conn: sa.engine.Connection, sql: str, values: dict[str, Any]) -> Iterator[None]:
-        import psycopg
-
-        driver = conn.connection.driver_connection
-        try:
-            yield
-        except psycopg.Error as error:
-            lost = self.dialect.is_disconnect(error, driver, None)
-            if lost:
-                conn.invalidate(error)
-            raise sa.exc.DBAPIError.instance(sql, values, error, psycopg.Error,
-                                             connection_invalidated=lost) from error
 
 
 @functools.lru_cache(maxsize=64)

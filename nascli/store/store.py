@@ -166,7 +166,7 @@ class Store(QueueOperations):
     def _raw_statements(self) -> RawStatements:
         """The queue statements on the driver's own connection (see RawStatements)."""
         if self._raw is None:
-            self._raw = RawStatements.for_dialect(self.engine.dialect)
+            self._raw = RawStatements(self.engine.dialect)
         return self._raw
 
     def _params(self, **params: Any) -> dict[str, Any]:
