@@ -26,7 +26,6 @@ from nascli.errors import StoreError
 from nascli.store import convert
 from nascli.store.models import EvaluationRow, RunRow
 from nascli.store.notify import RESULT_CHANNEL, WORK_CHANNEL, notify
-from nascli.store.step_statements import CACHEABLE_FAILURES  # noqa: F401 - re-exported
 from nascli.store.records import Claim, EvaluationInfo, EvaluationRequest, FinishedEvaluation, QueueLimits
 from nascli.task import FAILURE_KINDS, Result, Task
 
@@ -48,6 +47,7 @@ class QueueOperations:
     """Mixed into Store; relies on `_write`, `_read`, `_now`, `_statements` and `_params` from there."""
 
     limits: QueueLimits
+    _retry_limits_of_run: dict[str, tuple[int, int]]  # run id -> (max_attempts, max_lease_expiries)
 
     # ---------------------------------------------------------------- enqueue
     def enqueue(self, run_id: str, requests: Sequence[EvaluationRequest]) -> list[int]:
@@ -111,7 +111,7 @@ class QueueOperations:
     def _retry_limits(self, conn: Connection, run_id: str) -> tuple[int, int]:
         """(max_attempts, max_lease_expiries) from the run's [worker] config; a run's config never
         changes, so it is read once per store."""
-        known: dict[str, tuple[int, int]] = self.__dict__.setdefault("_retry_limits_of_run", {})
+        known = self._retry_limits_of_run
         if run_id not in known:
             config_json = conn.execute(sa.select(R.c.config_json).where(R.c.id == run_id)).scalar_one_or_none()
             if config_json is None:
@@ -129,59 +129,48 @@ class QueueOperations:
         statements._fair_run). Returns None when there is nothing to do. One statement (PostgreSQL:
         `FOR UPDATE SKIP LOCKED`, no transaction around it; SQLite: BEGIN IMMEDIATE).
         A row whose leases have expired `max_lease_expiries` times is failed as `timeout` instead."""
-        lease = _check_lease(lease_seconds)
-        statement = self._statements().claim[0 if run_id is None else 1]
+        statement, params = self._claim_call(worker_id, run_id, lease_seconds)
         for _ in range(100):  # bounded: each pass claims a row or fails one whose expiries are spent
-            params = self._params(worker_id=worker_id, lease=lease, run_id=run_id)
             row = self._write(lambda conn: self._exec(conn, statement, params).first(), what="claim", single_statement=True)
-            if row is None:
-                return None
-            if row.lease_expiries < row.max_lease_expiries:
-                if row.attempt > 1:
+            if not _spent(row):
+                if row is not None and row.attempt > 1:
                     log.info("evaluation %s claimed by %s as attempt %s", row.id, worker_id, row.attempt)
                 return _claim_of(row)
             self._write(lambda conn: self._fail_exhausted_claim(conn, row), what="fail an expired evaluation")
         return None
 
+    def _claim_call(self, worker_id: str, run_id: str | None, lease_seconds: float) -> tuple[Any, dict[str, Any]]:
+        """The claim statement (see QueueStatements.claim) and its parameters."""
+        params = self._params(worker_id=worker_id, lease=_check_lease(lease_seconds), run_id=run_id)
+        return self._statements().claim[0 if run_id is None else 1], params
+
     def complete_and_claim(self, evaluation_id: int, attempt: int, result: Result, worker_id: str, *,
                            run_id: str | None = None, lease_seconds: float) -> tuple[bool, Claim | None]:
         """complete() and then claim() for the same worker: (written, next claim or None), in ONE
-        transaction: one commit (an fsync) per task instead of two. On PostgreSQL a finishing
-        result is the finish statement and the claim statement in one pipelined round trip; a
-        result that goes back to pending takes the two separate calls."""
-        lease = _check_lease(lease_seconds)
-        statement = self._statements().claim[0 if run_id is None else 1]
-        if self.backend != "sqlite":
-            if not self._finishes(result):
-                return self.complete(evaluation_id, attempt, result), self.claim(
-                    worker_id, run_id=run_id, lease_seconds=lease_seconds)
-            finish = self._finish_call(evaluation_id, attempt, result)
-            claim = (statement, self._params(worker_id=worker_id, lease=lease, run_id=run_id))
+        transaction: one commit (an fsync) per task instead of two. On SQLite one write transaction;
+        on PostgreSQL a finishing result is the claim and the finish statement in one pipelined
+        round trip, and a result that goes back to pending takes the two separate calls. A claimed
+        row whose lease expiries are spent is failed and claim() takes over, as claim() does."""
+        if self.backend != "sqlite" and not self._finishes(result):
+            return self.complete(evaluation_id, attempt, result), self.claim(
+                worker_id, run_id=run_id, lease_seconds=lease_seconds)
+        claim = self._claim_call(worker_id, run_id, lease_seconds)
 
-            def pipelined(conn: Connection) -> tuple[bool, Any]:
-                # The claim goes first: the finish locks the run row (its seq counter) until the
-                # commit, and at the end of the transaction it holds that lock no longer than alone.
-                claimed, finished = self._raw_statements().execute_pipelined(conn, [claim, finish])
-                written = (finished.first() is not None
-                           or self._already_settled(conn, evaluation_id, attempt, "result"))
-                return written, claimed.first()
+        def body(conn: Connection) -> tuple[bool, Any]:
+            if self.backend == "sqlite":
+                return self._complete(conn, evaluation_id, attempt, result), self._exec(conn, *claim).first()
+            # The claim goes first: the finish locks the run row (its seq counter) until the
+            # commit, and at the end of the transaction it holds that lock no longer than alone.
+            claimed, finished = self._raw_statements().execute_pipelined(
+                conn, [claim, self._finish_call(evaluation_id, attempt, result)])
+            written = finished.first() is not None or self._already_settled(conn, evaluation_id, attempt, "result")
+            return written, claimed.first()
 
-            written, row = self._write(pipelined, what="complete and claim", single_statement=True)
-            if row is None or row.lease_expiries < row.max_lease_expiries:
-                return written, _claim_of(row) if row is not None else None
-            self._write(lambda conn: self._fail_exhausted_claim(conn, row), what="fail an expired evaluation")
-            return written, self.claim(worker_id, run_id=run_id, lease_seconds=lease_seconds)
-
-        def body(conn: Connection) -> tuple[bool, Claim | None]:
-            written = self._complete(conn, evaluation_id, attempt, result)
-            for _ in range(100):
-                row = self._exec(conn, statement, self._params(worker_id=worker_id, lease=lease, run_id=run_id)).first()
-                if row is None or row.lease_expiries < row.max_lease_expiries:
-                    return written, _claim_of(row) if row is not None else None
-                self._fail_exhausted_claim(conn, row)
-            return written, None
-
-        return self._write(body, what="complete and claim")
+        written, row = self._write(body, what="complete and claim", single_statement=self.backend != "sqlite")
+        if not _spent(row):
+            return written, _claim_of(row)
+        self._write(lambda conn: self._fail_exhausted_claim(conn, row), what="fail an expired evaluation")
+        return written, self.claim(worker_id, run_id=run_id, lease_seconds=lease_seconds)
 
     def _fail_exhausted_claim(self, conn: Connection, claimed: Any) -> None:
         """Fail a row just claimed whose lease expiries are spent (fenced by its new attempt)."""
@@ -470,7 +459,14 @@ class QueueOperations:
         return self._exec(conn, self._statements().next_seq, self._params(run_id=run_id)).scalar_one()
 
 
-def _claim_of(row: Any) -> Claim:
+def _spent(row: Any) -> bool:
+    """A claimed row whose lease expiries are spent: the caller fails it as `timeout` instead."""
+    return row is not None and row.lease_expiries >= row.max_lease_expiries
+
+
+def _claim_of(row: Any) -> Claim | None:
+    if row is None:
+        return None
     return Claim(evaluation_id=row.id, attempt=row.attempt, lease_expires_at=row.lease_expires_at,
                  task=convert.claimed_task(row.task_json, row.id, row.run_id, row.attempt))
 

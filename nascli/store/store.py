@@ -114,6 +114,7 @@ class Store(QueueOperations):
         self._queue_statements: QueueStatements | None = None
         self._driver_step_statements: StepStatements | None = None
         self._raw: RawStatements | None = None
+        self._retry_limits_of_run: dict[str, tuple[int, int]] = {}
         self._unit = threading.local()  # .connection: the transaction of an atomically() call, if any
         self.created_schema = False  # set by open_store(create=True) when it created the tables
 
