@@ -61,7 +61,6 @@ class Progress:
     best: dict[str, Any] | None = None  # the run's best result so far, ranked as `nas report` ranks
 
 
-
 def outcome_of(key: tuple[int, int, int], finished: FinishedEvaluation) -> Outcome:
     result = finished.result
     metrics = {name: getattr(result, name) for name in RESULT_METRICS if getattr(result, name) is not None}
@@ -138,6 +137,7 @@ class Driver:
         self.island_generations: dict[int, int] = {}
         self.final_recorded = False
         self.best: dict[str, Any] | None = None  # see Progress.best
+        self._best_rank: tuple[float, float] | None = None  # best_first_key of self.best
         self.cache_hits = 0
         self.done_count = 0
         self._lease_renewed = 0.0
@@ -220,10 +220,10 @@ class Driver:
         self.strategy.tell(outcome)
         self.told.add(key)
         self.last_seq = finished.seq
-        primary = self.cfg.fitness.primary
-        rank = best_first_key(primary, outcome.metrics) if outcome.status == "done" else None
-        if rank is not None and (self.best is None or rank > best_first_key(primary, self.best["metrics"])):
-            self.best = {"key": list(key), "genome": finished.genome, "metrics": dict(outcome.metrics)}
+        rank = best_first_key(self.cfg.fitness.primary, outcome.metrics) if outcome.status == "done" else None
+        if rank is not None and (self._best_rank is None or rank > self._best_rank):
+            self.best, self._best_rank = {"key": list(key), "genome": finished.genome,
+                                          "metrics": dict(outcome.metrics)}, rank
 
     # ---------------------------------------------------------------- live loop
     def step(self) -> bool:
