@@ -246,18 +246,18 @@ class Transactions:
         self.retry_seconds = retry_seconds
         self.dialect = engine.dialect.name
         self.writer_lock = SQLiteWriterLock(engine.url.database) if self.dialect == "sqlite" else None
-        self._held: Connection | None = None  # see _single_statement_connection
+        self._held: Connection | None = None  # see _held_connection
         self._held_pid = os.getpid()
         self._held_lock = threading.Lock()
         _live_transactions.add(self)
 
     @contextmanager
     def begin(self, write: bool = True, single_statement: bool = False) -> Iterator[Connection]:
-        if self.writer_lock is None and single_statement:
-            with self._single_statement_connection() as connection:
+        if self.writer_lock is None and single_statement and self._held_lock.acquire(blocking=False):
+            with self._held_connection() as connection:
                 yield connection
             return
-        if self.writer_lock is None:
+        if self.writer_lock is None:  # (a single statement too, while another thread has the held one)
             with self.engine.connect() as connection, connection.begin():
                 yield connection
             return
@@ -271,21 +271,11 @@ class Transactions:
                 yield connection
 
     @contextmanager
-    def _single_statement_connection(self) -> Iterator[Connection]:
-        """PostgreSQL, one statement: atomic by itself, so no BEGIN/COMMIT round trips (psycopg
-        autocommit). One such connection is held and reused while no other thread has it: a worker
-        runs two of these per task, and a pool checkout and checkin cost more CPU than the
+    def _held_connection(self) -> Iterator[Connection]:
+        """PostgreSQL, one statement, `_held_lock` acquired by the caller: atomic by itself, so no
+        BEGIN/COMMIT round trips (psycopg autocommit), on a connection held and reused across calls:
+        a worker runs these on every task, and a pool checkout and checkin cost more CPU than the
         statement's own client side. Any error drops it (the retry gets a fresh one)."""
-        if not self._held_lock.acquire(blocking=False):
-            with self.engine.connect() as connection:  # another thread has the held one
-                driver = connection.connection.driver_connection
-                driver.autocommit = True
-                try:
-                    yield connection
-                finally:
-                    if not driver.closed:
-                        driver.autocommit = False
-            return
         try:
             if self._held is not None and self._held_pid != os.getpid():  # forked without the at-fork hook
                 _inherited_connections.append(self._held)

@@ -88,3 +88,25 @@ def test_single_statements_reuse_one_connection_and_replace_it_when_it_dies(pg_s
     assert sorted(done) == sorted(ids)
     assert [r.seq for r in store.results(run.id)] == [1, 2, 3, 4]
     store.close()
+
+
+@pytest.mark.postgres
+def test_single_statements_run_in_a_transaction_while_another_thread_has_the_held_connection(pg_schema_url) -> None:
+    store = open_store(pg_schema_url, create=True)
+    run = store.create_run("busy-held", "random", None, 0, {})
+    task = Task(genome="In_8_8:D_2", task={"kind": "synthetic"}, train={})
+    ids = store.enqueue(run.id, [EvaluationRequest(None, task) for _ in range(3)])
+    held = store._transactions._held_lock
+    assert held.acquire(blocking=False)  # as if the heartbeat thread were using the held connection
+    try:
+        first = store.claim("w", run_id=run.id, lease_seconds=60)
+        assert store.heartbeat(first.evaluation_id, first.attempt, 60)
+        written, second = store.complete_and_claim(first.evaluation_id, first.attempt, Result(status="done", params=1),
+                                                   "w", run_id=run.id, lease_seconds=60)
+        assert written and second.evaluation_id == ids[1]
+        assert store._transactions._held is None  # nothing was run on it meanwhile
+    finally:
+        held.release()
+    assert store.complete(second.evaluation_id, second.attempt, Result(status="done", params=2))
+    assert [(r.evaluation_id, r.seq) for r in store.results(run.id)] == [(ids[0], 1), (ids[1], 2)]
+    store.close()
