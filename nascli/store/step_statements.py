@@ -11,6 +11,8 @@ statement serves any length. Bind parameters are prefixed `b_`, as in nascli.sto
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from nascli.store.models import EvaluationRow, EventRow, IndividualRow, IslandRow, RunRow
 
@@ -29,7 +31,7 @@ def _run() -> sa.ColumnElement[bool]:
 
 
 class StepStatements:
-    def __init__(self) -> None:
+    def __init__(self, backend: str) -> None:
         run_id = sa.bindparam("b_run_id")
         # ---- results and the genotype cache
         self.results = sa.select(E).where(E.c.run_id == run_id, E.c.seq > sa.bindparam("b_after")).order_by(E.c.seq)
@@ -64,10 +66,11 @@ class StepStatements:
         self.mark_replaced = (sa.update(I).where(I.c.id.in_(sa.bindparam("b_individual_ids", expanding=True)),
                                                  I.c.alive.is_(True))
                               .values(alive=False, replaced_generation=sa.bindparam("b_generation")))
-        self.known_islands = sa.select(ISL.c.island).where(ISL.c.run_id == run_id)
-        self.set_island_generation = (sa.update(ISL).where(ISL.c.run_id == run_id, ISL.c.island == sa.bindparam("b_island"))
-                                      .values(generation=sa.bindparam("b_generation"), updated_at=sa.bindparam("b_now")))
-        self.insert_islands = sa.insert(ISL)
+        # one upsert per island (its primary key is (run_id, island)); both dialects spell it alike
+        upsert = (sqlite_insert if backend == "sqlite" else postgresql_insert)(ISL)
+        self.upsert_island_generation = upsert.on_conflict_do_update(
+            index_elements=[ISL.c.run_id, ISL.c.island],
+            set_={"generation": upsert.excluded.generation, "updated_at": upsert.excluded.updated_at})
         self.take_event_seq = (sa.update(R).where(_run()).values(event_counter=R.c.event_counter + 1)
                                .returning(R.c.event_counter))
         self.insert_event = sa.insert(EV)

@@ -161,7 +161,7 @@ class Store(QueueOperations):
 
     def _step_statements(self) -> StepStatements:
         if self._driver_step_statements is None:
-            self._driver_step_statements = StepStatements()
+            self._driver_step_statements = StepStatements(self.backend)
         return self._driver_step_statements
 
     def _raw_statements(self) -> RawStatements:
@@ -429,17 +429,10 @@ class Store(QueueOperations):
             return
 
         def body(conn: Connection) -> None:
-            sql = self._step_statements()
             now = self._now_value(conn)
-            known = set(conn.execute(sql.known_islands, {"b_run_id": run_id}).scalars())
-            updates = [{"b_run_id": run_id, "b_island": island, "b_generation": generation, "b_now": now}
-                       for island, generation in generations.items() if island in known]
-            if updates:
-                conn.execute(sql.set_island_generation, updates)
-            new = [{"run_id": run_id, "island": island, "generation": generation, "updated_at": now}
-                   for island, generation in generations.items() if island not in known]
-            if new:
-                conn.execute(sql.insert_islands, new)
+            conn.execute(self._step_statements().upsert_island_generation, [
+                {"run_id": run_id, "island": island, "generation": generation, "updated_at": now}
+                for island, generation in generations.items()])
 
         self._write(body, what="set island generations")
 
