@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from worker_harness import wait_for
+
 from nascli.errors import GenomeError, StoreError
 from nascli.heartbeat import Heartbeat, HeartbeatThread, heartbeat_interval
 from nascli.task import Result, Task
@@ -193,13 +195,6 @@ def test_heartbeat_survives_database_errors_within_the_lease_then_gives_up():
     heartbeat.finish()
 
 
-def _wait_for(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_one_heartbeat_thread_serves_a_workers_claims_in_turn():
     store = FakeStore([synthetic(), synthetic()])
     shared, stopping = HeartbeatThread(), threading.Event()
@@ -209,7 +204,7 @@ def test_one_heartbeat_thread_serves_a_workers_claims_in_turn():
         claim = store.claim("w", lease_seconds=1.0)
         heartbeat = Heartbeat(store, claim.evaluation_id, claim.attempt, lease_seconds=1.0, interval=0.05,
                               stopping=stopping, thread=shared).start()
-        _wait_for(lambda: heartbeat.beats >= 2)
+        wait_for(lambda: heartbeat.beats >= 2, 5, "two heartbeats", step=0.01)
         heartbeat.finish()
         beats.append((heartbeat, heartbeat.beats))
         assert threading.active_count() == threads_before + 1  # one thread for both claims

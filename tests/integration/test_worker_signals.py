@@ -10,7 +10,8 @@ import time
 from contextlib import contextmanager
 
 import pytest
-from worker_harness import fresh_pg_database, log_text, need_pg, prepare_run, start_worker, synthetic_tasks, wait_all
+from worker_harness import (fresh_pg_database, log_text, need_pg, prepare_run, start_worker, synthetic_tasks,
+                            wait_all, wait_for)
 
 from nascli.store import open_store
 from nascli.task import Result
@@ -26,16 +27,6 @@ def database(backend: str, tmp_path):
 
 
 BACKENDS = [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-def wait_for(predicate, timeout: float, what: str, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def running(store, run_id):

@@ -142,3 +142,14 @@ def assert_done_exactly_once(url: str, run_id: str, expected: int) -> None:
     ids = [f.evaluation_id for f in finished]
     assert len(ids) == len(set(ids)) == expected
     assert sorted(f.seq for f in finished) == list(range(1, expected + 1))
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.05):
+    """predicate()'s first truthy value within `timeout` seconds, else AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
