@@ -13,8 +13,8 @@ worker (`nas worker` prints it on one line and exits 2).
 
 Idle workers wait on a `nascli.store.notify.Waiter`: on PostgreSQL a LISTEN connection wakes them
 as soon as work is queued; polling with jittered backoff remains underneath (and is all SQLite has).
-Synthetic tasks are evaluated by `nascli.train.synthetic` directly, so a synthetic-only worker
-never imports torch; every other kind goes through `nascli.train.evaluate` (imported lazily).
+Synthetic tasks are evaluated by `nascli.train.synthetic` directly (imported with this module),
+so a synthetic-only worker never imports torch; every other kind goes through `nascli.train.evaluate` (imported lazily).
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ from typing import Any, Protocol
 from nascli.errors import DatasetError, GenomeError, NascliError
 from nascli.heartbeat import Heartbeat, HeartbeatThread, heartbeat_interval
 from nascli.task import Result, Task
+# Imported now, not at the first task: it is torch-free, and otherwise every worker of a fleet pays
+# for the import (and the genome parser's) while its first task waits, all at once (0.5 s on 2
+# cores with 32 workers; see benchmarks/scaling.py).
+from nascli.train.synthetic import evaluate_synthetic
 
 log = logging.getLogger("nascli.worker")
 
@@ -129,8 +133,6 @@ def evaluate_task(task: Task, *, device: str = "cpu", progress: ProgressCallback
                   should_stop: Callable[[], bool] | None = None) -> Result:
     """Route a task to its evaluator; synthetic tasks never import torch."""
     if task.kind == "synthetic":
-        from nascli.train.synthetic import evaluate_synthetic
-
         return evaluate_synthetic(task, progress=progress, should_stop=should_stop)
     from nascli.train.evaluate import evaluate  # torch lives behind this import
 
@@ -202,6 +204,9 @@ class Worker:
         Raises DatasetError (after releasing the task) when this host cannot load a task's data."""
         from nascli.store.notify import WORK_CHANNEL, open_waiter
 
+        prepare = getattr(self.store, "prepare_worker", None)
+        if prepare is not None:
+            prepare()
         self._register()
         delay = _FIRST_POLL_SECONDS
         idle_since = self.clock()

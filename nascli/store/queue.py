@@ -122,6 +122,10 @@ class QueueOperations:
         return known[run_id]
 
     # ---------------------------------------------------------------- claim
+    def prepare_worker(self) -> None:
+        """Get ready to serve work: compile the worker cycle's statements before any task waits on them."""
+        self._raw_statements().prepare(self._statements().worker_cycle())
+
     def claim(self, worker_id: str, *, run_id: str | None = None, lease_seconds: float) -> Claim | None:
         """Take the next evaluation: a running row whose lease has expired (its holder is presumed
         dead), else the oldest highest-priority pending row — of `run_id`, or without it, of the

@@ -332,6 +332,27 @@ def test_complete_and_claim_writes_the_result_and_takes_the_next(store: Store) -
     assert [r.result.val_accuracy for r in store.results(run_id)] == [0.6, 0.5]
 
 
+def test_prepare_worker_compiles_the_whole_worker_cycle(store: Store) -> None:
+    """After prepare_worker, a worker's cycle (claims of one run and of any, heartbeat, complete and
+    claim, a failure that goes back to pending, a release) compiles nothing more: no task waits on
+    statement compilation, which a fleet started together would otherwise do all at once."""
+    run_id = new_run(store)
+    queue(store, run_id, 4)
+    store.prepare_worker()
+    compiled = set(store._raw_statements()._compiled)
+    first = store.claim("w", run_id=run_id, lease_seconds=LEASE)
+    assert store.heartbeat(first.evaluation_id, first.attempt, LEASE)
+    written, second = store.complete_and_claim(first.evaluation_id, first.attempt, done(), "w", run_id=run_id,
+                                               lease_seconds=LEASE)
+    assert written
+    assert store.complete(second.evaluation_id, second.attempt, Result.failure("crash", "boom"))
+    third = store.claim("w", lease_seconds=LEASE)
+    assert store.complete(third.evaluation_id, third.attempt, Result.failure("crash", "boom", extra={"x": 1}))
+    fourth = store.claim("w", run_id=run_id, lease_seconds=LEASE)
+    assert store.release(fourth.evaluation_id, fourth.attempt)
+    assert set(store._raw_statements()._compiled) == compiled
+
+
 def test_complete_and_claim_fails_a_spent_lease_and_takes_the_next(store: Store) -> None:
     run_id = new_run(store, max_lease_expiries=1)
     stalled, fresh, working = queue(store, run_id, 3)
