@@ -57,22 +57,21 @@ def generations_for(cfg, budget: int) -> int:
     return generations
 
 
-def config_for(strategy: str, budget: int, seed: int, epochs: int | None):
+def config_for(strategy: str, budget: int, seed: int, settings: list[str]):
+    """The strategy's preset with `settings` (KEY=VALUE, as `nas run --set`) applied everywhere."""
     from nascli.config import resolve
 
-    base = resolve(preset=PRESETS[strategy], project_file=None, env={})
-    overrides = [f"ga.generations={generations_for(base, budget)}", f"run.seed={seed}",
+    base = resolve(preset=PRESETS[strategy], overrides=settings, project_file=None, env={})
+    overrides = [*settings, f"ga.generations={generations_for(base, budget)}", f"run.seed={seed}",
                  "ga.cache_across_runs=false", f'run.name="search-quality {strategy} seed {seed}"']
-    if epochs is not None:
-        overrides.append(f"train.epochs={epochs}")
     return resolve(preset=PRESETS[strategy], overrides=overrides, project_file=None, env={})
 
 
-def run_once(strategy: str, budget: int, seed: int, *, epochs: int | None, workers: int, directory: Path) -> dict:
+def run_once(strategy: str, budget: int, seed: int, *, settings: list[str], workers: int, directory: Path) -> dict:
     from nascli.runner import start_run
     from nascli.store import open_store
 
-    cfg = config_for(strategy, budget, seed, epochs)
+    cfg = config_for(strategy, budget, seed, settings)
     db_url = f"sqlite:///{directory}/{strategy}-{seed}.db"
     started = time.perf_counter()
     exit_code = start_run(cfg, db_url=db_url, workers=workers, preset=PRESETS[strategy])
@@ -190,6 +189,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, help="seeds per strategy: 0..N-1 (default 5, --quick 3)")
     parser.add_argument("--quick", action="store_true", help="48 evaluations x 3 seeds")
     parser.add_argument("--epochs", type=int, help="override train.epochs (default: the presets' 8)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every run, as `nas run --set` (repeatable), e.g. "
+                             "task.val_fraction=0.25 or train.kfolds=3")
+    parser.add_argument("--tag", help="name the outputs search_quality-TAG.json/.png (default: search_quality)")
     parser.add_argument("--workers", type=int, default=2, help="local worker processes per run")
     parser.add_argument("--strategies", nargs="+", choices=list(PRESETS), default=list(PRESETS))
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and PNG go")
@@ -197,15 +200,16 @@ def main() -> None:
     budget = args.budget or (48 if args.quick else 200)
     seeds = args.seeds or (3 if args.quick else 5)
     strategies = args.strategies
-    for strategy in strategies:  # refuse a budget that does not fit before spending an hour
-        config_for(strategy, budget, 0, args.epochs)
+    settings = [*args.settings, *([f"train.epochs={args.epochs}"] if args.epochs is not None else [])]
+    for strategy in strategies:  # refuse a budget or a setting that does not fit before spending an hour
+        config_for(strategy, budget, 0, settings)
 
     runs = []
     total = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="nascli-search-quality-") as tmp:
         for seed in range(seeds):  # seed-major: an interrupted benchmark still covers every strategy
             for strategy in strategies:
-                run = run_once(strategy, budget, seed, epochs=args.epochs, workers=args.workers, directory=Path(tmp))
+                run = run_once(strategy, budget, seed, settings=settings, workers=args.workers, directory=Path(tmp))
                 runs.append(run)
                 print(f"{strategy:22} seed {seed}: {run['evaluations']} evaluations ({run['failed']} failed) in "
                       f"{run['seconds']:.0f} s, best val {100 * (at(run['val_curve'], budget) or 0):.2f} %, "
@@ -213,17 +217,17 @@ def main() -> None:
                       flush=True)
     total = time.perf_counter() - total
     rows = print_table(runs, strategies, budget)
-    epochs = args.epochs or config_for(strategies[0], budget, 0, None).train.epochs
-    title = (f"digits, {budget} evaluations, {seeds} seeds, {epochs} epochs, {args.workers} workers "
-             f"(median, min-max band)")
+    epochs = config_for(strategies[0], budget, 0, settings).train.epochs
+    title = (f"digits, {budget} evaluations, {seeds} seeds, {epochs} epochs, {args.workers} workers"
+             f"{' ' + ' '.join(args.settings) if args.settings else ''} (median, min-max band)")
     args.out.mkdir(parents=True, exist_ok=True)
-    plot(runs, strategies, budget, args.out / "search_quality.png", title)
-    report = {"budget": budget, "seeds": seeds, "epochs": epochs, "workers": args.workers,
+    stem = args.out / ("search_quality" + (f"-{args.tag}" if args.tag else ""))
+    plot(runs, strategies, budget, stem.with_suffix(".png"), title)
+    report = {"budget": budget, "seeds": seeds, "epochs": epochs, "settings": settings, "workers": args.workers,
               "strategies": {s: PRESETS[s] for s in strategies}, "total_seconds": total,
               "machine": platform.platform(), "cpus": os.cpu_count(), "table": rows, "runs": runs}
-    (args.out / "search_quality.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    print(f"\n{total / 60:.1f} min in all; wrote {args.out / 'search_quality.json'} and "
-          f"{args.out / 'search_quality.png'}")
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(f"\n{total / 60:.1f} min in all; wrote {stem.with_suffix('.json')} and {stem.with_suffix('.png')}")
 
 
 if __name__ == "__main__":
