@@ -20,7 +20,9 @@ from tests.integration.worker_harness import fresh_pg_database, need_pg, start_w
 
 # "<worker id> evaluation 12 val_accuracy=..." (written results only; discarded ones say so)
 _WRITTEN_BY = re.compile(r"(\S+) evaluation (\d+) (?:val_accuracy=|failed \()(?!.*-- discarded)")
-SETTINGS = ["--set", "ga.islands=4", "--set", "ga.population=4", "--set", "ga.generations=10",
+# 20 generations: enough work left after the scale-down that the two stayers are still busy while
+# the six leavers exit, even on a loaded box (starting 7 workers and stopping 6 take seconds there).
+SETTINGS = ["--set", "ga.islands=4", "--set", "ga.population=4", "--set", "ga.generations=20",
             "--set", "ga.offspring_per_generation=3", "--set", "task.synthetic_seconds=0.15",
             "--set", "worker.lease_seconds=30"]
 
@@ -63,7 +65,7 @@ def test_workers_join_and_leave_during_a_run(tmp_path):
         try:
             wait_for(lambda: store.list_runs(), "the run row", 120, driver)
             run_id = store.list_runs()[0].id
-            total_planned = 4 * 4 + 4 * 10 * 3  # upper bound: cache hits need no worker
+            total_planned = 4 * 4 + 4 * 20 * 3  # upper bound: cache hits need no worker
 
             workers.append(start_worker(url, logs, "--idle-timeout", "60"))
             wait_for(lambda: finished_count(store, run_id) >= 12, "the lone worker's first tasks", 120, driver)
