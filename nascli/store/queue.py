@@ -123,8 +123,8 @@ class QueueOperations:
 
     # ---------------------------------------------------------------- claim
     def prepare_worker(self) -> None:
-        """Get ready to serve work: compile the worker cycle's statements before any task waits on them."""
-        self._raw_statements().prepare(self._statements().worker_cycle())
+        """Get ready to serve work: compile the queue's statements before any task waits on them."""
+        self._raw_statements().prepare(self._statements().every_statement())
 
     def claim(self, worker_id: str, *, run_id: str | None = None, lease_seconds: float) -> Claim | None:
         """Take the next evaluation: a running row whose lease has expired (its holder is presumed

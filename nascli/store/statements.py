@@ -143,10 +143,13 @@ class QueueStatements:
         self.requeue_expired = sa.update(E).where(E.c.id == sa.bindparam("b_evaluation_id"), E.c.status == "running").values(
             status="pending", worker_id=None, lease_expires_at=None, lease_expiries=E.c.lease_expiries + 1)
 
-    def worker_cycle(self) -> list[sa.Executable]:
-        """What a worker's claim -> heartbeat -> complete cycle runs (see RawStatements.prepare)."""
-        return [*self.claim, self.heartbeat, self.release, self.held, self.settled, self.requeue, self.finish,
-                self.finish_in_one, self.next_seq, self.worker_done, self.worker_failed]
+    def every_statement(self) -> list[sa.Executable]:
+        """All of the above (each attribute is a statement or a list of variants): what a worker may
+        run, to compile up front (see RawStatements.prepare). Derived, so a new statement is included."""
+        found: list[sa.Executable] = []
+        for value in vars(self).values():
+            found.extend(value if isinstance(value, list) else [value])
+        return found
 
 
 _UNKNOWN = object()
@@ -209,19 +212,21 @@ class RawStatements:
         waits for work: compiling its one-statement finish alone takes ~10 ms of CPU, which a fleet
         of workers started together would otherwise spend all at once, with results waiting."""
         for statement in statements:
-            if id(statement) not in self._compiled:
-                self._compile(statement)
+            self._compiled_form(statement)
 
-    def _compile(self, statement: sa.Executable) -> tuple[str, tuple[str, ...], dict[str, Any], Any]:
-        done = statement.compile(dialect=self.dialect)
-        compiled = self._compiled[id(statement)] = (done.string, tuple(done.positiontup or ()), dict(done.params),
-                                                    statement)  # keeps the id valid
+    def _compiled_form(self, statement: sa.Executable) -> tuple[str, tuple[str, ...], dict[str, Any], Any]:
+        """(SQL, positional order, default values, the statement), compiled on first use."""
+        compiled = self._compiled.get(id(statement))
+        if compiled is None:
+            done = statement.compile(dialect=self.dialect)
+            compiled = self._compiled[id(statement)] = (done.string, tuple(done.positiontup or ()),
+                                                        dict(done.params), statement)  # keeps the id valid
         return compiled
 
     def _bound(self, statement: sa.Executable, params: dict[str, Any]) -> tuple[str, Any]:
         """The statement's SQL and its values in the driver's style: positional in the compiled
         order (sqlite3, qmark) or by name (psycopg, pyformat)."""
-        sql, order, defaults, _ = self._compiled.get(id(statement)) or self._compile(statement)
+        sql, order, defaults, _ = self._compiled_form(statement)
         if order:
             return sql, tuple(params[name] if name in params else defaults[name] for name in order)
         return sql, {name: params[name] if name in params else default for name, default in defaults.items()}
