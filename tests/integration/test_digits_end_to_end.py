@@ -10,8 +10,8 @@ order, whatever order the workers finish in) and every genome trains from a seed
 (run seed, genome) on one CPU thread, so a run is a deterministic function of its seed — the
 comparison below gives the same answer every time on a given machine. The seed is fixed (0, the
 first one, not picked among several). "Best" is the report's ranking: validation accuracy, then
-fewer parameters (with 136 validation images accuracies tie often; Klos's fitness prefers the
-smaller network once an island is accurate enough). How reliable the GA's win is across seeds is
+fewer parameters (accuracies on 374 validation images still tie now and then; Klos's fitness
+prefers the smaller network once an island is accurate enough). How reliable the GA's win is across seeds is
 measured, not tested: benchmarks/search_quality.py and docs/search-quality.md.
 """
 
