@@ -19,6 +19,7 @@ server in --pg-url / NASCLI_TEST_PG_URL (default: the dev server), dropped after
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import platform
@@ -134,7 +135,9 @@ def timed_drain(url: str, workers: int, tasks: int, task_seconds: float = 0.0, t
             time.sleep(0.2)
         rows = store.evaluations(run.id)
         finishes = sorted(row.finished_at for row in rows)
-        per_worker = sorted(w.tasks_done for w in store.workers())
+        # from the rows (the record of who did what); worker rows get their counts every few seconds
+        done_by = collections.Counter(row.worker_id for row in rows if row.status == "done")
+        per_worker = sorted(done_by.get(w.id, 0) for w in store.workers())
         first_claims: dict[str, float] = {}
         for row in rows:  # claimed_at is the row's last claim: a worker's earliest row is its first pickup
             first_claims[row.worker_id] = min(first_claims.get(row.worker_id, row.claimed_at), row.claimed_at)

@@ -231,7 +231,7 @@ class QueueOperations:
         failed = int(result.status == "failed")
         values = {f"v_{name}": value for name, value in convert.result_values(result).items()}
         return self._statements().finish_in_one, self._params(
-            evaluation_id=evaluation_id, attempt=attempt, status=result.status, failed=failed, done=1 - failed, **values)
+            evaluation_id=evaluation_id, attempt=attempt, status=result.status, failed=failed, **values)
 
     def _finish_in_one(self, conn: Connection, evaluation_id: int, attempt: int, result: Result) -> bool:
         """A result that finishes its row, as one statement (PostgreSQL)."""
@@ -264,8 +264,6 @@ class QueueOperations:
             self._exec(conn, sql.finish, self._params(**fence, **values, failures=failures, status=result.status,
                                                   seq=self._next_completion_seq(conn, held.run_id)))
             notify(conn, RESULT_CHANNEL, held.run_id)  # the run's driver wakes at commit (PostgreSQL)
-        if held.worker_id is not None:
-            self._exec(conn, sql.worker_failed if failed else sql.worker_done, self._params(worker_id=held.worker_id))
         return True
 
     def release(self, evaluation_id: int, attempt: int) -> bool:

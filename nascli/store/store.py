@@ -471,22 +471,20 @@ class Store(QueueOperations):
 
         return self._write(body, what="register worker")
 
-    def worker_seen(self, worker_id: str) -> bool:
-        """Stamp the worker's last_seen_at (database clock). False if it was never registered.
-        (complete() counts tasks done/failed and stamps last_seen_at itself.)"""
+    def worker_seen(self, worker_id: str, *, tasks_done: int | None = None, tasks_failed: int | None = None) -> bool:
+        """Stamp the worker's last_seen_at (database clock) and, when given, set its task counts (the
+        worker's own totals: a retried write changes nothing). False if it was never registered.
+        complete() does not count: a worker checks its counts in every few seconds and when it exits."""
+        counts = {name: value for name, value in (("tasks_done", tasks_done), ("tasks_failed", tasks_failed))
+                  if value is not None}
         return self._write(lambda conn: conn.execute(sa.update(W).where(W.c.id == worker_id).values(
-            last_seen_at=self._now())).rowcount == 1, what="worker seen")
+            last_seen_at=self._now(), **counts)).rowcount == 1, what="worker seen")
 
     def workers(self) -> list[WorkerInfo]:
         """Every registered worker, most recently seen first."""
         return self._read(lambda conn: [_worker_info(row) for row in
                                         conn.execute(sa.select(W).order_by(W.c.last_seen_at.desc(), W.c.id))],
                           what="read workers")
-
-    def _count_worker_task(self, conn: Connection, worker_id: str, failed: bool) -> None:
-        counter = W.c.tasks_failed if failed else W.c.tasks_done
-        conn.execute(sa.update(W).where(W.c.id == worker_id).values(
-            {counter: counter + 1, W.c.last_seen_at: self._now()}))
 
     # ---------------------------------------------------------------- events
     def append_event(self, run_id: str, kind: str, payload: dict[str, Any]) -> int:

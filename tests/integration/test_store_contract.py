@@ -101,6 +101,10 @@ def test_islands_migrations_workers_events(store: Store) -> None:
     assert [(m.generation, m.from_island, m.to_island) for m in store.migrations(run_id)] == [(5, 0, 1)]
     store.register_worker("host:1", host="host", pid=1, device="cpu")
     assert store.worker_seen("host:1") and not store.worker_seen("ghost")
+    assert store.worker_seen("host:1", tasks_done=7, tasks_failed=2)
+    assert store.worker_seen("host:1", tasks_done=7, tasks_failed=2)  # totals: a retried write counts nothing twice
+    assert store.worker_seen("host:1")  # last seen only: the counts stay
+    assert [(w.tasks_done, w.tasks_failed) for w in store.workers()] == [(7, 2)]
     assert [w.id for w in store.workers()] == ["host:1"]
     assert [store.append_event(run_id, "generation", {"n": n}) for n in range(3)] == [1, 2, 3]
     assert [(e.seq, e.payload["n"]) for e in store.events(run_id, after_seq=1)] == [(2, 1), (3, 2)]
@@ -152,7 +156,7 @@ def test_complete_records_metrics_in_completion_order(store: Store) -> None:
     assert [r.seq for r in store.results(run_id, after_id=1)] == [2]
     assert store.queue_counts(run_id) == {"pending": 0, "running": 1, "done": 1, "failed": 1, "cancelled": 0}
     (worker,) = store.workers()
-    assert (worker.tasks_done, worker.tasks_failed) == (1, 1)
+    assert (worker.tasks_done, worker.tasks_failed) == (0, 0)  # a worker checks its counts in itself
 
 
 def test_writes_are_fenced_by_attempt(store: Store) -> None:

@@ -44,9 +44,14 @@ class FakeStore:
         self.claim_leases: list[float] = []
         self.heartbeat_error: Exception | None = None
         self.registered: list[str] = []
+        self.check_ins: list[tuple[int | None, int | None]] = []
 
     def register_worker(self, worker_id, **info):
         self.registered.append(worker_id)
+
+    def worker_seen(self, worker_id, *, tasks_done=None, tasks_failed=None):
+        self.check_ins.append((tasks_done, tasks_failed))
+        return True
 
     def get_run(self, run_id):
         return type("Run", (), {"config": {"worker": self.run_config}})()
@@ -108,6 +113,15 @@ def test_drains_the_queue_then_exits_when_idle():
     assert [row["writes"] for row in store.rows.values()] == [1, 1, 1]
     assert store.rows[3]["result"].error_kind == "crash"
     assert store.registered == [worker.worker_id]
+    assert store.check_ins[-1] == (2, 1)  # the worker row gets its final counts at exit
+
+
+def test_task_counts_are_checked_in_every_few_seconds_not_per_task():
+    store = FakeStore([synthetic() for _ in range(30)])
+    stats = Worker(store, WorkerOptions(idle_timeout=0)).run()
+    assert stats.done == 30
+    # after the first task, then (30 tasks take far less than 5 s) only at exit
+    assert store.check_ins == [(1, 0), (30, 0)]
 
 
 def test_an_evaluator_that_raises_becomes_a_typed_failure_and_the_worker_goes_on():
