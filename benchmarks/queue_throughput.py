@@ -19,7 +19,6 @@ server in --pg-url / NASCLI_TEST_PG_URL (default: the dev server), dropped after
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import platform
@@ -111,6 +110,7 @@ def timed_drain(url: str, workers: int, tasks: int, task_seconds: float = 0.0, t
     `rate_all` = tasks / (last finish - enqueue), and the per-worker task counts.
     """
     from nascli.store import EvaluationRequest, open_store
+    from nascli.store.reports import ReportQueries
 
     store = open_store(url, create=True)
     run = store.create_run("bench", "random", None, 0, {"worker": {}})
@@ -135,8 +135,9 @@ def timed_drain(url: str, workers: int, tasks: int, task_seconds: float = 0.0, t
             time.sleep(0.2)
         rows = store.evaluations(run.id)
         finishes = sorted(row.finished_at for row in rows)
-        # from the rows (the record of who did what); worker rows get their counts every few seconds
-        done_by = collections.Counter(row.worker_id for row in rows if row.status == "done")
+        # `nas report`'s per-worker counts (from the evaluation rows: worker rows get theirs every few
+        # seconds), with 0 for a registered worker that finished nothing
+        done_by = {row["worker_id"]: row["done"] for row in ReportQueries(store).workers(run.id)}
         per_worker = sorted(done_by.get(w.id, 0) for w in store.workers())
         first_claims: dict[str, float] = {}
         for row in rows:  # claimed_at is the row's last claim: a worker's earliest row is its first pickup
