@@ -10,7 +10,6 @@ import importlib
 import sys
 import traceback
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -46,10 +45,10 @@ def render_error(error: NascliError) -> None:
 class NascliGroup(TyperGroup):
     """Maps NascliError to one line + exit 2 and Ctrl-C to exit 130, for every command."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: typer.Context) -> list[str]:
         return [name for name, _ in COMMANDS]  # the order of COMMANDS, not alphabetical
 
-    def invoke(self, ctx: click.Context):  # noqa: D401 - click override
+    def invoke(self, ctx: typer.Context):  # noqa: D401 - click override
         try:
             return super().invoke(ctx)
         except NascliError as error:
