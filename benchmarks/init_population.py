@@ -33,7 +33,7 @@ def calibration_seconds() -> float:
 
 def fallback_rates(space: SearchSpace, seed_genome, mutations: int, rng: random.Random) -> dict[str, float]:
     """Replays the initialisation through the private operators to count fallbacks per operator."""
-    names, cumulative = operators._cumulative_weights(KLOS_PROBABILITIES, MUTATIONS)
+    names, cumulative = operators.cumulative_weights(KLOS_PROBABILITIES, MUTATIONS)
     calls = dict.fromkeys(MUTATIONS, 0)
     fallbacks = dict.fromkeys(MUTATIONS, 0)
     current = operators._individual(seed_genome, space)

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-# Typed failure kinds (DESIGN "The queue"). A failed individual gets no fitness.
+# Typed failure kinds (docs/design.md, "The queue: claim, lease, fencing"). A failed individual gets no fitness.
 FAILURE_KINDS = ("oom", "invalid_genome", "too_large", "nan_loss", "crash", "timeout")
 
 

@@ -110,7 +110,7 @@ class _Tally:
     """Parameters and FLOPs of one layer; knows the layer only to name it in an error.
 
     The layer token is formatted when an error is raised, not up front: `analyse` runs for every
-    genome an operator proposes, and eager formatting used to be most of its cost.
+    genome an operator proposes, and formatting every layer would be most of its cost.
     """
 
     __slots__ = ("layer", "position", "params", "flops")

@@ -1,7 +1,7 @@
 """Fitness of evaluated individuals: Klos's threshold rule, objective values, roulette weights.
 
 Only validation metrics and cost metrics (params, flops, latency_ms) are read here; test metrics
-are never looked at, so they cannot influence a decision (DESIGN principle 5).
+are never looked at, so they cannot influence a decision (docs/design.md, principle 5).
 
 Klos rule (seed 000, Sec. 3.1 and Table 5): an island selects on the primary metric (validation
 accuracy, or 1 / validation loss) until its WORST individual exceeds `threshold`; from then on the
