@@ -39,3 +39,18 @@ class RunNotFoundError(StoreError):
 
 class ExportError(NascliError):
     kind = "export"
+
+
+class DeviceError(NascliError):
+    """This host's accelerator cannot be used as asked (absent, index out of range, cannot start).
+    A property of the host, never of a genome."""
+
+    kind = "device"
+
+
+class DeviceFault(DeviceError):
+    """The accelerator failed while training (illegal memory access, device-side assert, any
+    non-OOM CUDA error). The CUDA context is unusable afterwards: the worker gives its task back
+    and exits with `nascli.devices.EXIT_DEVICE_FAULT` so that its launcher can restart it."""
+
+    kind = "device_fault"

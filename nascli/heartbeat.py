@@ -72,12 +72,13 @@ class Heartbeat:
     `stopping` is the worker's shutdown flag: once set (and `wake()` called), the thread releases
     the claim and ends. `lost` is set when the claim is gone (store said False, or no heartbeat
     succeeded for a whole lease). `released` tells whether this thread gave the task back.
-    `thread`: the worker's HeartbeatThread (None: a thread of its own).
+    `thread`: the worker's HeartbeatThread (None: a thread of its own). `on_beat` runs after each
+    successful heartbeat (the worker refreshes its own liveness there).
     """
 
     def __init__(self, store: LeaseStore, evaluation_id: int, attempt: int, *, lease_seconds: float,
                  interval: float, stopping: threading.Event, clock: Callable[[], float] = time.monotonic,
-                 thread: HeartbeatThread | None = None) -> None:
+                 thread: HeartbeatThread | None = None, on_beat: Callable[[], None] | None = None) -> None:
         self.store = store
         self.evaluation_id = evaluation_id
         self.attempt = attempt
@@ -93,6 +94,7 @@ class Heartbeat:
         self._acting = threading.Lock()  # held by the thread for each heartbeat or release
         self._finished = False
         self._thread = thread or HeartbeatThread()
+        self._on_beat = on_beat
 
     @property
     def last_ok(self) -> float:
@@ -148,6 +150,11 @@ class Heartbeat:
             return None
         self.beats += 1
         self._last_ok = self._clock()
+        if self._on_beat is not None:
+            try:
+                self._on_beat()
+            except Exception as error:  # noqa: BLE001 - liveness is best effort; the lease is what matters
+                log.debug("evaluation %s: after-heartbeat hook failed (%s)", self.evaluation_id, error)
         return self.interval
 
     def _release(self) -> None:

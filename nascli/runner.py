@@ -274,8 +274,7 @@ class Driver:
         if time.monotonic() - self._workers_counted < 5.0:
             return
         self._workers_counted = time.monotonic()
-        recent = self.store.db_now() - 3 * self.cfg.worker.heartbeat_seconds
-        live = sum(1 for worker in self.store.workers() if worker.last_seen_at >= recent)
+        live = live_worker_count(self.store, 3 * self.cfg.worker.heartbeat_seconds)
         self.in_flight_target = max(self.cfg.ga.offspring_per_generation, live)
 
     def _issue(self, proposals: list[Proposal], *, recovering: bool = False) -> None:
@@ -466,6 +465,13 @@ def _sigterm_as_interrupt(signum, frame) -> None:
     # A stopped pod or `kill` ends the driver like Ctrl-C: run marked interrupted, lease released,
     # local workers release their tasks; `nas resume` continues at once.
     raise KeyboardInterrupt
+
+
+def live_worker_count(store: Store, window_seconds: float) -> int:
+    """Workers seen in the last `window_seconds` (database clock). A training worker stays in the
+    count: its heartbeat thread refreshes `last_seen_at` at every beat."""
+    recent = store.db_now() - window_seconds
+    return sum(1 for worker in store.workers() if worker.last_seen_at >= recent)
 
 
 def queue_limits(cfg: RunConfig) -> QueueLimits:

@@ -7,9 +7,15 @@ would reject the write anyway). SIGTERM / SIGINT stop claiming at once and give 
 back (`release`, which does not count as an attempt), then exit 0.
 
 Evaluation never takes the worker down: an exception becomes a failed Result with a typed kind.
-The one exception is `DatasetError` (this host has not got the data, whatever the genome): the
-task is released (no attempt consumed; another host may have the data) and the error ends the
-worker (`nas worker` prints it on one line and exits 2).
+The exceptions are host faults, whatever the genome: `DatasetError` (this host has not got the
+data) and `DeviceError` (the GPU is missing, or faulted mid-training: illegal memory access,
+device-side assert, any non-OOM CUDA error; `nascli.devices.is_device_fault`). The task is released
+(no attempt consumed; another host or a restarted worker can do it), the worker marks itself
+unhealthy (`unhealthy`, it claims nothing more) and the error ends it (`nas worker` prints it on
+one line and exits 2, or `nascli.devices.EXIT_DEVICE_FAULT` for a fault, which its launcher restarts).
+
+While a task trains, the heartbeat thread also refreshes the worker's `last_seen_at`, so the
+driver's count of live workers does not lose a worker in the middle of a long evaluation.
 
 Idle workers wait on a `nascli.store.notify.Waiter`: on PostgreSQL a LISTEN connection wakes them
 as soon as work is queued; polling with jittered backoff remains underneath (and is all SQLite has).
@@ -32,7 +38,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nascli.errors import DatasetError, GenomeError, NascliError
+from nascli.devices import inject_fault_if_asked, is_device_fault
+from nascli.errors import DatasetError, DeviceError, DeviceFault, GenomeError, NascliError
 from nascli.heartbeat import Heartbeat, HeartbeatThread, heartbeat_interval
 from nascli.task import Result, Task
 # Imported now, not at the first task: it is torch-free, and otherwise every worker of a fleet pays
@@ -134,6 +141,7 @@ def new_worker_id() -> str:
 def evaluate_task(task: Task, *, device: str = "cpu", progress: ProgressCallback | None = None,
                   should_stop: Callable[[], bool] | None = None) -> Result:
     """Route a task to its evaluator; synthetic tasks never import torch."""
+    inject_fault_if_asked(device)  # a test seam: nothing unless NASCLI_INJECT_DEVICE_FAULT is set
     if task.kind == "synthetic":
         return evaluate_synthetic(task, progress=progress, should_stop=should_stop)
     from nascli.train.evaluate import evaluate  # torch lives behind this import
@@ -188,6 +196,7 @@ class Worker:
         self._waiter = None  # a nascli.store.notify.Waiter while run() is running
         self._next_claim = None  # a claim taken together with the previous result (complete_and_claim)
         self._heartbeat_thread = HeartbeatThread()  # serves each claim's Heartbeat in turn
+        self.unhealthy: NascliError | None = None  # the host fault that ended this worker
 
     # ------------------------------------------------------------------ control
 
@@ -275,7 +284,7 @@ class Worker:
             self._heartbeat_once(claim.evaluation_id, claim.attempt, lease)
         heartbeat = Heartbeat(self.store, claim.evaluation_id, claim.attempt, lease_seconds=lease,
                               interval=self._heartbeat_seconds(task.run_id, lease), stopping=self.stopping,
-                              clock=self.clock, thread=self._heartbeat_thread)
+                              clock=self.clock, thread=self._heartbeat_thread, on_beat=self._seen_while_training)
         current = _Current(task, claim.attempt, heartbeat)
         self._current = current
         self.reporter.claimed(task, claim.attempt)
@@ -291,26 +300,35 @@ class Worker:
         def progress(epoch: int, metrics: Mapping[str, Any]) -> None:
             self.reporter.epoch(task, epoch, metrics)
 
-        missing_data: DatasetError | None = None
+        host_fault: NascliError | None = None
         try:
             try:
                 result = self.evaluate(task, device=self.options.device, progress=progress, should_stop=should_stop)
-            except DatasetError as error:  # this host cannot train anything of the task: not the genome's fault
-                missing_data, result = error, None
+            except (DatasetError, DeviceError) as error:  # this host cannot train the task: not the genome's fault
+                host_fault, result = error, None
             except Exception as error:  # noqa: BLE001 - an evaluation failure must not end the worker
-                log.warning("%s evaluation %s raised %s", self.worker_id, task.evaluation_id, type(error).__name__,
-                            exc_info=True)
-                result = failure_from_exception(error)
+                if is_device_fault(error):  # an evaluator other than the engine let a CUDA error through
+                    host_fault, result = DeviceFault(f"{self.options.device}: {type(error).__name__}: {error}"), None
+                else:
+                    log.warning("%s evaluation %s raised %s", self.worker_id, task.evaluation_id,
+                                type(error).__name__, exc_info=True)
+                    result = failure_from_exception(error)
         finally:
             heartbeat.finish()
             self._current = None
-        if missing_data is not None:
-            # Give the task back (no attempt used: another host may have the data) and stop.
-            if heartbeat.released or (not heartbeat.lost.is_set() and self._release(task.evaluation_id, claim.attempt)):
-                self.stats.released += 1
-            log.error("%s cannot load the data of evaluation %s: %s", self.worker_id, task.evaluation_id, missing_data)
-            raise missing_data
+        if host_fault is not None:
+            self._give_back_and_stop(task, claim.attempt, heartbeat, host_fault)
         self._settle(task, claim.attempt, heartbeat, current.stop_seen, result, lease)
+
+    def _give_back_and_stop(self, task: Task, attempt: int, heartbeat: Heartbeat, fault: NascliError) -> None:
+        """A host fault: release the task (no attempt used), mark this worker unhealthy, raise `fault`."""
+        if heartbeat.released or (not heartbeat.lost.is_set() and self._release(task.evaluation_id, attempt)):
+            self.stats.released += 1
+        self.unhealthy = fault
+        self.stopping.set()
+        what = "cannot load the data of" if isinstance(fault, DatasetError) else "device fault during"
+        log.error("%s %s evaluation %s: %s", self.worker_id, what, task.evaluation_id, fault)
+        raise fault
 
     def _settle(self, task: Task, attempt: int, heartbeat: Heartbeat, stop_seen: bool, result: Result,
                 lease: float) -> None:
@@ -419,6 +437,11 @@ class Worker:
         if register is None:
             return
         register(self.worker_id, host=socket.gethostname(), pid=os.getpid(), device=self.options.device)
+
+    def _seen_while_training(self) -> None:
+        """From the heartbeat thread: at every beat, so the driver keeps counting this worker as
+        live (its window is three heartbeat intervals) however long the evaluation takes."""
+        self._seen(force=True)
 
     def _seen(self, force: bool = False) -> None:
         worker_seen = getattr(self.store, "worker_seen", None)

@@ -1,4 +1,5 @@
-"""The live status line a worker shows on a terminal: current task, epoch, tasks done and failed."""
+"""What workers show on a terminal: a worker's live status line (current task, epoch, tasks done
+and failed), and the one table `nas worker --gpus` draws for all its children."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.table import Table
 from rich.text import Text
 
 from nascli.task import Result, Task
@@ -55,4 +57,40 @@ class LiveReporter(Reporter):
         self._live.stop()
 
 
-__all__ = ["LiveReporter"]
+class GpuTable:
+    """One row per GPU of a `nascli.gpu_launcher.GpuLauncher`: its state, restarts and the last line
+    its worker logged. The launcher's own lines (restarts, a GPU left out) print above it."""
+
+    def __init__(self, launcher: Any, console: Console | None = None) -> None:
+        from nascli.commands.common import error_console
+
+        self.launcher = launcher
+        self.console = console or error_console()
+        self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+
+    def _render(self) -> Table:
+        table = Table(box=None, show_edge=False, pad_edge=False)
+        for column in ("GPU", "CUDA_VISIBLE_DEVICES", "state", "restarts", "last line"):
+            table.add_column(column, no_wrap=column != "last line", overflow="ellipsis")
+        for child in self.launcher.children:
+            style = "red" if child.state == "left out" else ("green" if child.state == "running" else "yellow")
+            table.add_row(str(child.gpu), child.visible, Text(child.state, style=style), str(child.restarts),
+                          Text(child.last_line))
+        return table
+
+    def refresh(self) -> None:
+        self._live.update(self._render())
+
+    def say(self, line: str) -> None:
+        self._live.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def __enter__(self) -> "GpuTable":
+        self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.refresh()
+        self._live.stop()
+
+
+__all__ = ["GpuTable", "LiveReporter"]

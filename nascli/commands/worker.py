@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
-import signal
-import subprocess
 import sys
 from typing import Annotated
 
 import typer
 
 from nascli.commands.common import DbOption, DebugOption
-from nascli.errors import ConfigError
+from nascli.errors import ConfigError, DeviceFault
 
 _DEVICE = re.compile(r"cpu|cuda|cuda:[0-9]+")
-_GPU_LIST = re.compile(r"[0-9]+(,[0-9]+)*")
 
 
 def command(
     db: DbOption = None,
-    device: Annotated[str, typer.Option("--device", help="Where to train: cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str | None, typer.Option(
+        "--device", show_default="cuda when a GPU is visible, else cpu",
+        help="Where to train: cpu, cuda or cuda:N.")] = None,
     gpus: Annotated[str | None, typer.Option(
-        "--gpus", help="Start one worker process per GPU: 'all' or a list such as 0,1 (instead of --device).")] = None,
+        "--gpus", help="Start one worker process per GPU: 'all' or a list such as 0,1 (instead of --device); "
+        "each sees only its GPU, a dead one is restarted.")] = None,
     run: Annotated[str | None, typer.Option("--run", help="Only evaluate tasks of this run id.")] = None,
     max_tasks: Annotated[int | None, typer.Option(
         "--max-tasks", min=1, help="Exit after this many tasks.")] = None,
@@ -33,13 +34,28 @@ def command(
     debug: DebugOption = False,
 ) -> None:
     """Evaluate queued tasks: claim, train, report, repeat. Ctrl-C / SIGTERM hands the current task back."""
-    if not _DEVICE.fullmatch(device):
+    from nascli import devices
+
+    if device is not None and not _DEVICE.fullmatch(device):
         raise ConfigError(f"--device {device!r} is not a device", "use cpu, cuda or cuda:N (e.g. cuda:1)")
     if gpus is not None:
-        if device != "cpu":
+        if device is not None:
             raise ConfigError("--gpus and --device both given", "--gpus starts one worker per GPU; drop --device")
-        raise typer.Exit(_run_per_gpu(_gpu_indices(gpus), sys.argv[1:]))
-    _run_one(db, device, run, max_tasks, idle_timeout, lease, debug)
+        from nascli.commands.common import error_console
+        from nascli.gpu_launcher import run_per_gpu
+
+        indices = devices.gpu_indices(gpus, devices.visible_gpu_count())
+        command = [sys.executable, "-m", "nascli", *_without_gpus(sys.argv[1:])]
+        raise typer.Exit(run_per_gpu(command, indices, terminal=error_console().is_terminal))
+    # Once, before any task: the device exists here, is current, and CUDA is initialised.
+    device = devices.start_device(device or devices.default_device())
+    try:
+        _run_one(db, device, run, max_tasks, idle_timeout, lease, debug)
+    except DeviceFault as fault:  # the task is back in the queue; the launcher may restart this worker
+        from nascli.cli import render_error
+
+        render_error(fault)
+        raise typer.Exit(devices.EXIT_DEVICE_FAULT) from None
 
 
 def _run_one(db: str | None, device: str, run: str | None, max_tasks: int | None, idle_timeout: float | None,
@@ -59,8 +75,11 @@ def _run_one(db: str | None, device: str, run: str | None, max_tasks: int | None
                                 lease_seconds=lease)
         worker = Worker(store, options, worker_id=worker_id, reporter=reporter)
         install_signal_handlers(worker)
-        logging.getLogger("nascli.worker").info("%s serving %s (device %s%s)", worker_id, store.url_display, device,
-                                                f", run {run}" if run else "")
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        logging.getLogger("nascli.worker").info(
+            "%s serving %s (device %s%s%s)", worker_id, store.url_display, device,
+            f", CUDA_VISIBLE_DEVICES={visible}" if visible is not None and device != "cpu" else "",
+            f", run {run}" if run else "")
         stats = worker.run()
         logging.getLogger("nascli.worker").info(
             "%s stopped: %s done, %s failed, %s discarded, %s released", worker_id, stats.done, stats.failed,
@@ -93,23 +112,6 @@ def _reporter(worker_id: str, debug: bool):
     return Reporter(worker_id)
 
 
-def _gpu_indices(gpus: str) -> list[int]:
-    if gpus == "all":
-        import torch  # only here: a --gpus all launcher needs the device count
-
-        count = torch.cuda.device_count()
-        if count == 0:
-            raise ConfigError("--gpus all: no CUDA device is visible", "check nvidia-smi and CUDA_VISIBLE_DEVICES, "
-                              "or run with --device cpu")
-        return list(range(count))
-    if not _GPU_LIST.fullmatch(gpus):
-        raise ConfigError(f"--gpus {gpus!r} is not 'all' or a list of GPU indices", "e.g. --gpus all or --gpus 0,1")
-    indices = [int(i) for i in gpus.split(",")]
-    if len(set(indices)) != len(indices):
-        raise ConfigError(f"--gpus {gpus!r} lists a GPU twice", "name each GPU once, e.g. --gpus 0,1")
-    return indices
-
-
 def _without_gpus(argv: list[str]) -> list[str]:
     """The worker's own arguments minus --gpus (and its value) and --device."""
     kept: list[str] = []
@@ -125,24 +127,6 @@ def _without_gpus(argv: list[str]) -> list[str]:
             continue
         kept.append(arg)
     return kept
-
-
-def _run_per_gpu(indices: list[int], argv: list[str]) -> int:
-    """One `nas worker --device cuda:N` child per GPU; signals are passed on; exit code is the worst child's."""
-    base = [sys.executable, "-m", "nascli", *_without_gpus(argv)]
-    # Own process groups: a terminal's Ctrl-C reaches only this launcher, which passes it on once
-    # (a second signal would make a child exit without waiting).
-    children = [subprocess.Popen([*base, "--device", f"cuda:{index}"], process_group=0) for index in indices]
-
-    def forward(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    codes = [child.wait() for child in children]
-    return max(codes, key=abs) if codes else 0
 
 
 __all__ = ["command"]

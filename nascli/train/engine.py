@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from nascli import devices
 from nascli.config import TaskSection, TrainSection, data_dir_of, input_shape
-from nascli.errors import DatasetError, GenomeError
+from nascli.errors import DatasetError, DeviceError, DeviceFault, GenomeError
 from nascli.task import Result, Task
 from nascli.train.data import SPLIT_SEED, DatasetSpec, ResidentData, load_dataset, load_fold
 from nascli.train.objectives import Classification, Reconstruction
@@ -141,11 +142,6 @@ def _keep_checkpoint(model: torch.nn.Module, path: Path) -> dict[str, Any]:
     return {"checkpoint": str(path)}
 
 
-def _is_oom(error: BaseException) -> bool:
-    return isinstance(error, torch.OutOfMemoryError) or (
-        isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
-
-
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
@@ -158,7 +154,9 @@ def _free_memory(device: torch.device) -> None:
 
 
 def _reset_peak_memory(device: torch.device) -> None:
-    if device.type == "cuda":
+    # Only on an initialised device: before CUDA init, torch refuses an indexed device
+    # ("Invalid device argument N: did you call init?").
+    if device.type == "cuda" and torch.cuda.is_initialized():
         torch.cuda.reset_peak_memory_stats(device)
 
 
@@ -181,6 +179,8 @@ def evaluate_trained(task: Task, *, device: str = "cpu", progress: Callable | No
         problem = error.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
         return Result.failure("crash", f"invalid task configuration: {where}: {problem['msg']}")
+    if device.startswith("cuda"):
+        device = devices.start_device(device)  # once per process; DeviceError when it is not there
     dev = torch.device(device)
     if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
@@ -198,8 +198,8 @@ def evaluate_trained(task: Task, *, device: str = "cpu", progress: Callable | No
     retried_from: int | None = None
     oom_message = ""
     for attempt in (1, 2):
-        _reset_peak_memory(dev)
         try:
+            _reset_peak_memory(dev)
             result = _train(task, train_cfg, plan, spec, settings, dev, progress, should_stop)
             extra = {**result.extra, "wall_seconds": round(time.perf_counter() - started, 3)}
             if retried_from is not None:
@@ -211,10 +211,13 @@ def evaluate_trained(task: Task, *, device: str = "cpu", progress: Callable | No
         except Cancelled as error:
             return Result.failure("crash", f"cancelled: {error}", params=plan.params, flops=plan.flops,
                                   extra={"cancelled": True})
-        except DatasetError:
+        except (DatasetError, DeviceError):
             raise
         except Exception as error:  # noqa: BLE001 - any training failure becomes a typed result
-            if not _is_oom(error):
+            if devices.is_device_fault(error):  # the GPU's fault, not the genome's: the worker gives the task back
+                raise DeviceFault(f"{dev}: {_first_line(error)}",
+                                  "the worker exits; check nvidia-smi and the kernel log (Xid errors)") from error
+            if not devices.is_oom(error):
                 return _failed("crash", _first_line(error), plan, dev)
             oom_message = _first_line(error)
         # Out of memory: outside the except block, so the traceback's frames (and their tensors) are gone.

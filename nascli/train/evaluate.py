@@ -21,8 +21,9 @@ def evaluate(task: Task, *, device: str = "cpu", progress: ProgressCallback | No
 
     Never raises for a bad genome, a too-large genome, OOM, NaN loss or a crash inside training:
     those come back as `Result.failure(kind, message)`. A dataset that cannot be found, downloaded
-    or read raises `DatasetError`: that is a property of this host, not of the genome, so it is
-    never turned into a failed Result (the worker gives the task back and stops). When
+    or read raises `DatasetError`, an absent device `DeviceError` and an accelerator failure during
+    training (any non-OOM CUDA error) `DeviceFault`: those are properties of this host, not of the
+    genome, so they are never turned into a failed Result (the worker gives the task back and stops). When
     `should_stop()` answers True the evaluation ends with a `crash` result marked
     `extra['cancelled'] = True`, which the caller discards.
     """

@@ -1,0 +1,143 @@
+"""The GPU path on a machine without a GPU: real `nas worker` processes and real SQLite.
+
+Device faults and extra GPUs come through the seams in `nascli.devices` (NASCLI_FAKE_GPUS,
+NASCLI_INJECT_DEVICE_FAULT) or a faulting evaluator; everything else (claims, releases, restarts,
+CUDA_VISIBLE_DEVICES, exit codes) is the product's own code.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from worker_harness import assert_done_exactly_once, prepare_run, synthetic_tasks
+
+from nascli.devices import EXIT_DEVICE_FAULT, FAKE_GPUS_ENV, INJECT_FAULT_ENV
+from nascli.errors import DeviceFault
+from nascli.gpu_launcher import GpuLauncher
+from nascli.runner import live_worker_count
+from nascli.store import open_store
+from nascli.worker import Worker, WorkerOptions
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+    for name in ("NAS_DB_URL", "CUDA_VISIBLE_DEVICES", FAKE_GPUS_ENV, INJECT_FAULT_ENV):
+        if name not in extra:
+            env.pop(name, None)
+    return env
+
+
+def _rows(url: str, run_id: str):
+    store = open_store(url)
+    try:
+        return store.evaluations(run_id)
+    finally:
+        store.close()
+
+
+def test_a_worker_asked_for_an_absent_gpu_exits_2_with_one_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    prepare_run(url, synthetic_tasks(1))
+    done = subprocess.run([sys.executable, "-m", "nascli", "worker", "--db", url, "--device", "cuda:0",
+                           "--idle-timeout", "1"], capture_output=True, text=True, env=_env(), timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cuda:0: no CUDA device is visible" in lines[0], done.stderr
+
+
+def test_a_device_fault_releases_the_task_without_spending_an_attempt_and_ends_the_worker(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    run_id = prepare_run(url, synthetic_tasks(2))
+    evaluated: list[int] = []
+
+    def faulting_gpu(task, **kwargs):
+        evaluated.append(task.evaluation_id)
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    store = open_store(url)
+    try:
+        worker = Worker(store, WorkerOptions(device="cuda:0", run_id=run_id, idle_timeout=1), evaluate=faulting_gpu)
+        with pytest.raises(DeviceFault, match="illegal memory access"):
+            worker.run()
+    finally:
+        store.close()
+    assert len(evaluated) == 1  # the unhealthy worker claims nothing more
+    assert worker.unhealthy is not None and worker.stats.released == 1 and worker.stats.failed == 0
+    rows = _rows(url, run_id)
+    assert [(row.status, row.failures) for row in rows] == [("pending", 0), ("pending", 0)]
+
+
+def test_a_worker_process_on_a_faulting_gpu_exits_with_the_fault_code_and_gives_the_task_back(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    run_id = prepare_run(url, synthetic_tasks(1))
+    done = subprocess.run([sys.executable, "-m", "nascli", "worker", "--db", url, "--idle-timeout", "5"],
+                          capture_output=True, text=True, timeout=60,
+                          env=_env(**{FAKE_GPUS_ENV: "1", INJECT_FAULT_ENV: "all"}))
+    assert done.returncode == EXIT_DEVICE_FAULT, done.stderr
+    assert "(device cuda:0)" in done.stderr  # no --device: a visible GPU is the default
+    assert "error: cuda:0: RuntimeError: CUDA error: an illegal memory access" in done.stderr
+    assert [(row.status, row.failures) for row in _rows(url, run_id)] == [("pending", 0)]
+
+
+@pytest.mark.slow
+def test_gpus_all_gives_each_child_its_own_gpu_as_cuda_0(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    run_id = prepare_run(url, synthetic_tasks(20, seconds=0.05))
+    done = subprocess.run([sys.executable, "-m", "nascli", "worker", "--db", url, "--gpus", "all", "--idle-timeout",
+                           "1"], capture_output=True, text=True, timeout=60, env=_env(**{FAKE_GPUS_ENV: "2"}))
+    assert done.returncode == 0, done.stderr
+    assert "gpu0: " in done.stderr and "(device cuda:0, CUDA_VISIBLE_DEVICES=0)" in done.stderr
+    assert "gpu1: " in done.stderr and "(device cuda:0, CUDA_VISIBLE_DEVICES=1)" in done.stderr
+    assert_done_exactly_once(url, run_id, 20)
+
+
+@pytest.mark.slow
+def test_the_launcher_restarts_a_faulting_gpu_with_backoff_then_leaves_it_out(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    run_id = prepare_run(url, synthetic_tasks(30, seconds=0.25))
+    lines: list[str] = []
+    launcher = GpuLauncher([sys.executable, "-m", "nascli", "worker", "--db", url, "--idle-timeout", "2"], [0, 1],
+                           backoff=0.2, max_failures=3, env=_env(**{FAKE_GPUS_ENV: "2", INJECT_FAULT_ENV: "1"}),
+                           say=lines.append)
+    started = time.monotonic()
+    assert launcher.run() == EXIT_DEVICE_FAULT
+    healthy, sick = launcher.children
+    assert (healthy.state, healthy.restarts) == ("finished", 0)
+    assert (sick.state, sick.restarts, sick.failures) == ("left out", 2, 3)
+    restarts = [line for line in lines if line.startswith("GPU 1: worker ended (device fault); restarting")]
+    assert [line.split(" in ")[-1] for line in restarts] == ["0.2 s", "0.4 s"]  # the pause doubles
+    left_out = [line for line in lines if "left out" in line]
+    assert left_out == ["GPU 1 (CUDA_VISIBLE_DEVICES=1) left out: its worker failed 3 times in a row (last: device "
+                        "fault); check nvidia-smi and the kernel log, then start a worker for it again"]
+    # Every task done once, on the healthy GPU; the faults cost the genomes nothing.
+    assert_done_exactly_once(url, run_id, 30)
+    assert all(row.failures == 0 for row in _rows(url, run_id))
+    print(f"launcher finished in {time.monotonic() - started:.1f} s")
+
+
+def test_a_worker_stays_counted_as_live_through_tasks_longer_than_the_counting_window(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    heartbeat = 0.1
+    window = 3 * heartbeat  # the driver's window: three heartbeat intervals (45 s by default)
+    run_id = prepare_run(url, synthetic_tasks(2, seconds=5 * window),
+                         worker_config={"heartbeat_seconds": heartbeat, "lease_seconds": 1.0})
+    store = open_store(url)
+    try:
+        worker = Worker(store, WorkerOptions(run_id=run_id, max_tasks=2))
+        thread = threading.Thread(target=worker.run)
+        thread.start()
+        counts = []
+        time.sleep(0.3)
+        while thread.is_alive():
+            counts.append(live_worker_count(store, window))
+            time.sleep(0.1)
+        thread.join()
+    finally:
+        store.close()
+    assert worker.stats.done == 2 and len(counts) > 10
+    assert counts == [1] * len(counts)
