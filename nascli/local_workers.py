@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nascli.devices import child_visible_devices
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -49,7 +51,7 @@ class LocalWorkers:
         env["NAS_DB_URL"] = self.db_url  # never on the command line: other users can read argv
         env.pop("NAS_DEBUG", None)
         for index in range(self.count):
-            device = self.devices[index % len(self.devices)]
+            device, child_env = self._device_of(index, env)
             log_path = self.log_dir / f"{self.run_id}-worker-{index}.log"
             with open(log_path, "ab") as log:
                 self.processes.append(
@@ -58,10 +60,19 @@ class LocalWorkers:
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
-                        env=env,
+                        env=child_env,
                         preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
                     )
                 )
+
+    def _device_of(self, index: int, env: dict[str, str]) -> tuple[str, dict[str, str]]:
+        """The --device and environment of worker `index`: a GPU worker sees only its own GPU
+        (CUDA_VISIBLE_DEVICES of its own), as cuda:0."""
+        device = self.devices[index % len(self.devices)]
+        if not device.startswith("cuda:"):
+            return device, env
+        gpu = int(device.partition(":")[2])
+        return "cuda:0", {**env, "CUDA_VISIBLE_DEVICES": child_visible_devices(gpu, env.get("CUDA_VISIBLE_DEVICES"))}
 
     def alive(self) -> int:
         return sum(1 for p in self.processes if p.poll() is None)

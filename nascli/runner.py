@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nascli.config import RunConfig, input_shape, search_space_of, task_for, training_config_hash
+from nascli.devices import visible_gpu_count
 from nascli.errors import NascliError, StoreError
 from nascli.ga.genome import parse_genome
 from nascli.ga.operators import minimal_genome
 from nascli.ga.rng import stream_seed
 from nascli.ga.strategies import (Outcome, Proposal, ReplayError, Strategy, canonical_hash, make_module_variation,
-                                  make_strategy, make_variation)
+                                  make_strategy, make_variation, steady_parallelism)
 from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, QueueLimits, RunInfo, Store, open_store
 from nascli.store.reports import best_first_key
 
@@ -481,39 +482,50 @@ def queue_limits(cfg: RunConfig) -> QueueLimits:
 class View:
     """What `run`/`resume` show while driving (commands/progress.py renders it with rich)."""
 
+    def note(self, line: str) -> None: ...
     def started(self, run: RunInfo, resumed: bool) -> None: ...
     def update(self, progress: Progress) -> None: ...
     def close(self) -> None: ...
 
 
-def default_worker_count(cfg: RunConfig) -> int:
-    """One per visible GPU, else 1 (torch is only imported when the task needs it)."""
-    if cfg.task.kind == "synthetic":
-        return 1
-    import torch
-
-    return max(1, torch.cuda.device_count())
+@dataclass(frozen=True)
+class LocalWorkerPlan:
+    count: int
+    devices: list[str]  # handed out round-robin
+    note: str | None = None  # one line for the user when the default was capped
 
 
-def worker_devices(cfg: RunConfig) -> list[str]:
-    if cfg.task.kind == "synthetic":
-        return ["cpu"]
-    import torch
-
-    count = torch.cuda.device_count()
-    return [f"cuda:{i}" for i in range(count)] or ["cpu"]
+def plan_local_workers(cfg: RunConfig, workers: int | None) -> LocalWorkerPlan:
+    """`--workers N` as given; by default one worker per visible GPU (1 without a GPU, or for
+    synthetic tasks), but no more than the strategy keeps busy (`steady_parallelism`): a GPU
+    beyond that would sit idle."""
+    gpus = 0 if cfg.task.kind == "synthetic" else visible_gpu_count()
+    devices = [f"cuda:{index}" for index in range(gpus)] or ["cpu"]
+    if workers is not None:
+        return LocalWorkerPlan(workers, devices)
+    if gpus <= 1:
+        return LocalWorkerPlan(1, devices)
+    busy = steady_parallelism(cfg.run.strategy, cfg.model_dump(mode="json"))
+    if gpus <= busy:
+        return LocalWorkerPlan(gpus, devices)
+    return LocalWorkerPlan(busy, devices[:busy], (
+        f"{gpus} GPUs visible, but {cfg.run.strategy} keeps at most {busy} evaluation{'s' if busy > 1 else ''} in "
+        f"flight: starting {busy} local worker{'s' if busy > 1 else ''} (--workers {gpus} starts one per GPU anyway)"))
 
 
 def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, view: View, resumed: bool) -> int:
     from nascli.local_workers import LocalWorkers
 
     cfg = driver.cfg
-    count = default_worker_count(cfg) if workers is None else workers
+    plan = plan_local_workers(cfg, workers)
+    count = plan.count
     driver.in_flight_target = max(1, count if count else cfg.ga.offspring_per_generation)
     driver.count_external_workers = count == 0
+    if plan.note:
+        view.note(plan.note)
     view.started(driver.run, resumed)
     started = time.time()
-    pool = LocalWorkers(db_url=db_url, run_id=driver.run.id, count=count, devices=worker_devices(cfg)) if count else None
+    pool = LocalWorkers(db_url=db_url, run_id=driver.run.id, count=count, devices=plan.devices) if count else None
     last_view = 0.0
 
     def on_step() -> None:

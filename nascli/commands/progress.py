@@ -64,6 +64,9 @@ class LiveView:
         self.live: Live | None = None
         self._last_line = 0.0
 
+    def note(self, line: str) -> None:
+        self.console.print(line, highlight=False, markup=False)
+
     def started(self, run, resumed: bool) -> None:
         verb = "resuming" if resumed else "started"
         self.console.print(f"[bold]{verb} run[/] [bold cyan]{run.id}[/]", highlight=False)

@@ -121,3 +121,42 @@ def test_a_genuine_crash_inside_training_is_still_the_genomes(monkeypatch):
     monkeypatch.setattr(engine, "fit", crashing_fit)
     result = evaluate_task(digits_task())
     assert result.status == "failed" and result.error_kind == "crash"
+
+
+def _config(strategy: str = "island-ga", kind: str = "classification", **ga):
+    from nascli.config import RunConfig
+
+    return RunConfig.model_validate({"run": {"strategy": strategy}, "task": {"kind": kind, "dataset": "digits"}
+                                     if kind != "synthetic" else {"kind": "synthetic", "dataset": "synthetic"},
+                                     "ga": ga})
+
+
+def test_nas_run_starts_no_more_gpu_workers_than_the_strategy_keeps_busy(gpus):
+    from nascli.runner import plan_local_workers
+
+    gpus(8)
+    island5 = plan_local_workers(_config(islands=5, offspring_per_generation=1), None)
+    assert (island5.count, island5.devices) == (5, [f"cuda:{i}" for i in range(5)])
+    assert island5.note == ("8 GPUs visible, but island-ga keeps at most 5 evaluations in flight: starting 5 local "
+                            "workers (--workers 8 starts one per GPU anyway)")
+    assert plan_local_workers(_config(islands=4, offspring_per_generation=2), None).count == 8
+    assert plan_local_workers(_config("mu-plus-lambda", population=20, offspring_per_generation=3), None).count == 3
+    assert plan_local_workers(_config("regularized-evolution", population=6), None).count == 6
+    told = plan_local_workers(_config(islands=5), 8)  # told otherwise: as many as asked, round-robin on all GPUs
+    assert (told.count, len(told.devices), told.note) == (8, 8, None)
+    gpus(2)
+    assert plan_local_workers(_config(islands=5), None) == plan_local_workers(_config(islands=5), 2)
+    assert plan_local_workers(_config(islands=5), None).note is None
+    gpus(0)
+    assert (plan_local_workers(_config(), None).count, plan_local_workers(_config(), None).devices) == (1, ["cpu"])
+    gpus(8)
+    assert plan_local_workers(_config(kind="synthetic"), None).devices == ["cpu"]
+
+
+def test_nas_run_gpu_workers_each_see_only_their_own_gpu_as_cuda_0():
+    from nascli.local_workers import LocalWorkers
+
+    pool = LocalWorkers("sqlite://", "run", 3, devices=["cuda:0", "cuda:1"])
+    assert pool._device_of(1, {"CUDA_VISIBLE_DEVICES": "4,5"}) == ("cuda:0", {"CUDA_VISIBLE_DEVICES": "5"})
+    assert pool._device_of(2, {}) == ("cuda:0", {"CUDA_VISIBLE_DEVICES": "0"})
+    assert LocalWorkers("sqlite://", "run", 1)._device_of(0, {}) == ("cpu", {})

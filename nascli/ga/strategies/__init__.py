@@ -18,7 +18,7 @@ from nascli.ga.fitness import FitnessRule
 from nascli.ga.strategies.base import Outcome, Proposal, ReplayError, Strategy, Variation
 
 __all__ = ["Outcome", "Proposal", "ReplayError", "Strategy", "Variation", "STRATEGY_NAMES", "make_strategy",
-           "make_variation", "make_module_variation", "canonical_hash"]
+           "make_variation", "make_module_variation", "canonical_hash", "steady_parallelism"]
 
 
 def canonical_hash(genome: Any) -> str:
@@ -150,6 +150,21 @@ def _random(sections, variation, seed):
     budget = island_ga_budget(ga.get("islands", 5), population, ga.get("generations", 1000),
                               ga.get("offspring_per_generation", 1))
     return RandomSearch(budget, population, variation, seed, FitnessRule.from_section(fitness))
+
+
+def steady_parallelism(name: str, sections: Mapping[str, Mapping[str, Any]]) -> int:
+    """How many evaluations the strategy keeps in flight once past its first generation (fewer at
+    a migration barrier): islands x offspring for the island GA, lambda for mu-plus-lambda, the
+    batch for random search and LINAS, the population for NSGA-II and regularized evolution."""
+    ga, _, _, _ = _sections(sections)
+    population, offspring = int(ga.get("population", 20)), int(ga.get("offspring_per_generation", 1))
+    if name == "island-ga":
+        return int(ga.get("islands", 5)) * offspring
+    if name == "mu-plus-lambda":
+        return offspring
+    if name == "linas":
+        return int((sections.get("linas") or {}).get("evaluations_per_iteration", 50))
+    return population
 
 
 _FACTORIES: dict[str, Callable[[Mapping, Variation, int], Strategy]] = {
