@@ -216,6 +216,9 @@ def test_worker_alive_probe_counts_live_per_gpu_workers(tmp_path: Path) -> None:
     assert run_probe(proc, gpus=2) == (1, "1 of 2 worker processes alive (cuda:0)")
     write_cmdline(proc / "9", [*child, "--device", "cuda:1"])
     assert run_probe(proc, gpus=2)[0] == 0
+    # What the launcher really starts: every child on cuda:0 of its own CUDA_VISIBLE_DEVICES.
+    write_cmdline(proc / "9", [*child, "--device", "cuda:0"])
+    assert run_probe(proc, gpus=2) == (0, "worker processes alive on cuda:0, cuda:0")
 
 
 def write_cmdline(directory: Path, argv: list[str]) -> None:
