@@ -211,7 +211,10 @@ class TrainSection(Section):
     bn_momentum: float = Field(0.01, gt=0, le=1, description="BatchNorm momentum, PyTorch convention "
                                "(Keras/Klos 0.99 == 0.01 here).")
     kfolds: int = Field(1, ge=1, description="k-fold cross-validation folds (1: off; Klos config #5: 5).")
-    amp: bool = Field(False, description="Automatic mixed precision (CUDA only).")
+    amp: Literal["auto", "bf16", "fp16", "off"] = Field(
+        "auto", description="Mixed precision. auto: on CUDA bf16 autocast where the GPU supports it (no loss "
+        "scaling), else fp16 with a GradScaler; fp32 on the CPU. bf16 / fp16: that autocast on any device "
+        "(fp16 with a GradScaler). off: fp32 everywhere (the papers' setting). true/false read as auto/off.")
     mode: Literal["full", "proxy"] = Field("full", description="full training, or a cheap proxy "
                                            "(few samples and iterations).")
     proxy_samples: int = Field(1024, ge=1, description="proxy: training samples used.")
@@ -223,6 +226,14 @@ class TrainSection(Section):
     threads: int = Field(0, ge=0, description="CPU threads per worker (0: torch's default).")
 
     accept_none_word = field_validator("artifact_dir", mode="before")(_none_word_to_none)
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_from_bool(cls, value: Any) -> Any:
+        """Stored runs and old files wrote `amp = true/false`."""
+        if isinstance(value, bool) or value in ("true", "false"):
+            return "auto" if value in (True, "true") else "off"
+        return value
 
 
 class WorkerSection(Section):

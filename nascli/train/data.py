@@ -281,7 +281,19 @@ def make_resident(raw: RawDataset, train_idx: np.ndarray, val_idx: np.ndarray, d
     def tensor(images: np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(images)).to(device).float()
 
-    train_x, val_x, test_x = tensor(raw.train_x[train_idx]), tensor(raw.train_x[val_idx]), tensor(raw.test_x)
+    def labels(values: np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(values)).to(device)
+
+    return _scaled(raw, tensor(raw.train_x[train_idx]), labels(raw.train_y[train_idx]), tensor(raw.train_x[val_idx]),
+                   labels(raw.train_y[val_idx]), tensor(raw.test_x), labels(raw.test_y), device, scaling)
+
+
+def _scaled(raw: RawDataset, train_x: Any, train_y: Any, val_x: Any, val_y: Any, test_x: Any, test_y: Any,
+            device: Any, scaling: Scaling) -> ResidentData:
+    """Scale (in place) with the training part's statistics, then store the images channels_last,
+    once: the trainer's batches are index slices of these and stay channels_last without a copy."""
+    import torch
+
     if scaling == "standardize":
         mean = train_x.mean(dim=(0, 2, 3), keepdim=True)
         std = train_x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
@@ -290,12 +302,42 @@ def make_resident(raw: RawDataset, train_idx: np.ndarray, val_idx: np.ndarray, d
         std = mean
     for x in (train_x, val_x, test_x):
         x.sub_(mean).div_(std)
+    train_x, val_x, test_x = (x.contiguous(memory_format=torch.channels_last) for x in (train_x, val_x, test_x))
+    return ResidentData(raw.name, raw.classes, train_x, train_y, val_x, val_y, test_x, test_y)
 
-    def labels(values: np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(values)).to(device)
 
-    return ResidentData(raw.name, raw.classes, train_x, labels(raw.train_y[train_idx]), val_x,
-                        labels(raw.train_y[val_idx]), test_x, labels(raw.test_y))
+@dataclass(frozen=True)
+class _Uploaded:
+    """A dataset's whole training and test sets on one device, unscaled (k-fold's source)."""
+
+    key: tuple
+    train_x: Any
+    train_y: Any
+    test_x: Any
+    test_y: Any
+
+
+_uploaded: _Uploaded | None = None  # one dataset at a time: the folds of consecutive evaluations share it
+
+
+def _uploaded_once(spec: DatasetSpec, raw: RawDataset, device: Any) -> _Uploaded:
+    global _uploaded
+    import torch
+
+    key = (spec.name, spec.data_dir, spec.synthetic_shape, spec.synthetic_classes, str(device))
+    with _resident_lock:
+        if _uploaded is not None and _uploaded.key == key:
+            return _uploaded
+        _uploaded = None  # free the previous dataset's device memory first
+
+    def upload(array: np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+    uploaded = _Uploaded(key, upload(raw.train_x).float(), upload(raw.train_y), upload(raw.test_x).float(),
+                         upload(raw.test_y))
+    with _resident_lock:
+        _uploaded = uploaded
+    return uploaded
 
 
 _resident: OrderedDict[tuple, ResidentData] = OrderedDict()
@@ -320,15 +362,24 @@ def load_dataset(spec: DatasetSpec, device: Any = "cpu", *, download: bool = Tru
 
 
 def load_fold(spec: DatasetSpec, device: Any, folds: int, fold: int, *, download: bool = True) -> ResidentData:
-    """One fold of k-fold cross-validation over the whole training set (built on demand, not cached:
-    k copies of a large dataset would not fit beside each other)."""
+    """One fold of k-fold cross-validation over the whole training set. The whole set goes to the
+    device once per process (and stays while folds of the same dataset are asked for); each fold is
+    selected and scaled there, never uploaded again. Folds themselves are not cached: k scaled copies
+    of a large dataset would not fit beside each other."""
+    import torch
+
     raw = raw_of(spec, download=download)
     train_idx, val_idx = kfold_indices(len(raw.train_x), folds, fold)
-    return make_resident(raw, train_idx, val_idx, device, spec.scaling)
+    whole = _uploaded_once(spec, raw, device)
+    train_at, val_at = (torch.from_numpy(idx).to(whole.train_x.device) for idx in (train_idx, val_idx))
+    return _scaled(raw, whole.train_x[train_at], whole.train_y[train_at], whole.train_x[val_at], whole.train_y[val_at],
+                   whole.test_x.clone(), whole.test_y, device, spec.scaling)
 
 
 def clear_cache() -> None:
     """Forget every resident and raw dataset (tests; freeing device memory)."""
+    global _uploaded
     with _resident_lock:
         _resident.clear()
+        _uploaded = None
     load_raw.cache_clear()

@@ -38,6 +38,7 @@ from nascli.train.trainer import (
     TrainSettings,
     fit,
     measure_latency,
+    precision_of,
     score,
     uses_channels_last,
 )
@@ -181,6 +182,8 @@ def evaluate_trained(task: Task, *, device: str = "cpu", progress: Callable | No
         return Result.failure("crash", f"invalid task configuration: {where}: {problem['msg']}")
     if device.startswith("cuda"):
         device = devices.start_device(device)  # once per process; DeviceError when it is not there
+        # Batches have fixed shapes on CUDA (trainer.uses_fixed_shapes): benchmarking pays off.
+        torch.backends.cudnn.benchmark = True
     dev = torch.device(device)
     if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
@@ -288,6 +291,7 @@ def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSp
         return sum(present) / len(present) if present else None
 
     extra: dict[str, Any] = {"peak_memory_kind": measured, "device": str(device),
+                             "precision": precision_of(settings, device).name,
                              "history": outcomes[0].history if folds == 1 else None}
     checkpoint = checkpoint_file(task, train_cfg)
     if checkpoint is not None and model is not None:

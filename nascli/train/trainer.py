@@ -2,8 +2,17 @@
 
 `fit` sees only the training and validation tensors: test data cannot influence which epoch is
 kept. Batches are index slices of the resident tensors (no DataLoader); metrics accumulate as
-device tensors and reach the host once per epoch; evaluation runs under `torch.inference_mode()`
-in large batches. The weights of the best validation epoch are restored before `fit` returns.
+device tensors and reach the host once per epoch (no host synchronisation inside the loop);
+evaluation runs under `torch.inference_mode()` in large batches. The weights of the best
+validation epoch are restored before `fit` returns.
+
+Precision (`train.amp`, `precision_of`): on CUDA `auto` is bf16 autocast where the GPU supports it
+(bf16 keeps fp32's exponent range, so no loss scaling and no overflow turning a healthy genome
+into `nan_loss`), else fp16 with a GradScaler; the CPU trains fp32 unless bf16/fp16 is asked for;
+`off` is fp32 everywhere. With fixed shapes (`fixed_shapes`, on CUDA by default) every training
+batch has the same size (the last partial batch of an epoch is left out; the shuffle brings its
+samples back next epoch) and evaluation batches are padded to one size, so cudnn.benchmark picks
+each layer's kernel once.
 """
 
 from __future__ import annotations
@@ -46,13 +55,16 @@ class TrainSettings:
     lr: float = 1e-3
     weight_decay: float = 1e-5
     momentum: float = 0.9
-    amp: bool = False
+    amp: str = "auto"  # train.amp: auto, bf16, fp16, off
     micro_batch: int | None = None  # the OOM retry halves it and accumulates gradients
     eval_batch_size: int = EVAL_BATCH_SIZE
     max_steps: int | None = None  # proxy mode: this many optimizer steps, then validate once
     # channels_last: None = yes on every device; on CPU it measured ~10-15 % faster steps for conv
     # genomes (benchmarks/train_throughput.py); for dense-only genomes it changes nothing.
     channels_last: bool | None = None
+    # Same-size batches (see the module docstring): None = on CUDA only (CPU results stay those of
+    # every batch, the last partial one included).
+    fixed_shapes: bool | None = None
 
     @classmethod
     def from_train(cls, train: Mapping[str, Any], **overrides: Any) -> "TrainSettings":
@@ -80,6 +92,37 @@ def uses_channels_last(settings: TrainSettings, device: torch.device) -> bool:
     return True if settings.channels_last is None else settings.channels_last
 
 
+def uses_fixed_shapes(settings: TrainSettings, device: torch.device) -> bool:
+    return device.type == "cuda" if settings.fixed_shapes is None else settings.fixed_shapes
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a batch is computed: autocast to `dtype` (None: fp32), with a GradScaler or not."""
+
+    dtype: torch.dtype | None
+    scaler: bool
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+
+def resolve_precision(amp: str | bool, device_type: str, bf16_supported: bool) -> Precision:
+    """`train.amp` on a device (pure: the caller says whether the GPU has bf16)."""
+    amp = {True: "auto", False: "off"}.get(amp, amp) if isinstance(amp, bool) else amp
+    if amp == "off" or (amp == "auto" and device_type != "cuda"):
+        return Precision(None, False)
+    if amp == "bf16" or (amp == "auto" and bf16_supported):
+        return Precision(torch.bfloat16, False)
+    return Precision(torch.float16, True)
+
+
+def precision_of(settings: TrainSettings, device: torch.device) -> Precision:
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    return resolve_precision(settings.amp, device.type, bf16)
+
+
 def make_optimizer(model: nn.Module, settings: TrainSettings, device: torch.device) -> torch.optim.Optimizer:
     # Fused updates (one kernel over all parameters, CPU and CUDA) instead of a loop over parameters.
     fast = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
@@ -90,9 +133,9 @@ def make_optimizer(model: nn.Module, settings: TrainSettings, device: torch.devi
     return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, **fast)
 
 
-def _autocast(settings: TrainSettings, device: torch.device):
-    if settings.amp and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
+def _autocast(precision: Precision, device: torch.device):
+    if precision.dtype is not None:
+        return torch.autocast(device_type=device.type, dtype=precision.dtype)
     return contextlib.nullcontext()
 
 
@@ -105,13 +148,18 @@ def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: Any, se
     correct = torch.zeros((), device=device)
     step = max(NOISE_CHUNK, settings.eval_batch_size // NOISE_CHUNK * NOISE_CHUNK)
     channels_last = uses_channels_last(settings, device)
-    with torch.inference_mode(), _autocast(settings, device):
+    # A split of several batches pads its last one to the same size (eval mode: rows are independent).
+    pad = uses_fixed_shapes(settings, device) and len(x) > step
+    with torch.inference_mode(), _autocast(precision_of(settings, device), device):
         for start in range(0, len(x), step):
             inputs, target = objective.batch(x[start:start + step], y[start:start + step], split=split, start=start)
+            real = len(inputs)
+            if pad and real < step:
+                inputs = torch.cat([inputs, inputs.new_zeros((step - real, *inputs.shape[1:]))])
             if channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
-            output = model(inputs)
-            loss_sum += objective.loss(output, target) * len(inputs)
+            output = model(inputs)[:real]
+            loss_sum += objective.loss(output, target) * real
             correct += objective.correct(output, target)
     return loss_sum, correct
 
@@ -126,15 +174,21 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, settings, device)
-    amp = settings.amp and device.type == "cuda"
+    precision = precision_of(settings, device)
+    amp = precision.scaler
+    # With fused optimizers the scaler's inf check stays on the device (no host sync per step).
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     shuffle = torch.Generator(device=device)
     shuffle.manual_seed(seed)
     n = len(train_x)
     batch = min(settings.batch_size, n)
     micro = min(settings.micro_batch or batch, batch)
+    # Fixed shapes: full batches only (n // batch of them); else every batch, the last one partial.
+    fixed = uses_fixed_shapes(settings, device)
+    last_start = n - batch if fixed else n - 1
     proxy = settings.max_steps is not None
-    epochs = math.ceil(settings.max_steps / math.ceil(n / batch)) if proxy else settings.epochs
+    per_epoch = n // batch if fixed else math.ceil(n / batch)
+    epochs = math.ceil(settings.max_steps / per_epoch) if proxy else settings.epochs
     steps = 0
     best: tuple[float, float | None] | None = None
     best_state: dict[str, torch.Tensor] | None = None
@@ -148,7 +202,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         seen = 0
-        for start in range(0, n, batch):
+        for start in range(0, last_start + 1, batch):
             if should_stop is not None and should_stop():
                 raise Cancelled(f"stopped in epoch {epoch}: the worker asked to stop")
             indices = order[start:start + batch]
@@ -160,7 +214,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
                 inputs, target = objective.batch(train_x[part], train_y[part], generator=shuffle)
                 if channels_last:
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
-                with _autocast(settings, device):
+                with _autocast(precision, device):
                     output = model(inputs)
                     loss = objective.loss(output, target)
                 # Mean over the micro-batch, weighted to the whole batch: same gradient as one big batch.

@@ -131,7 +131,8 @@ def test_later_scalar_replaces_a_table_and_later_table_replaces_a_scalar():
 @pytest.mark.parametrize("text, key, value", [
     ("ga.islands=3", "ga.islands", 3),
     ("train.lr=1e-4", "train.lr", 1e-4),
-    ("train.amp=true", "train.amp", True),
+    ("train.keep_checkpoints=true", "train.keep_checkpoints", True),
+    ("train.amp=bf16", "train.amp", "bf16"),
     ("search_space.kernels=[1, 3]", "search_space.kernels", [1, 3]),
     ("train.activation=relu", "train.activation", "relu"),  # bare word -> string
     ('train.activation="relu"', "train.activation", "relu"),
@@ -176,7 +177,8 @@ def test_wrong_type_names_key_value_and_expected_type():
     error = config_error("ga.islands=abc")
     assert error.message == "--set ga.islands=abc: ga.islands = 'abc': wrong type, expected an integer"
     assert "ga.islands" in config_error('ga.islands="5"').message  # strict: a TOML string is not a number
-    assert "true or false" in config_error("train.amp=yes").message
+    assert "true or false" in config_error("train.keep_checkpoints=yes").message
+    assert config_error("train.amp=yes").hint == "allowed: auto, bf16, fp16, off"
 
 
 def test_out_of_range_gives_the_bound():
@@ -341,7 +343,7 @@ def test_training_config_hash_ignores_cosmetics_only():
                          "train.keep_checkpoints=true", "ga.islands=2", "run.seed=9")
     assert training_config_hash(same) == training_config_hash(base)
     assert len(training_config_hash(base)) == 16
-    for change in ("train.epochs=5", "train.lr=0.01", "task.dataset=mnist", "task.val_fraction=0.2", "train.amp=true"):
+    for change in ("train.epochs=5", "train.lr=0.01", "task.dataset=mnist", "task.val_fraction=0.2", "train.amp=off"):
         assert training_config_hash(resolve_clean(change)) != training_config_hash(base), change
 
 
