@@ -21,14 +21,14 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
     && rm -rf /var/lib/apt/lists/*
 
-# torch first, in its own layer: the largest and the least often changed. Versions as in pyproject.toml.
+# torch first, in its own layer: the largest and the least often changed. Versions as in constraints.txt.
 RUN pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.14.1 torchvision==0.29.1
 
 WORKDIR /opt/nascli
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY nascli ./nascli
 COPY presets ./presets
-RUN pip install . && rm -rf /opt/nascli/build
+RUN pip install -c constraints.txt . && rm -rf /opt/nascli/build
 
 # An unprivileged user with a fixed id (the manifests' runAsUser) and its own writable places.
 RUN groupadd --gid 10001 nas \

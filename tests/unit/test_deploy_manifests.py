@@ -369,13 +369,14 @@ def test_the_stand_in_rejects_what_the_real_cli_rejects(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the image
 
 
-def test_dockerfile_pins_torch_as_pyproject_does_and_runs_nas_unprivileged() -> None:
+def test_dockerfile_pins_torch_as_constraints_do_and_runs_nas_unprivileged() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.MULTILINE)
     pinned = dict(re.findall(r"\b(torch|torchvision)==([0-9.]+)", dockerfile))
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    wanted = dict(d.split("==") for d in project if d.split("==")[0] in ("torch", "torchvision"))
+    constraints = (ROOT / "constraints.txt").read_text().splitlines()
+    wanted = dict(line.split("==") for line in constraints if line.split("==")[0] in ("torch", "torchvision"))
     assert pinned == wanted
+    assert re.search(r"^RUN pip install -c constraints\.txt \.", dockerfile, re.MULTILINE)
     users = re.findall(r"^USER (.+)$", dockerfile, re.MULTILINE)
     assert users and users[-1].split(":")[0] not in ("root", "0")
     entrypoint = re.search(r"^ENTRYPOINT (.+)$", dockerfile, re.MULTILINE)[1]
