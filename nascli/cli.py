@@ -31,6 +31,19 @@ COMMANDS = (
 )
 
 
+# typer carries its own copy of click (no `click` package to import): reach click's UsageError
+# through the public typer.BadParameter, one of its kinds, on every supported typer.
+UsageError = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "UsageError")
+
+
+def usage_error(error: Exception) -> NascliError:
+    """A click usage error (bad option value, missing argument, unknown option or command) as a NascliError."""
+    ctx = getattr(error, "ctx", None)
+    command = ctx.command_path if ctx is not None else "nas"
+    message = " ".join(error.format_message().split()).rstrip(".")
+    return NascliError(message, hint=f"see `{command} --help`")
+
+
 def render_error(error: NascliError) -> None:
     """One red line on stderr: what is wrong, then how to fix it."""
     console = common.error_console()
@@ -43,20 +56,35 @@ def render_error(error: NascliError) -> None:
 
 
 class NascliGroup(TyperGroup):
-    """Maps NascliError to one line + exit 2 and Ctrl-C to exit 130, for every command."""
+    """Maps NascliError and click's usage errors to one line + exit 2 and Ctrl-C to exit 130, for every command."""
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return [name for name, _ in COMMANDS]  # the order of COMMANDS, not alphabetical
 
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: D401 - click override
+        try:  # `nas` options and the command name are parsed here
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except UsageError as error:
+            self._fail(error)
+
     def invoke(self, ctx: typer.Context):  # noqa: D401 - click override
-        try:
+        try:  # a command's own options are parsed here
             return super().invoke(ctx)
         except NascliError as error:
             render_error(error)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        except UsageError as error:
+            self._fail(error)
         except KeyboardInterrupt:
             common.error_console().print("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    @staticmethod
+    def _fail(error: Exception):
+        if type(error).__name__ == "NoArgsIsHelpError":
+            raise error  # `nas` alone prints the help
+        render_error(usage_error(error))
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 app = typer.Typer(

@@ -212,3 +212,30 @@ def test_print_rows_formats(capsys):
     assert capsys.readouterr().out.splitlines()[3] == "| b\\|2 | 1 |"
     common.print_rows(rows, ("id", "acc"), "table", title="T")
     assert "a1" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- click's usage errors
+
+
+@pytest.mark.parametrize(("args", "fragment", "hint"), [
+    (["run", "--workers", "abc"], "'abc' is not a valid int", "nas run --help"),
+    (["report", "--top", "x"], "'x' is not a valid int", "nas report --help"),
+    (["run", "--wokers", "2"], "No such option: --wokers", "nas run --help"),
+    (["frobnicate"], "No such command 'frobnicate'", "nas --help"),
+    (["--bogus"], "No such option: --bogus", "nas --help"),
+    (["export", "latest", "--rank"], "'--rank' requires an argument", "--help"),
+    (["worker", "--lease", "fast"], "'fast' is not a valid", "nas worker --help"),
+])
+def test_usage_errors_are_one_line_with_a_hint_and_exit_2(args, fragment, hint):
+    """Through a real process: click's usage box (5 lines, exit 2) becomes the one-line error."""
+    result = subprocess.run([sys.executable, "-m", "nascli", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and fragment in lines[0] and hint in lines[0], lines[0]
+    assert result.stdout == ""
+
+
+def test_nas_alone_still_prints_the_help():
+    result = subprocess.run([sys.executable, "-m", "nascli"], capture_output=True, text=True, timeout=60)
+    assert "Usage: nas" in result.stdout + result.stderr and "error:" not in result.stderr
