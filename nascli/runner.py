@@ -31,7 +31,7 @@ from nascli.ga.genome import parse_genome
 from nascli.ga.operators import minimal_genome
 from nascli.ga.rng import stream_seed
 from nascli.ga.strategies import (Outcome, Proposal, ReplayError, Strategy, canonical_hash, make_module_variation,
-                                  make_strategy, make_variation, steady_parallelism)
+                                  make_strategy, make_variation, planned_evaluations, steady_parallelism)
 from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, QueueLimits, RunInfo, Store, open_store
 from nascli.store.reports import best_first_key
 
@@ -43,8 +43,16 @@ RESULT_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "tra
                   "params", "flops", "latency_ms", "epochs_run", "train_seconds")
 
 
+STATUS_CHECK_SECONDS = 0.5  # how often a driving loop looks for `nas cancel`
+EXIT_RUN_FAILED = 1  # every evaluation failed, or the run was cancelled
+
+
 class DriverLeaseLost(NascliError):
     """Another driver took this run over (only possible with `nas resume --force`)."""
+
+
+class RunCancelled(NascliError):
+    """`nas cancel` stopped the run; its driver stops too."""
 
 
 @dataclass
@@ -60,6 +68,10 @@ class Progress:
     started: float
     finished: bool = False
     best: dict[str, Any] | None = None  # the run's best result so far, ranked as `nas report` ranks
+    status: str = "running"  # the run's status once driving ends: finished | failed | cancelled
+    failure_kinds: dict[str, int] = field(default_factory=dict)  # error kind -> evaluations, at the end
+    budget: int | None = None  # evaluations the strategy plans (None: open-ended)
+    cache_sources: list[str] = field(default_factory=list)  # other runs whose results this one reused
 
 
 def outcome_of(key: tuple[int, int, int], finished: FinishedEvaluation) -> Outcome:
@@ -124,6 +136,7 @@ class Driver:
 
     def __post_init__(self) -> None:
         self.strategy = build_strategy(self.cfg)
+        self.budget = planned_evaluations(self.cfg.model_dump(mode="json"))
         self.config_hash = training_config_hash(self.cfg)
         self.cache_run = None if self.cfg.ga.cache_across_runs else self.run.id
         self.last_seq = 0  # the highest completion seq folded into the strategy
@@ -140,9 +153,11 @@ class Driver:
         self.best: dict[str, Any] | None = None  # see Progress.best
         self._best_rank: tuple[float, float] | None = None  # best_first_key of self.best
         self.cache_hits = 0
+        self.cache_sources: set[str] = set()  # other runs whose results were reused
         self.done_count = 0
         self._lease_renewed = 0.0
         self._workers_counted = -1e9
+        self._status_checked = 0.0
 
     # ---------------------------------------------------------------- lease
     def acquire(self, force: bool = False) -> None:
@@ -165,6 +180,14 @@ class Driver:
             raise DriverLeaseLost(f"another driver took run {self.run.id} over; this one stops",
                                   hint="nothing is lost: the other driver continues from the database")
         self._lease_renewed = time.monotonic()
+
+    def check_cancelled(self) -> None:
+        """Raise RunCancelled once `nas cancel` has marked the run (looked up every STATUS_CHECK_SECONDS)."""
+        if time.monotonic() - self._status_checked < STATUS_CHECK_SECONDS:
+            return
+        self._status_checked = time.monotonic()
+        if self.store.run_status(self.run.id) == "cancelled":
+            raise RunCancelled(f"run {self.run.id} was cancelled", hint=f"see what it found: `nas report {self.run.id}`")
 
     def release(self) -> None:
         try:
@@ -335,11 +358,13 @@ class Driver:
             if evaluation.status in ("pending", "running"):
                 self.in_flight[evaluation.genome_hash] = evaluation.id
         queued = iter(evaluation_ids)
-        for proposal, row, individual_id, (action, _) in zip(plan.proposals, plan.rows, ids, plan.actions):
+        for proposal, row, individual_id, (action, cached) in zip(plan.proposals, plan.rows, ids, plan.actions):
             self.individual_ids[proposal.key] = individual_id
             self.key_of_individual[individual_id] = proposal.key
             if action == "cached":
                 self.cache_hits += 1
+                if cached.run_id != self.run.id:
+                    self.cache_sources.add(cached.run_id)
             elif action == "wait":
                 self.waiting[row.genome_hash].append(proposal.key)
             elif action == "queue":
@@ -407,6 +432,7 @@ class Driver:
         idle = 0.02
         with open_waiter(self.store, RESULT_CHANNEL, self.run.id) as waiter:
             while not self.strategy.finished:
+                self.check_cancelled()
                 if self.step():
                     idle = 0.02
                 else:
@@ -426,7 +452,9 @@ class Driver:
     def progress(self, workers_alive: int, started: float) -> Progress:
         return Progress(run=self.run, snapshot=self.strategy.snapshot(), queue=self.store.queue_counts(self.run.id),
                         evaluations_done=self.done_count, cache_hits=self.cache_hits, workers_alive=workers_alive,
-                        started=started, finished=self.strategy.finished, best=self.best)
+                        started=started, finished=self.strategy.finished, best=self.best,
+                        budget=self.budget,
+                        cache_sources=sorted(self.cache_sources))
 
 
 def check_seed_genome(cfg: RunConfig) -> None:
@@ -540,9 +568,9 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
         if pool:
             pool.start()
         driver.drive(on_step=on_step, workers_gone=(lambda: pool.alive() == 0) if pool else (lambda: False))
-        store.set_run_status(driver.run.id, "finished")
-        view.update(driver.progress(pool.alive() if pool else 0, started))
-        return 0
+        return conclude(store, driver.progress(pool.alive() if pool else 0, started), view)
+    except RunCancelled:
+        return conclude(store, driver.progress(pool.alive() if pool else 0, started), view, cancelled=True)
     except KeyboardInterrupt:
         store.set_run_status(driver.run.id, "interrupted")
         raise
@@ -552,6 +580,22 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
             pool.stop()
         driver.release()
         view.close()
+
+
+def conclude(store: Store, progress: Progress, view: View, *, cancelled: bool = False) -> int:
+    """Record how the run ended and show it; the exit code: 0 finished, 1 cancelled or every evaluation failed."""
+    from nascli.store.reports import ReportQueries
+
+    progress.finished = True
+    progress.failure_kinds = ReportQueries(store).failure_kinds(progress.run.id)
+    if cancelled:
+        progress.status = "cancelled"  # `nas cancel` wrote it
+    else:
+        nothing_done = progress.queue.get("done", 0) == 0 and progress.queue.get("failed", 0) > 0
+        progress.status = "failed" if nothing_done else "finished"
+        store.set_run_status(progress.run.id, progress.status)
+    view.update(progress)
+    return 0 if progress.status == "finished" else EXIT_RUN_FAILED
 
 
 def start_run(cfg: RunConfig, *, db_url: str, workers: int | None, preset: str | None = None,
@@ -577,8 +621,9 @@ def resume_run(run_ref: str | None, *, db_url: str, workers: int | None, force: 
     store = open_store(db_url)
     try:
         run = store.get_run(run_ref) if run_ref else newest_unfinished(store)
-        if run.status == "finished":
-            raise NascliError(f"run {run.id} has already finished", hint=f"see it with `nas report {run.id}`")
+        if run.status in ("finished", "cancelled"):
+            raise NascliError(f"run {run.id} has already {'finished' if run.status == 'finished' else 'been cancelled'}",
+                              hint=f"see it with `nas report {run.id}`")
         cfg = RunConfig.model_validate(run.config)
         store.limits = queue_limits(cfg)
         driver = Driver(store, run, cfg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -65,12 +66,22 @@ FormatOption = Annotated[
 ]
 
 
+# Output to a pipe or a file is as wide as its content: rich would cut tables to 80 columns there.
+PIPE_WIDTH = 1000
+
+
+def _sized(out: Console) -> Console:
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = PIPE_WIDTH
+    return out
+
+
 def console() -> Console:
-    return Console()
+    return _sized(Console())
 
 
 def error_console() -> Console:
-    return Console(stderr=True)
+    return _sized(Console(stderr=True))
 
 
 def print_rows(

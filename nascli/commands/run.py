@@ -65,9 +65,29 @@ def command(
     if show_config:
         print_config(cfg, output_format)
         return
-    exit_code = launch(cfg, db_url=db_url, workers=workers, preset=preset)
+    from nascli.commands.progress import LiveView
+
+    scripted = OutputFormat(output_format) is OutputFormat.json
+    # for scripts: progress on stderr, one JSON object on stdout when the run ends
+    view = LiveView(common.error_console()) if scripted else LiveView()
+    exit_code = launch(cfg, db_url=db_url, workers=workers, preset=preset, view=view)
+    if scripted and view.last is not None:
+        common.console().print(json.dumps(run_outcome(view.last), default=str), markup=False, highlight=False,
+                               soft_wrap=True)
     if exit_code:
         raise typer.Exit(exit_code)
+
+
+def run_outcome(progress) -> dict:
+    """What `nas run --format json` prints: the run, how it ended, its best result and the counts."""
+    best = progress.best
+    return {
+        "run_id": progress.run.id, "name": progress.run.name or None, "status": progress.status,
+        "best": None if not best else {"genome": best.get("genome"), **best.get("metrics", {})},
+        "evaluations": {"done": progress.evaluations_done, "planned": progress.budget, "reused": progress.cache_hits,
+                        **{status: progress.queue.get(status, 0) for status in ("failed", "cancelled")}},
+        "reused_from": progress.cache_sources, "failure_kinds": progress.failure_kinds,
+    }
 
 
 def _db_url(ctx: typer.Context, db: str | None, cfg) -> str:
@@ -81,12 +101,12 @@ def _db_url(ctx: typer.Context, db: str | None, cfg) -> str:
     return cfg.store.url or db or DEFAULT_DB_URL
 
 
-def launch(cfg, *, db_url: str, workers: int | None, preset: str | None = None) -> int:
+def launch(cfg, *, db_url: str, workers: int | None, preset: str | None = None, view=None) -> int:
     """Hand the validated configuration to the search driver; returns the exit code (0 finished, 1 failed)."""
     runner = importlib.import_module("nascli.runner")  # lazily: torch-free `nas --help`
     from nascli.commands.progress import LiveView
 
-    return int(runner.start_run(cfg, db_url=db_url, workers=workers, preset=preset, view=LiveView()) or 0)
+    return int(runner.start_run(cfg, db_url=db_url, workers=workers, preset=preset, view=view or LiveView()) or 0)
 
 
 def print_presets(output_format: OutputFormat | str) -> None:

@@ -38,6 +38,7 @@ from nascli.store.models import (
     WorkerRow,
     metadata,
 )
+from nascli.store.manage import RunManagement
 from nascli.store.queue import QueueOperations
 from nascli.store.statements import QueueStatements, RawStatements
 from nascli.store.step_statements import StepStatements
@@ -100,7 +101,7 @@ def open_store(url: str, *, create: bool = False, retry_seconds: float = DEFAULT
     return store
 
 
-class Store(QueueOperations):
+class Store(QueueOperations, RunManagement):
     """One database. Thread-safe (a pool of connections); after a fork, open a new Store."""
 
     def __init__(self, engine: Engine, url_display: str, *, retry_seconds: float = DEFAULT_RETRY_SECONDS,
@@ -273,36 +274,45 @@ class Store(QueueOperations):
 
         return self._write(body, what="create run")
 
-    def get_run(self, id_or_latest: str) -> RunInfo:
-        """A run by id, by a unique id prefix, or 'latest' (the newest). RunNotFoundError otherwise,
-        with a hint listing recent ids."""
+    def get_run(self, ref: str) -> RunInfo:
+        """The run a user means by `ref`: its id, 'latest' (the newest), its name, or a unique id
+        prefix. RunNotFoundError otherwise, one line whose hint lists the candidates."""
+        return self._read(lambda conn: convert.run_info(self._find_run(conn, ref)), what="read run")
 
-        def body(conn: Connection) -> RunInfo:
-            row = self._find_run(conn, id_or_latest)
-            if row is None:
-                raise self._run_not_found(conn, id_or_latest)
-            return convert.run_info(row)
-
-        return self._read(body, what="read run")
-
-    def _find_run(self, conn: Connection, key: str) -> Any:
-        if key == "latest":
-            return conn.execute(sa.select(R).order_by(R.c.number.desc()).limit(1)).first()
-        row = conn.execute(sa.select(R).where(R.c.id == key)).first()
-        if row is not None or not key:
+    def _find_run(self, conn: Connection, ref: str) -> Any:
+        if ref == "latest":
+            row = conn.execute(sa.select(R).order_by(R.c.number.desc()).limit(1)).first()
+        else:
+            row = conn.execute(sa.select(R).where(R.c.id == ref)).first()
+        if row is not None:
             return row
-        prefix = key if key.startswith("r-") else f"r-{key}"
+        if ref in ("latest", ""):
+            raise self._run_not_found(conn, ref)
+        named = conn.execute(sa.select(R).where(R.c.name == ref).order_by(R.c.number.desc()).limit(6)).all()
+        if len(named) == 1:
+            return named[0]
+        if named:
+            raise RunNotFoundError(f"{len(named) if len(named) < 6 else 'several'} runs are named {ref!r}",
+                                   hint="say which by id: " + ", ".join(r.id for r in named[:5]))
+        prefix = ref if ref.startswith("r-") else f"r-{ref}"
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = conn.execute(sa.select(R).where(R.c.id.like(f"{escaped}%", escape="\\")).limit(2)).all()
-        return rows[0] if len(rows) == 1 else None
+        rows = conn.execute(sa.select(R).where(R.c.id.like(f"{escaped}%", escape="\\"))
+                            .order_by(R.c.number.desc()).limit(6)).all()
+        if len(rows) == 1:
+            return rows[0]
+        if rows:
+            raise RunNotFoundError(f"run id prefix {ref!r} is ambiguous",
+                                   hint="candidates: " + ", ".join(r.id for r in rows[:5]) + " (give more characters)")
+        raise self._run_not_found(conn, ref)
 
     def _run_not_found(self, conn: Connection, key: str) -> RunNotFoundError:
-        recent = conn.execute(sa.select(R.c.id).order_by(R.c.number.desc()).limit(5)).scalars().all()
+        recent = conn.execute(sa.select(R.c.id, R.c.name).order_by(R.c.number.desc()).limit(5)).all()
         if not recent:
             return RunNotFoundError(f"no run {key!r}: {self.url_display} has no runs yet",
                                     hint="start one with `nas run --preset NAME`")
+        listed = ", ".join(f"{row.id} ({row.name})" if row.name else row.id for row in recent)
         return RunNotFoundError(f"no run {key!r} in {self.url_display}",
-                                hint=f"recent runs: {', '.join(recent)} (or 'latest')")
+                                hint=f"recent runs: {listed}; a RUN is an id, a unique id prefix, a name or 'latest'")
 
     def list_runs(self, limit: int | None = None) -> list[RunInfo]:
         """Runs, newest first."""

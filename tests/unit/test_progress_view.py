@@ -43,6 +43,8 @@ def progress(**changes) -> Progress:
     run = RunInfo.__new__(RunInfo)
     object.__setattr__(run, "id", "r-123456")
     object.__setattr__(run, "strategy", "island-ga")
+    for name, value in (("name", ""), ("preset", None), ("config", {"ga": {"generations": 20}})):
+        object.__setattr__(run, name, value)
     # the island GA past its threshold: its fitness pick is the smallest network, not the most accurate
     snapshot = {"strategy": "island-ga", "best": {"metrics": {"val_accuracy": 0.9853, "params": 5218}},
                 "islands": [{"island": 0, "generation": 3, "fitness_mode": "secondary",
@@ -57,14 +59,58 @@ def progress(**changes) -> Progress:
 def test_line_view_prints_the_reports_best():
     out = io.StringIO()
     LiveView(Console(file=out, force_terminal=False, width=200)).update(progress())
-    assert "best val 1.0000" in out.getvalue()
+    assert "best val 100.00 %" in out.getvalue()  # units as `nas report` prints them
 
 
 def test_live_view_shows_island_picks_and_the_reports_best():
     out = io.StringIO()
     Console(file=out, width=200).print(render(progress()))
     text = out.getvalue()
-    assert "0.9853" in text and "val 1.0000  params 7,466" in text
+    assert "98.53 %" in text and "val 100.00 %  params 7.47k" in text
     out = io.StringIO()
     Console(file=out, width=200).print(render(progress(best=None)))  # nothing finished yet: the snapshot's
-    assert "val 0.9853  params 5,218" in out.getvalue()
+    assert "val 98.53 %  params 5.22k" in out.getvalue()
+
+
+def test_live_view_shows_the_budget_bar_generations_and_eta():
+    out = io.StringIO()
+    Console(file=out, width=200).print(render(progress(budget=52, evaluations_done=13, finished=False), eta=75.0))
+    text = out.getvalue()
+    assert "13/52 evaluations" in text and "25 %" in text and "ETA 1m 15s" in text and "elapsed" in text
+    assert " 3/20 " in text  # island 0 at generation 3 of ga.generations
+
+
+def test_closing_summary_names_the_best_network_and_the_next_commands():
+    best = {"genome": "In_8_8_1:C_3-3-1-1-16:D_10",
+            "metrics": {"val_accuracy": 0.98333, "test_accuracy": 0.9778, "params": 31337}}
+    out = io.StringIO()
+    view = LiveView(Console(file=out, force_terminal=False, width=200))
+    view.update(progress(status="finished", best=best, cache_hits=84, evaluations_done=112,
+                         cache_sources=["r-aaaaaa", "r-bbbbbb"]))
+    view.close()
+    text = out.getvalue()
+    assert "run r-123456 finished" in text and "best network  In_8_8_1:C_3-3-1-1-16:D_10" in text
+    assert "validation 98.33 %   test 97.78 %   parameters 31.34k" in text
+    assert "84 of 112 results reused from runs r-aaaaaa, r-bbbbbb" in text
+    lines = text.splitlines()
+    assert lines[-2:] == ["next:  nas report r-123456", "       nas export r-123456 --out best/"]
+
+
+def test_a_run_where_everything_failed_ends_with_one_error_line_of_the_failure_kinds():
+    out, err = io.StringIO(), io.StringIO()
+    view = LiveView(Console(file=out, force_terminal=False, width=200), Console(file=err, width=300))
+    view.update(progress(status="failed", best=None, queue={"failed": 12, "done": 0},
+                         failure_kinds={"crash": 3, "oom": 9}))
+    view.close()
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: every evaluation of run r-123456 failed (9 oom, 3 crash)")
+
+
+def test_without_workers_the_view_says_it_waits_for_nas_worker():
+    out = io.StringIO()
+    waiting = progress(workers_alive=0, queue={"pending": 12, "running": 0}, finished=False)
+    LiveView(Console(file=out, force_terminal=False, width=300)).update(waiting)
+    assert "waiting for `nas worker` processes" in out.getvalue() and "nas worker --run r-123456" in out.getvalue()
+    out = io.StringIO()
+    Console(file=out, width=300).print(render(waiting))
+    assert "waiting for `nas worker` processes" in out.getvalue()

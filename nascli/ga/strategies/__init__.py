@@ -18,7 +18,8 @@ from nascli.ga.fitness import FitnessRule
 from nascli.ga.strategies.base import Outcome, Proposal, ReplayError, Strategy, Variation
 
 __all__ = ["Outcome", "Proposal", "ReplayError", "Strategy", "Variation", "STRATEGY_NAMES", "make_strategy",
-           "make_variation", "make_module_variation", "canonical_hash", "steady_parallelism"]
+           "make_variation", "make_module_variation", "canonical_hash", "steady_parallelism",
+           "planned_evaluations"]
 
 
 def canonical_hash(genome: Any) -> str:
@@ -165,6 +166,27 @@ def steady_parallelism(name: str, sections: Mapping[str, Mapping[str, Any]]) -> 
     if name == "linas":
         return int((sections.get("linas") or {}).get("evaluations_per_iteration", 50))
     return population
+
+
+def planned_evaluations(sections: Mapping[str, Mapping[str, Any]]) -> int:
+    """How many evaluations the configured strategy proposes in all (the live view's budget bar).
+    Cache hits and failures count: they use up proposals like trained children."""
+    ga, _, _, run = _sections(sections)
+    strategy = run.get("strategy", "island-ga")
+    population, generations = ga.get("population", 20), ga.get("generations", 1000)
+    offspring = ga.get("offspring_per_generation", 1)
+    if strategy in ("island-ga", "random"):
+        from nascli.ga.strategies.random_search import island_ga_budget
+
+        return island_ga_budget(ga.get("islands", 5), population, generations, offspring)
+    if strategy == "mu-plus-lambda":
+        return population + generations * offspring
+    if strategy == "regularized-evolution":
+        return population + generations
+    if strategy == "nsga2":
+        return population * (generations + 1)  # generation 0 is the random population
+    linas = dict(sections.get("linas") or {})
+    return linas.get("evaluations_per_iteration", 50) * linas.get("iterations", 10)
 
 
 _FACTORIES: dict[str, Callable[[Mapping, Variation, int], Strategy]] = {
