@@ -48,7 +48,7 @@ SETUPS = (
 
 def config_for(preset: str, overrides: list[str], generations: int):
     return resolve(preset=preset, overrides=[*overrides, f"ga.generations={generations}",
-                                             "task.synthetic_seconds=0", "ga.cache_across_runs=false"],
+                                             "task.synthetic_seconds=0", 'cache.scope="run"'],
                    project_file=None, env={})
 
 

@@ -69,7 +69,7 @@ def config_for(strategy: str, budget: int, seed: int, settings: list[str]):
     settings = [*VARIANT_SETTINGS.get(strategy, []), *settings]
     base = resolve(preset=PRESETS[strategy], overrides=settings, project_file=None, env={})
     overrides = [*settings, f"ga.generations={generations_for(base, budget)}", f"run.seed={seed}",
-                 "ga.cache_across_runs=false", f'run.name="search-quality {strategy} seed {seed}"']
+                 'cache.scope="run"', f'run.name="search-quality {strategy} seed {seed}"']
     return resolve(preset=PRESETS[strategy], overrides=overrides, project_file=None, env={})
 
 

@@ -1,4 +1,4 @@
-"""The `nas` command: registers the six commands and renders user errors as one line, exit 2.
+"""The `nas` command: registers the commands and renders user errors as one line, exit 2.
 
 Importing this module must not import torch: `nas --help` stays instant. Command modules import
 heavy things inside their functions.
@@ -28,6 +28,8 @@ COMMANDS = (
     ("resume", "resume"),
     ("report", "report"),
     ("export", "export"),
+    ("cancel", "cancel"),
+    ("delete", "delete"),
 )
 
 

@@ -138,7 +138,8 @@ class Driver:
         self.strategy = build_strategy(self.cfg)
         self.budget = planned_evaluations(self.cfg.model_dump(mode="json"))
         self.config_hash = training_config_hash(self.cfg)
-        self.cache_run = None if self.cfg.ga.cache_across_runs else self.run.id
+        self.cache_scope = self.cfg.cache.scope
+        self.cache_run = None if self.cache_scope == "database" else self.run.id  # whose results count as cached
         self.last_seq = 0  # the highest completion seq folded into the strategy
         self.individual_ids: dict[tuple[int, int, int], int] = {}
         self.key_of_individual: dict[int, tuple[int, int, int]] = {}
@@ -321,7 +322,8 @@ class Driver:
             ids = self.store.add_individuals(self.run.id, rows)  # idempotent: the rows a crash left, or new ones
             plan.existing = self._evaluations_by_individual(ids)
             queued |= {e.genome_hash for e in plan.existing.values() if e.status in ("pending", "running")}
-        cached = self.store.cached_results(self.cache_run, [row.genome_hash for row in rows], self.config_hash)
+        cached = ({} if self.cache_scope == "off" else
+                  self.store.cached_results(self.cache_run, [row.genome_hash for row in rows], self.config_hash))
         for row, individual_id in zip(rows, ids):
             if individual_id in plan.existing:
                 plan.actions.append(("existing", None))  # queued or finished before the crash
@@ -332,6 +334,8 @@ class Driver:
     def _action_for(self, row: NewIndividual, cached: dict[str, FinishedEvaluation], queued: set[str]) -> tuple:
         if row.genome_hash in cached:
             return ("cached", cached[row.genome_hash])
+        if self.cache_scope == "off":
+            return ("queue", None)  # every child trains, identical genomes too
         if row.genome_hash in self.in_flight or row.genome_hash in queued:
             return ("wait", None)
         queued.add(row.genome_hash)
@@ -598,6 +602,15 @@ def conclude(store: Store, progress: Progress, view: View, *, cancelled: bool = 
     return 0 if progress.status == "finished" else EXIT_RUN_FAILED
 
 
+def refuse_second_run_named(store: Store, name: str | None) -> None:
+    """`nas run --name X` while run X is unfinished: say so and how to continue it, start nothing."""
+    existing = store.unfinished_run_named(name) if name else None
+    if existing is not None:
+        raise NascliError(f"run {existing.id} named {name!r} is {existing.status} and unfinished",
+                          hint=f"continue it with `nas resume {existing.id}`, stop it with `nas cancel {existing.id}`, "
+                               "or choose another --name")
+
+
 def start_run(cfg: RunConfig, *, db_url: str, workers: int | None, preset: str | None = None,
               view: View | None = None) -> int:
     """Create a run from a validated configuration and drive it to the end. Returns the exit code."""
@@ -606,6 +619,7 @@ def start_run(cfg: RunConfig, *, db_url: str, workers: int | None, preset: str |
         ensure_local_data(cfg)  # fail before anything is written, not once per evaluation in every worker
     store = open_store(db_url, create=True, limits=queue_limits(cfg))  # the embedded default needs no `nas init`
     try:
+        refuse_second_run_named(store, cfg.run.name)
         run = store.create_run(cfg.run.name or "", cfg.run.strategy, preset, cfg.run.seed,
                                cfg.model_dump(mode="json"))
         driver = Driver(store, run, cfg)

@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 __all__ = [
-    "DbOption", "DebugOption", "FormatOption", "OutputFormat", "escape", "state", "console", "error_console",
+    "DbOption", "DebugOption", "FormatOption", "OutputFormat", "RUN_HELP", "RunArgument", "escape", "state", "console", "error_console",
     "print_rows",
 ]
 
@@ -51,6 +51,10 @@ DbOption = Annotated[
         "Default: \\[store] url in nascli.toml, else sqlite:///nas.db. Prefer NAS_DB_URL on shared hosts.",
     ),
 ]
+
+
+RUN_HELP = "Run id, `latest`, the run's --name, or a unique id prefix."
+RunArgument = Annotated[str, typer.Argument(metavar="RUN", show_default=False, help=RUN_HELP)]
 
 
 class OutputFormat(str, Enum):

@@ -15,10 +15,10 @@ TABLE_FORMATS = ("csv", "json")
 
 def command(
     run: Annotated[str | None, typer.Argument(
-        metavar="[RUN]", show_default=False, help="Run id or `latest` (default: latest).")] = None,
+        metavar="[RUN]", show_default=False, help="Run id, `latest`, the run's --name, or a unique id prefix (default: latest).")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", metavar="PATH",
-        help="Directory for the artefacts (with --all: the CSV/JSON file). Taken literally.")] = None,
+        help="Directory for the artefacts (with --all: the CSV/JSON file, `-` for stdout). Taken literally.")] = None,
     rank: Annotated[int | None, typer.Option(
         "--rank", "-r", min=1, metavar="K", help="Export the K-th best individual by fitness (default 1).")] = None,
     individual: Annotated[int | None, typer.Option(

@@ -26,7 +26,7 @@ def _section_names(values: list[str] | None) -> list[str]:
 def command(
     runs: Annotated[list[str] | None, typer.Argument(
         metavar="[RUN]...", show_default=False,
-        help="Run id or `latest`; none lists every run. Several only with --compare.")] = None,
+        help="Run id, `latest`, the run's --name, or a unique id prefix; none lists every run. Several only with --compare.")] = None,
     section: Annotated[list[str] | None, typer.Option(
         "--section", "-S", metavar="NAME",
         help="Show only these parts: " + "|".join(SECTION_NAMES) + " (repeatable or comma-separated).")] = None,

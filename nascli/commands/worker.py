@@ -24,7 +24,7 @@ def command(
     gpus: Annotated[str | None, typer.Option(
         "--gpus", help="Start one worker process per GPU: 'all' or a list such as 0,1 (instead of --device); "
         "each sees only its GPU, a dead one is restarted.")] = None,
-    run: Annotated[str | None, typer.Option("--run", help="Only evaluate tasks of this run id.")] = None,
+    run: Annotated[str | None, typer.Option("--run", help="Only evaluate tasks of this run (id, name, or unique id prefix).")] = None,
     max_tasks: Annotated[int | None, typer.Option(
         "--max-tasks", min=1, help="Exit after this many tasks.")] = None,
     idle_timeout: Annotated[float | None, typer.Option(

@@ -170,11 +170,16 @@ class GaSection(Section):
     seed_genome: str | None = Field(
         None, description="Genome to start from instead of the minimal input+output one "
         "(Klos config #9 'seed architectures').", json_schema_extra=_example("In_8_8_1:C_3-3-1-1-16:D_10"))
-    cache_across_runs: bool = Field(True, description="Reuse results of identical genomes trained with the same "
-                                    "training configuration in earlier runs.")
     operators: OperatorsSection = Field(default_factory=OperatorsSection)
 
     accept_none_word = field_validator("seed_genome", mode="before")(_none_word_to_none)
+
+
+class CacheSection(Section):
+    scope: Literal["database", "run", "off"] = Field(
+        "database", description="Whose results a child with an identical genome (and the same training "
+        "configuration) reuses instead of training: database: any run's; run: only this run's (independent "
+        "seed replicates); off: none, every child trains.")
 
 
 class MigrationSection(Section):
@@ -278,7 +283,7 @@ class LinasSection(Section):
 
 
 SECTIONS: dict[str, type[Section]] = {
-    "run": RunSection, "task": TaskSection, "search_space": SearchSpaceSection, "ga": GaSection,
+    "run": RunSection, "task": TaskSection, "search_space": SearchSpaceSection, "ga": GaSection, "cache": CacheSection,
     "migration": MigrationSection, "fitness": FitnessSection, "train": TrainSection, "worker": WorkerSection,
     "store": StoreSection, "nsga2": Nsga2Section, "linas": LinasSection,
 }
@@ -293,6 +298,7 @@ class RunConfig(BaseModel):
     task: TaskSection = Field(default_factory=TaskSection)
     search_space: SearchSpaceSection = Field(default_factory=SearchSpaceSection)
     ga: GaSection = Field(default_factory=GaSection)
+    cache: CacheSection = Field(default_factory=CacheSection)
     migration: MigrationSection = Field(default_factory=MigrationSection)
     fitness: FitnessSection = Field(default_factory=FitnessSection)
     train: TrainSection = Field(default_factory=TrainSection)
@@ -300,6 +306,17 @@ class RunConfig(BaseModel):
     store: StoreSection = Field(default_factory=StoreSection)
     nsga2: Nsga2Section = Field(default_factory=Nsga2Section)
     linas: LinasSection = Field(default_factory=LinasSection)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cache_scope_of_older_runs(cls, data: Any) -> Any:
+        # runs stored with ga.cache_across_runs (true/false) resume with the cache scope it meant
+        ga = data.get("ga") if isinstance(data, dict) else None
+        if isinstance(ga, dict) and "cache_across_runs" in ga:
+            ga = dict(ga)
+            across = ga.pop("cache_across_runs")
+            data = {**data, "ga": ga, "cache": {"scope": "database" if across else "run", **data.get("cache", {})}}
+        return data
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "RunConfig":

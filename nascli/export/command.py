@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,8 +56,13 @@ def run_export(request: ExportRequest) -> None:
         if table_format not in ("csv", "json"):
             raise ExportError(f"--all writes csv or json, not {request.formats!r}" if request.formats else
                               "--all needs --format csv or --format json", hint="e.g. --all --format csv --out run.csv")
-        out = prepare_file(request.out, force=request.force, suffix="." + table_format)
+        # `--out -`: the table goes to stdout, for a pipe
+        out = None if to_stdout(request.out) else prepare_file(request.out, force=request.force,
+                                                                suffix="." + table_format)
     else:
+        if to_stdout(request.out):
+            raise ExportError("--out - writes a table to stdout; a network is exported as files",
+                              hint="give a directory (--out best/), or use --all --format csv --out -")
         if request.rank is not None and request.individual is not None:
             raise ExportError("--rank and --individual both given", hint="pick the network one way")
         formats = parse_formats(request.formats)
@@ -64,7 +70,9 @@ def run_export(request: ExportRequest) -> None:
         run = queries.run(request.run)
         if request.all_individuals:
             count = write_all(queries, run, out, table_format)
-            common.console().print(f"wrote {out}: {count} individuals of run {run.id}", markup=False, highlight=False)
+            # announced on stderr when the table itself is on stdout
+            (common.console() if out else common.error_console()).print(
+                f"wrote {out or 'stdout'}: {count} individuals of run {run.id}", markup=False, highlight=False)
             return
         spec, evaluation = export_spec(queries, run, rank=request.rank, individual=request.individual)
     weights_needed = needs_weights(formats)
@@ -144,7 +152,12 @@ def lineage(queries, run_id: str, individual_id: int) -> list[dict[str, Any]]:
     } for ident in chain if ident in rows]
 
 
-def write_all(queries, run, out: Path, table_format: str) -> int:
+def to_stdout(out: Path | str | None) -> bool:
+    return out is not None and str(out) == "-"
+
+
+def write_all(queries, run, out: Path | None, table_format: str) -> int:
+    """Every individual and evaluation of the run as one CSV or JSON document, to `out` (None: stdout)."""
     rows = []
     for row in queries.all_rows(run.id):
         record = {column: row.get(column) for column in ALL_COLUMNS}
@@ -157,7 +170,7 @@ def write_all(queries, run, out: Path, table_format: str) -> int:
             "run_id": run.id, "name": run.name, "strategy": run.strategy, "preset": run.preset, "seed": run.seed,
             "status": run.status, "created_at": _iso(run.created_at), "finished_at": _iso(run.finished_at),
             "config": run.config}, "columns": list(ALL_COLUMNS), "rows": rows}
-        write_atomically(out, json.dumps(document, indent=1, allow_nan=False, default=str) + "\n")
+        text = json.dumps(document, indent=1, allow_nan=False, default=str) + "\n"
     else:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -168,7 +181,12 @@ def write_all(queries, run, out: Path, table_format: str) -> int:
                              ("true" if record[c] else "false") if isinstance(record[c], bool) else
                              repr(record[c]) if isinstance(record[c], float) else str(record[c])
                              for c in ALL_COLUMNS])
-        write_atomically(out, buffer.getvalue())
+        text = buffer.getvalue()
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        write_atomically(out, text)
     return len(rows)
 
 

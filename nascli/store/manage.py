@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from nascli.errors import StoreError
+from nascli.store import convert
 from nascli.store.models import EvaluationRow, EventRow, IndividualRow, IslandRow, MigrationRow, RunRow
 from nascli.store.notify import RESULT_CHANNEL, notify
 
@@ -87,6 +88,16 @@ class RunManagement:
             return Deleted(run_id, rows)
 
         return self._write(body, what="delete run")
+
+    def unfinished_run_named(self, name: str):
+        """The newest run called `name` that has not stopped (RunInfo), or None."""
+
+        def body(conn: Connection):
+            row = conn.execute(sa.select(R).where(R.c.name == name, R.c.status.not_in(STOPPED_RUN_STATUSES))
+                               .order_by(R.c.number.desc()).limit(1)).first()
+            return None if row is None else convert.run_info(row)
+
+        return self._read(body, what="find run by name")
 
     def run_status(self, run_id: str) -> str:
         """The run's status alone (the driver polls it to notice `nas cancel`)."""
