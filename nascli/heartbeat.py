@@ -144,8 +144,8 @@ class Heartbeat:
             log.warning("evaluation %s: heartbeat failed, retrying (%s)", self.evaluation_id, error)
             return min(self.interval, _RETRY_SECONDS)
         if not alive:
-            log.warning("evaluation %s attempt %s: claim lost (lease expired and taken over): abandoning "
-                        "the task", self.evaluation_id, self.attempt)
+            log.warning("evaluation %s attempt %s: claim lost (lease expired and taken over, or the run was "
+                        "cancelled or deleted): abandoning the task", self.evaluation_id, self.attempt)
             self.lost.set()
             return None
         self.beats += 1

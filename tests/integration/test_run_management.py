@@ -1,0 +1,200 @@
+"""Runs as things a user manages, through the real CLI on both backends: RUN references, cancel,
+delete, a second run of an unfinished name, a run where everything failed, `--format json`, the
+cache scope."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nascli.errors import RunNotFoundError
+from nascli.store import open_store
+
+QUICK = ("--preset", "synthetic-quick", "--set", "ga.generations=3")  # 2 islands x (6 + 3): 18 evaluations
+
+
+def nas(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in ("NAS_DB_URL", "NAS_DEBUG")}
+    return subprocess.run([sys.executable, "-m", "nascli", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def run_json(store_url: str, tmp_path: Path, *args: str) -> dict:
+    result = nas("run", *QUICK, "--db", store_url, "--format", "json", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # the whole of stdout is one JSON object
+
+
+def same_network(best: dict, other: dict) -> bool:
+    return (best["genome"], best["val_accuracy"], best["params"]) == (other["genome"], other["val_accuracy"],
+                                                                     other["params"])
+
+
+def until(condition, timeout: float = 60.0, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+# ---------------------------------------------------------------- RUN references
+
+
+def test_a_run_is_found_by_id_latest_name_or_unique_prefix(store):
+    first = store.create_run("baseline", "island-ga", None, 0, {})
+    second = store.create_run("replicate", "island-ga", None, 1, {})
+    third = store.create_run("replicate", "island-ga", None, 2, {})
+    assert store.get_run(first.id).id == first.id
+    assert store.get_run("latest").id == third.id
+    assert store.get_run("baseline").id == first.id
+    others = (second.id, third.id)
+    unique = next(first.id[:n] for n in range(3, len(first.id) + 1)
+                  if not any(other.startswith(first.id[:n]) for other in others))
+    assert store.get_run(unique).id == first.id
+    assert store.get_run(unique.removeprefix("r-")).id == first.id  # the prefix without `r-` too
+    with pytest.raises(RunNotFoundError) as ambiguous_name:
+        store.get_run("replicate")
+    assert second.id in ambiguous_name.value.hint and third.id in ambiguous_name.value.hint
+    with pytest.raises(RunNotFoundError) as ambiguous_prefix:
+        store.get_run("r-")
+    assert "ambiguous" in ambiguous_prefix.value.message and first.id in ambiguous_prefix.value.hint
+    with pytest.raises(RunNotFoundError) as unknown:
+        store.get_run("nothing-like-it")
+    assert "baseline" in unknown.value.hint and "'latest'" in unknown.value.hint
+
+
+# ---------------------------------------------------------------- nas run
+
+
+@pytest.mark.slow  # `nas run` processes
+def test_a_second_run_of_an_unfinished_name_is_refused(store_url, tmp_path):
+    with open_store(store_url, create=True) as store:
+        unfinished = store.create_run("nightly", "island-ga", None, 0, {})
+    result = nas("run", *QUICK, "--db", store_url, "--name", "nightly", cwd=tmp_path)
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert unfinished.id in line and f"nas resume {unfinished.id}" in line
+    with open_store(store_url) as store:
+        assert [run.id for run in store.list_runs()] == [unfinished.id]  # nothing started
+
+
+@pytest.mark.slow  # `nas run` processes
+def test_run_format_json_is_one_object_on_stdout_and_names_resolve(store_url, tmp_path):
+    outcome = run_json(store_url, tmp_path, "--name", "scripted")
+    assert outcome["status"] == "finished" and outcome["name"] == "scripted"
+    assert outcome["evaluations"]["done"] == outcome["evaluations"]["planned"] == 18
+    assert outcome["best"]["val_accuracy"] > 0 and outcome["best"]["genome"].startswith("In_8_8")
+    report = nas("report", "scripted", "--db", store_url, "--format", "json", cwd=tmp_path)
+    assert report.returncode == 0 and json.loads(report.stdout)["run_id"] == outcome["run_id"]
+
+
+@pytest.mark.slow  # `nas run` processes
+def test_a_run_where_every_evaluation_failed_exits_1_with_the_failure_kinds(store_url, tmp_path):
+    result = nas("run", *QUICK, "--db", store_url, "--set", "task.synthetic_fail_genomes=['In']",
+                 "--set", "task.synthetic_seconds=0", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    line = one_error_line(result)
+    assert "every evaluation of run" in line and "(18 crash)" in line
+    with open_store(store_url) as store:
+        assert store.get_run("latest").status == "failed"
+
+
+@pytest.mark.slow  # `nas run` processes
+def test_cache_scope_decides_whose_results_are_reused(store_url, tmp_path):
+    full = ("--set", "ga.generations=20")  # 52 evaluations: long enough for identical genomes within the run
+    first = run_json(store_url, tmp_path, *full)
+    assert first["evaluations"]["reused"] > 0 and first["reused_from"] == []  # its own duplicates
+    again = run_json(store_url, tmp_path, *full)  # scope database: everything from the first run
+    assert again["evaluations"]["reused"] == 52 and again["reused_from"] == [first["run_id"]]
+    own = run_json(store_url, tmp_path, *full, "--set", 'cache.scope="run"')  # a seed replicate: only its own
+    assert own["reused_from"] == [] and own["evaluations"]["reused"] == first["evaluations"]["reused"]
+    off = run_json(store_url, tmp_path, *full, "--set", 'cache.scope="off"')
+    assert off["evaluations"]["reused"] == 0 and same_network(off["best"], first["best"])
+
+
+# ---------------------------------------------------------------- cancel
+
+
+@pytest.mark.slow
+def test_cancel_stops_the_driver_the_queue_and_running_evaluations(store_url, tmp_path):
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "nascli", "run", "--preset", "synthetic-quick", "--db", store_url, "--workers", "0",
+         "--name", "doomed", "--set", "task.synthetic_seconds=30", "--set", "worker.heartbeat_seconds=0.5",
+         "--set", "worker.lease_seconds=20"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    worker_log = tmp_path / "worker.log"
+    worker = None
+    try:
+        with open_store(store_url, create=True) as store:  # the driver may not have created it yet
+            run = until(lambda: next((r for r in store.list_runs() if r.name == "doomed"), None))
+            with worker_log.open("w") as log:
+                worker = subprocess.Popen([sys.executable, "-m", "nascli", "worker", "--db", store_url, "--run",
+                                           "doomed"], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+            until(lambda: store.queue_counts(run.id)["running"] >= 1)
+            cancelled = nas("cancel", "doomed", "--db", store_url, cwd=tmp_path)
+            assert cancelled.returncode == 0 and f"cancelled run {run.id}" in cancelled.stdout
+            # the driver notices at once (it checks its run's status every step) and ends with 1
+            assert driver.wait(timeout=15) == 1
+            # the worker's next heartbeat (0.5 s) is refused: it abandons the training, writes nothing
+            until(lambda: "abandoning the task" in worker_log.read_text(), timeout=10)
+            counts = store.queue_counts(run.id)
+            assert counts["pending"] == counts["running"] == counts["done"] == 0 and counts["cancelled"] >= 12
+            assert store.get_run(run.id).status == "cancelled"
+        report = nas("report", "doomed", "--db", store_url, "--format", "json", cwd=tmp_path)
+        assert report.returncode == 0 and '"status": "cancelled"' in report.stdout
+        resume = nas("resume", "doomed", "--db", store_url, cwd=tmp_path)
+        assert resume.returncode == 2 and "cancelled" in one_error_line(resume)
+        again = nas("cancel", run.id, "--db", store_url, cwd=tmp_path)
+        assert again.returncode == 2 and "already cancelled" in one_error_line(again)
+    finally:
+        for process in (driver, worker):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+# ---------------------------------------------------------------- delete
+
+
+@pytest.mark.slow
+def test_delete_removes_one_run_in_full_and_other_runs_keep_what_they_reused(store_url, tmp_path):
+    source = run_json(store_url, tmp_path, "--name", "source")
+    reuser = run_json(store_url, tmp_path, "--name", "reuser")
+    assert reuser["reused_from"] == [source["run_id"]]
+
+    asked = nas("delete", "source", "--db", store_url, cwd=tmp_path)  # no terminal to ask in, no --yes
+    assert asked.returncode == 2 and "--yes" in one_error_line(asked)
+    with open_store(store_url) as store:
+        assert store.get_run("source").id == source["run_id"]  # nothing deleted
+
+    deleted = nas("delete", "source", "--yes", "--db", store_url, cwd=tmp_path)
+    assert deleted.returncode == 0 and f"deleted run {source['run_id']}" in deleted.stdout
+    with open_store(store_url) as store:
+        with pytest.raises(RunNotFoundError):
+            store.get_run(source["run_id"])
+        left = store._read(lambda conn: [conn.exec_driver_sql(
+            f"SELECT count(*) FROM {table} WHERE run_id = '{source['run_id']}'").scalar_one()
+            for table in ("evaluation", "individual", "island", "migration", "event")], what="count")
+        assert left == [0, 0, 0, 0, 0]
+        assert store.queue_counts(reuser["run_id"])["done"] == 18
+    report = nas("report", "reuser", "--db", store_url, "--format", "json", cwd=tmp_path)
+    assert report.returncode == 0
+    rows = nas("export", "reuser", "--all", "--format", "json", "--out", "-", "--db", store_url, cwd=tmp_path)
+    assert rows.returncode == 0 and len(json.loads(rows.stdout)["rows"]) == 18
+    third = run_json(store_url, tmp_path)  # the reusing run's copies serve the cache now
+    assert third["reused_from"] == [reuser["run_id"]] and same_network(third["best"], source["best"])
