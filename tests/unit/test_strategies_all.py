@@ -203,3 +203,16 @@ def test_living_is_the_snapshot_population_at_every_step(name):
     drive(strategy, evaluator=check_then_evaluate)
     assert strategy.living() == living_from_snapshot(strategy.snapshot())
     assert len(checked) > 10
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+@pytest.mark.parametrize("generations", [0, 1, 6])
+def test_planned_evaluations_is_what_the_strategy_proposes(name, generations):
+    """The live view's budget bar: the planned count equals the proposals a whole run makes."""
+    from nascli.ga.strategies import planned_evaluations
+
+    sections = {k: dict(v) for k, v in SECTIONS.items()}
+    sections["ga"]["generations"] = generations
+    sections["run"] = {"strategy": name, "seed": 3}
+    log = drive(make_strategy(sections, TOY), evaluator=fail_some)
+    assert planned_evaluations(sections) == len(log.proposals)
