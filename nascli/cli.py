@@ -95,7 +95,7 @@ app = typer.Typer(
     help="Evolutionary Neural Architecture Search that never loses work.\n\n"
     "Start with `nas init`, then `nas run --preset digits-quick`.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; completers in commands/completion.py
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

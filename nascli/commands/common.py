@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nascli.commands import completion
+
 __all__ = [
     "DbOption", "DebugOption", "FormatOption", "OutputFormat", "RUN_HELP", "RunArgument", "escape", "state", "console", "error_console",
     "print_rows",
@@ -54,7 +56,8 @@ DbOption = Annotated[
 
 
 RUN_HELP = "Run id, `latest`, the run's --name, or a unique id prefix."
-RunArgument = Annotated[str, typer.Argument(metavar="RUN", show_default=False, help=RUN_HELP)]
+RunArgument = Annotated[str, typer.Argument(metavar="RUN", show_default=False, help=RUN_HELP,
+                                            autocompletion=completion.runs)]
 
 
 class OutputFormat(str, Enum):

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from nascli.commands.common import DbOption, DebugOption
+from nascli.commands import completion
+from nascli.commands.common import RUN_HELP, DbOption, DebugOption
 
 ARTEFACT_FORMATS = ("code", "state_dict", "torchscript", "onnx", "json")
 TABLE_FORMATS = ("csv", "json")
@@ -15,7 +16,7 @@ TABLE_FORMATS = ("csv", "json")
 
 def command(
     run: Annotated[str | None, typer.Argument(
-        metavar="[RUN]", show_default=False, help="Run id, `latest`, the run's --name, or a unique id prefix (default: latest).")] = None,
+        metavar="[RUN]", show_default=False, autocompletion=completion.runs, help=RUN_HELP + " Default: latest.")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", metavar="PATH",
         help="Directory for the artefacts (with --all: the CSV/JSON file, `-` for stdout). Taken literally.")] = None,

@@ -110,7 +110,8 @@ def render(progress: "Progress", eta: float | None = None) -> Group:
             table.add_column(column, justify="right")
         for island in islands:
             accuracy, params = _best_row(island.get("best"))
-            generation = f"{island['generation']}/{generations}" if generations is not None else str(island["generation"])
+            done = max(0, island["generation"])  # -1: the initial population is still being evaluated
+            generation = f"{done}/{generations}" if generations is not None else str(done)
             table.add_row(str(island["island"]), generation, island.get("fitness_mode", "-"), accuracy, params)
         parts.append(table)  # each island's best by its own fitness (parameters once past the threshold)
     accuracy, params = _best_row(progress.best or snapshot.get("best"))

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from nascli.commands.common import DbOption, DebugOption
+from nascli.commands import completion
+from nascli.commands.common import RUN_HELP, DbOption, DebugOption
 
 SECTION_NAMES = ("runs", "summary", "islands", "top", "pareto", "workers", "generations", "migrations")
 
@@ -25,10 +26,10 @@ def _section_names(values: list[str] | None) -> list[str]:
 
 def command(
     runs: Annotated[list[str] | None, typer.Argument(
-        metavar="[RUN]...", show_default=False,
-        help="Run id, `latest`, the run's --name, or a unique id prefix; none lists every run. Several only with --compare.")] = None,
+        metavar="[RUN]...", show_default=False, autocompletion=completion.runs,
+        help=RUN_HELP + " None lists every run. Several only with --compare.")] = None,
     section: Annotated[list[str] | None, typer.Option(
-        "--section", "-S", metavar="NAME",
+        "--section", "-S", metavar="NAME", autocompletion=completion.choices(SECTION_NAMES),
         help="Show only these parts: " + "|".join(SECTION_NAMES) + " (repeatable or comma-separated).")] = None,
     top: Annotated[int, typer.Option("--top", "-k", min=1, metavar="K", help="How many individuals the top table shows.")] = 10,
     output_format: Annotated[str, typer.Option(

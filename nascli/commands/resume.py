@@ -8,12 +8,14 @@ from typing import Annotated
 
 import typer
 
-from nascli.commands.common import DbOption, DebugOption
+from nascli.commands import completion
+from nascli.commands.common import RUN_HELP, DbOption, DebugOption
 
 
 def command(
     run: Annotated[str | None, typer.Argument(
-        metavar="[RUN]", help="Run id, `latest`, the run's --name, or a unique id prefix (default: the newest unfinished run).")] = None,
+        metavar="[RUN]", autocompletion=completion.runs,
+        help=RUN_HELP + " Default: the newest unfinished run.")] = None,
     workers: Annotated[int | None, typer.Option(
         "--workers", "-w", min=0, show_default="one per visible GPU, else 1",
         help="Local worker processes to start (0: only external `nas worker`s).")] = None,

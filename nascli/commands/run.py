@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from nascli.commands import common
+from nascli.commands import common, completion
 from nascli.commands.common import DbOption, DebugOption, OutputFormat
 from nascli.errors import ConfigError, NascliError
 
@@ -21,7 +21,7 @@ PRESET_COLUMNS = ("name", "strategy", "dataset", "description")  # the table sho
 def command(
     ctx: typer.Context,
     preset: Annotated[str | None, typer.Option(
-        "--preset", "-p", metavar="NAME", help="Start from a shipped preset (see --list-presets).")] = None,
+        "--preset", "-p", metavar="NAME", autocompletion=completion.presets, help="Start from a shipped preset (see --list-presets).")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", metavar="FILE", dir_okay=False,
         help="A TOML file in the shape of nascli.toml.example; overrides the preset and nascli.toml.")] = None,

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from nascli.commands import completion
 from nascli.commands.common import DbOption, DebugOption
 from nascli.errors import ConfigError, DeviceFault
 
@@ -24,7 +25,7 @@ def command(
     gpus: Annotated[str | None, typer.Option(
         "--gpus", help="Start one worker process per GPU: 'all' or a list such as 0,1 (instead of --device); "
         "each sees only its GPU, a dead one is restarted.")] = None,
-    run: Annotated[str | None, typer.Option("--run", help="Only evaluate tasks of this run (id, name, or unique id prefix).")] = None,
+    run: Annotated[str | None, typer.Option("--run", autocompletion=completion.runs, help="Only evaluate tasks of this run (id, name, or unique id prefix).")] = None,
     max_tasks: Annotated[int | None, typer.Option(
         "--max-tasks", min=1, help="Exit after this many tasks.")] = None,
     idle_timeout: Annotated[float | None, typer.Option(

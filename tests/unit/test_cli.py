@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -239,3 +240,36 @@ def test_usage_errors_are_one_line_with_a_hint_and_exit_2(args, fragment, hint):
 def test_nas_alone_still_prints_the_help():
     result = subprocess.run([sys.executable, "-m", "nascli"], capture_output=True, text=True, timeout=60)
     assert "Usage: nas" in result.stdout + result.stderr and "error:" not in result.stderr
+
+
+# ---------------------------------------------------------------- shell completion
+
+
+def complete(words: str, cwd, **env) -> list[str]:
+    """What bash completion offers for the last word of `words` (typer's bash protocol)."""
+    environment = {**{k: v for k, v in os.environ.items() if k != "NAS_DB_URL"},
+                   "_NAS_COMPLETE": "complete_bash", "COMP_WORDS": words,
+                   "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)), **env}
+    result = subprocess.run([sys.executable, "-m", "nascli"], cwd=cwd, env=environment, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_completion_is_installable():
+    result = nas("--help")
+    assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
+
+
+def test_completion_offers_presets_sections_and_runs(tmp_path):
+    assert complete("nas run --preset digits-q", tmp_path) == ["digits-quick"]
+    assert complete("nas report latest --section mi", tmp_path) == ["migrations"]
+    assert complete("nas cancel ", tmp_path) == []  # no database here: nothing offered, nothing created
+    assert not (tmp_path / "nas.db").exists()
+    from nascli.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'nas.db'}", create=True) as store:
+        run = store.create_run("nightly", "island-ga", None, 0, {})
+    assert complete("nas report ", tmp_path) == ["latest", run.id, "nightly"]
+    assert complete("nas delete nig", tmp_path) == ["nightly"]
+    assert complete("nas worker --run r-", tmp_path) == [run.id]
