@@ -38,10 +38,11 @@ COMMANDS = (
 UsageError = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "UsageError")
 
 
-def usage_error(error: Exception) -> NascliError:
-    """A click usage error (bad option value, missing argument, unknown option or command) as a NascliError."""
+def usage_error(error: Exception, command: str | None = None) -> NascliError:
+    """A click usage error (bad option value, missing argument, unknown option or command) as a NascliError;
+    `command`: the command line's command when the error does not carry it."""
     ctx = getattr(error, "ctx", None)
-    command = ctx.command_path if ctx is not None else "nas"
+    command = ctx.command_path if ctx is not None and ctx.parent is not None else command or "nas"
     message = " ".join(error.format_message().split()).rstrip(".")
     return NascliError(message, hint=f"see `{command} --help`")
 
@@ -76,16 +77,16 @@ class NascliGroup(TyperGroup):
             render_error(error)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except UsageError as error:
-            self._fail(error)
+            self._fail(error, f"nas {ctx.invoked_subcommand}" if ctx.invoked_subcommand else None)
         except KeyboardInterrupt:
             common.error_console().print("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     @staticmethod
-    def _fail(error: Exception):
+    def _fail(error: Exception, command: str | None = None):
         if type(error).__name__ == "NoArgsIsHelpError":
             raise error  # `nas` alone prints the help
-        render_error(usage_error(error))
+        render_error(usage_error(error, command))
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 

@@ -224,7 +224,8 @@ def test_print_rows_formats(capsys):
     (["run", "--wokers", "2"], "No such option: --wokers", "nas run --help"),
     (["frobnicate"], "No such command 'frobnicate'", "nas --help"),
     (["--bogus"], "No such option: --bogus", "nas --help"),
-    (["export", "latest", "--rank"], "'--rank' requires an argument", "--help"),
+    (["export", "latest", "--rank"], "'--rank' requires an argument", "nas export --help"),
+    (["cancel"], "Missing argument 'RUN'", "nas cancel --help"),
     (["worker", "--lease", "fast"], "'fast' is not a valid", "nas worker --help"),
 ])
 def test_usage_errors_are_one_line_with_a_hint_and_exit_2(args, fragment, hint):
