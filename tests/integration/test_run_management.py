@@ -198,3 +198,52 @@ def test_delete_removes_one_run_in_full_and_other_runs_keep_what_they_reused(sto
     assert rows.returncode == 0 and len(json.loads(rows.stdout)["rows"]) == 18
     third = run_json(store_url, tmp_path)  # the reusing run's copies serve the cache now
     assert third["reused_from"] == [reuser["run_id"]] and same_network(third["best"], source["best"])
+
+
+def in_a_terminal(args: list[str], answer: str, cwd: Path) -> tuple[int, str]:
+    """Run `nas ARGS` on a real pseudo-terminal; type `answer` once it asks. Returns (exit code, screen)."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "nascli", *args], cwd=cwd, stdin=slave, stdout=slave,
+                               stderr=slave, close_fds=True)
+    os.close(slave)
+    screen, answered = b"", False
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the terminal closed: the process ended
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            if not answered and b"[y/N]" in screen:
+                os.write(master, answer.encode() + b"\n")
+                answered = True
+            if process.poll() is not None and not ready:
+                break
+        return process.wait(timeout=30), screen.decode(errors="replace")
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.mark.slow  # two `nas` processes on a pseudo-terminal
+def test_delete_asks_in_a_terminal_and_no_keeps_the_run(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    with open_store(url, create=True) as store:
+        run = store.create_run("keepsake", "island-ga", None, 0, {})
+    code, screen = in_a_terminal(["delete", "keepsake", "--db", url], "n", tmp_path)
+    assert code == 1 and f"Delete run {run.id} 'keepsake'" in screen and "nothing deleted" in screen
+    with open_store(url) as store:
+        assert store.get_run("keepsake").id == run.id
+    code, screen = in_a_terminal(["delete", "keepsake", "--db", url], "y", tmp_path)
+    assert code == 0 and f"deleted run {run.id}" in screen
+    with open_store(url) as store:
+        assert store.list_runs() == []
