@@ -15,6 +15,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from nascli.commands import common
 from nascli.report.render import human_count, human_duration, human_value
 
 if TYPE_CHECKING:
@@ -153,8 +154,8 @@ class LiveView:
     """rich Live on a terminal; a line every few seconds otherwise (logs, CI). Then a closing summary."""
 
     def __init__(self, console: Console | None = None, error_console: Console | None = None) -> None:
-        self.console = console or Console()
-        self.error_console = error_console or Console(stderr=True)
+        self.console = console or common.console()
+        self.error_console = error_console or common.error_console()
         self.live: Live | None = None
         self._last_line = 0.0
         self._clock = _Clock()

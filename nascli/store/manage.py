@@ -67,7 +67,7 @@ class RunManagement:
 
     def delete_run(self, run_id: str) -> Deleted:
         """Remove the run and everything that belongs to it, in one transaction. Refused while a
-        driver holds a live lease on it (cancel it first). Other runs keep their cached results:
+        driver holds a live lease on it (cancel it first: its driver releases the lease as it stops). Other runs keep their cached results:
         a cache hit is a copy of the source row in the run that reused it, not a reference."""
 
         def body(conn: Connection) -> Deleted:
@@ -76,9 +76,10 @@ class RunManagement:
             if run is None:
                 raise self._run_not_found(conn, run_id)
             now = self._now_value(conn)
-            if run.status == "running" and run.driver_owner and (run.driver_lease_expires_at or 0) > now:
+            if run.driver_owner and (run.driver_lease_expires_at or 0) > now:
                 raise StoreError(f"run {run_id} is being driven by {run.driver_owner}",
-                                 hint=f"stop it first with `nas cancel {run_id}`, then delete it")
+                                 hint=f"stop it first with `nas cancel {run_id}` (its driver lets go within a second), "
+                                      "then delete it")
             rows = {}
             # children before parents: migrations and evaluations point at individuals, all at the run
             for name, table in (("migrations", MIG), ("evaluations", E), ("individuals", I), ("islands", ISL),

@@ -78,6 +78,26 @@ def test_a_run_is_found_by_id_latest_name_or_unique_prefix(store):
     assert "baseline" in unknown.value.hint and "'latest'" in unknown.value.hint
 
 
+def test_a_driven_run_is_not_deleted_and_a_stopped_one_is_not_cancelled(store):
+    from nascli.errors import StoreError
+
+    run = store.create_run("busy", "island-ga", None, 0, {})
+    store.set_run_status(run.id, "running")
+    assert store.acquire_driver_lease(run.id, "host:1:abc", 30)
+    with pytest.raises(StoreError, match="being driven") as refused:
+        store.delete_run(run.id)
+    assert f"nas cancel {run.id}" in refused.value.hint
+    assert store.get_run(run.id).status == "running"
+    cancelled = store.cancel_run(run.id)
+    assert (cancelled.pending, cancelled.running) == (0, 0) and store.get_run(run.id).status == "cancelled"
+    with pytest.raises(StoreError, match="already cancelled"):
+        store.cancel_run(run.id)
+    with pytest.raises(StoreError, match="being driven"):  # until its driver has let go
+        store.delete_run(run.id)
+    store.release_driver_lease(run.id, "host:1:abc")
+    assert store.delete_run(run.id).rows["runs"] == 1
+
+
 # ---------------------------------------------------------------- nas run
 
 
