@@ -120,10 +120,11 @@ def render(progress: "Progress", eta: float | None = None) -> Group:
     return Group(*parts)
 
 
-def closing_summary(progress: "Progress") -> list[str]:
-    """What a person reads when the run ends (rich markup): how it ended, the best network, what next."""
+def closing_summary(progress: "Progress", ended: float | None = None) -> list[str]:
+    """What a person reads when the run ends (rich markup): how it ended (at `ended`, epoch seconds),
+    the best network, what next."""
     run_id = progress.run.id
-    elapsed = human_duration(max(0.0, time.time() - progress.started))
+    elapsed = human_duration(max(0.0, (ended or time.time()) - progress.started))
     failed = progress.queue.get("failed", 0)
     lines = [f"[bold]run[/] [bold cyan]{run_id}[/] [bold]{progress.status}[/] after {elapsed}: "
              f"{progress.evaluations_done} evaluations, {failed} failed"]
@@ -161,6 +162,7 @@ class LiveView:
         self._clock = _Clock()
         self._said_waiting = False
         self.last: Progress | None = None  # the latest progress shown (the final one once the run ended)
+        self._shown_at: float | None = None  # when it was shown: the run's end for the closing summary
 
     def note(self, line: str) -> None:
         self.console.print(line, highlight=False, markup=False)
@@ -173,7 +175,7 @@ class LiveView:
             self.live.start()
 
     def update(self, progress: "Progress") -> None:
-        self.last = progress
+        self.last, self._shown_at = progress, time.time()
         eta = self._clock.eta(progress)
         if self.live is not None:
             self.live.update(render(progress, eta))
@@ -200,5 +202,5 @@ class LiveView:
         if progress.status == "failed":
             self.error_console.print(failure_line(progress), soft_wrap=True, highlight=False)
             return
-        for line in closing_summary(progress):
+        for line in closing_summary(progress, self._shown_at):
             self.console.print(line, soft_wrap=True, highlight=False)
