@@ -125,9 +125,10 @@ def closing_summary(progress: "Progress", ended: float | None = None) -> list[st
     the best network, what next."""
     run_id = progress.run.id
     elapsed = human_duration(max(0.0, (ended or time.time()) - progress.started))
-    failed = progress.queue.get("failed", 0)
+    failed, cancelled = progress.queue.get("failed", 0), progress.queue.get("cancelled", 0)
     lines = [f"[bold]run[/] [bold cyan]{run_id}[/] [bold]{progress.status}[/] after {elapsed}: "
-             f"{progress.evaluations_done} evaluations, {failed} failed"]
+             f"{progress.evaluations_done} evaluations, {failed} failed"
+             + (f", {cancelled} cancelled" if cancelled else "")]
     reused = reuse_line(progress)
     if reused:
         lines.append(reused)
@@ -140,7 +141,8 @@ def closing_summary(progress: "Progress", ended: float | None = None) -> list[st
             scores = [f"validation loss {metrics['val_loss']:.4f}", f"test loss {_metric(metrics, 'test_loss')}"]
         lines.append("  " + "   ".join(scores + [f"parameters {_metric(metrics, 'params')}"]))
     lines.append(f"next:  nas report {run_id}")
-    lines.append(f"       nas export {run_id} --out best/")
+    if best:  # something to export
+        lines.append(f"       nas export {run_id} --out best/")
     return lines
 
 

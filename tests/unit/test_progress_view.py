@@ -114,3 +114,13 @@ def test_without_workers_the_view_says_it_waits_for_nas_worker():
     out = io.StringIO()
     Console(file=out, width=300).print(render(waiting))
     assert "waiting for `nas worker` processes" in out.getvalue()
+
+
+def test_a_cancelled_run_without_results_offers_no_export():
+    out = io.StringIO()
+    view = LiveView(Console(file=out, force_terminal=False, width=200))
+    view.update(progress(status="cancelled", best=None, evaluations_done=0, queue={"cancelled": 12}))
+    view.close()
+    text = out.getvalue()
+    assert "run r-123456 cancelled" in text and "12 cancelled" in text and "nas report r-123456" in text
+    assert "nas export" not in text
