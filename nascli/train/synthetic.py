@@ -18,6 +18,8 @@ from typing import Any
 from nascli.errors import GenomeError
 from nascli.ga.cost import Analysis
 from nascli.ga.genome import Genome, InceptionSpec, parse_and_analyse
+from nascli.ga.module_operators import autoencoder_params
+from nascli.ga.modules import ModuleGenome, parse_module_genome
 from nascli.task import Result, Task
 
 ProgressCallback = Callable[[int, Mapping[str, Any]], None]
@@ -67,6 +69,29 @@ def _accuracies(parsed: Genome, analysis: Analysis) -> tuple[float, float]:
     base = 0.30 + 0.32 * depth_term + 0.20 * capacity_term + 0.08 * pooling_term + 0.02 * min(inceptions, 2)
     canonical = str(parsed)
     validation = base + 0.08 * (_unit_hash(canonical, "val") - 0.5)
+    test = validation - 0.005 + 0.03 * (_unit_hash(canonical, "test") - 0.5)
+    return _clamp(validation), _clamp(test)
+
+
+def _score(task: Task) -> tuple[int, int | None, float, float]:
+    """(parameters, FLOPs or None, validation accuracy, test accuracy) of the task's genome in its
+    genome family (`task.genome_family`: Klos layers, or a Hajewski module as autoencoder)."""
+    if task.task.get("genome_family") != "modules":
+        parsed, analysis = parse_and_analyse(task.genome)
+        return (analysis.params, analysis.flops, *_accuracies(parsed, analysis))
+    module = parse_module_genome(task.genome)
+    channels = int((task.task.get("synthetic_shape") or [1])[0])
+    reductions = int(task.task.get("reduction_modules") or 0)
+    params = autoencoder_params(module, channels, reductions)
+    return (params, None, *_module_accuracies(module, params))
+
+
+def _module_accuracies(module: ModuleGenome, params: int) -> tuple[float, float]:
+    """A Hajewski module scored like a layer genome: depth and capacity help, a hash ripple breaks ties."""
+    depth_term = 1.0 - math.exp(-len(module.layers) / 3.0)
+    capacity_term = math.exp(-(((math.log10(params + 1) - 5.0) / 1.5) ** 2))
+    canonical = str(module)
+    validation = 0.35 + 0.35 * depth_term + 0.22 * capacity_term + 0.08 * (_unit_hash(canonical, "val") - 0.5)
     test = validation - 0.005 + 0.03 * (_unit_hash(canonical, "test") - 0.5)
     return _clamp(validation), _clamp(test)
 
@@ -123,14 +148,13 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
     started = time.monotonic()
     genome = task.genome
     try:
-        parsed, params = parse_and_analyse(genome)
+        params, flops, validation, test = _score(task)
     except GenomeError as error:
         return Result.failure("invalid_genome", str(error), train_seconds=0.0)
     max_params = int(task.search_space.get("max_params") or _DEFAULT_MAX_PARAMS)
-    if params.params > max_params:
-        return Result.failure("too_large", f"{params.params} parameters exceed search_space.max_params "
-                              f"{max_params}", params=params.params, flops=params.flops, train_seconds=0.0)
-    validation, test = _accuracies(parsed, params)
+    if params > max_params:
+        return Result.failure("too_large", f"{params} parameters exceed search_space.max_params "
+                              f"{max_params}", params=params, flops=flops, train_seconds=0.0)
 
     epochs_limit = int(task.train.get("epochs") or _DEFAULT_EPOCHS)
     patience = int(task.train.get("patience") or _DEFAULT_PATIENCE)
@@ -149,12 +173,12 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
     oom = _matching(genome, task.task.get("synthetic_oom_genomes"))
     if oom is not None:
         return Result.failure("oom", f"synthetic out-of-memory: genome contains {oom!r} "
-                              "(task.synthetic_oom_genomes)", params=params.params, flops=params.flops,
+                              "(task.synthetic_oom_genomes)", params=params, flops=flops,
                               train_seconds=elapsed)
     crash = _matching(genome, task.task.get("synthetic_fail_genomes"))
     if crash is not None:
         return Result.failure("crash", f"synthetic crash: genome contains {crash!r} "
-                              "(task.synthetic_fail_genomes)", params=params.params, flops=params.flops,
+                              "(task.synthetic_fail_genomes)", params=params, flops=flops,
                               train_seconds=elapsed)
     train_accuracy = _clamp(validation + 0.02 + 0.02 * _unit_hash(genome, "train"))
     return Result(
@@ -165,8 +189,8 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
         test_loss=_loss(test),
         train_accuracy=train_accuracy,
         train_loss=_loss(train_accuracy),
-        params=params.params,
-        flops=params.flops,
+        params=params,
+        flops=flops,
         epochs_run=epochs_run,
         best_epoch=best_epoch,
         train_seconds=elapsed,

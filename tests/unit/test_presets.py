@@ -10,6 +10,7 @@ import pytest
 
 from nascli.config import RunConfig, dataset_shape, list_presets, load_preset, preset_names, resolve
 from nascli.config.example import example_toml
+from nascli.runner import check_seed_genome
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRED = (
@@ -107,6 +108,7 @@ def test_seed_genome_of_config9_fits_cifar10():
     channels, height, width, classes = dataset_shape("cifar10")
     assert layers[0] == f"In_{width}_{height}_{channels}" and layers[-1] == f"D_{classes}"
     assert {layer[0] for layer in layers[1:-1]} <= {"C", "P", "D", "I"}
+    check_seed_genome(preset("cifar10-config9"))  # parses, fits the input and the search space
 
 
 def test_strategy_presets_use_their_strategy():

@@ -122,3 +122,16 @@ def test_importing_and_running_it_never_loads_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_module_genomes_are_scored_as_autoencoders_of_their_family():
+    from nascli.ga.module_operators import autoencoder_params
+    from nascli.ga.modules import parse_module_genome
+
+    module = "5x5conv2d:16,3x3conv2d:32"
+    keys = {"genome_family": "modules", "synthetic_shape": [3, 96, 96], "reduction_modules": 2}
+    result = evaluate_synthetic(task(module, **keys))
+    assert result.status == "done" and 0 < result.val_accuracy < 1 and result.val_loss > 0
+    assert result.params == autoencoder_params(parse_module_genome(module), 3, 2)
+    assert evaluate_synthetic(task(module)).error_kind == "invalid_genome"  # a module is no layer genome
+    assert evaluate_synthetic(task(SMALL, **keys)).error_kind == "invalid_genome"
