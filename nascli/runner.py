@@ -33,14 +33,12 @@ from nascli.ga.rng import stream_seed
 from nascli.ga.strategies import (Outcome, Proposal, ReplayError, Strategy, canonical_hash, make_module_variation,
                                   make_strategy, make_variation, planned_evaluations, steady_parallelism)
 from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, QueueLimits, RunInfo, Store, open_store
-from nascli.store.reports import best_first_key
+from nascli.metrics import OUTCOME_METRICS, Ranking
 
 # How long a dead driver blocks `nas resume` without --force; tests shorten it.
 DRIVER_LEASE_SECONDS = float(os.environ.get("NASCLI_DRIVER_LEASE_SECONDS", "30"))
 ASK_EVENT = "ask"
 FINAL_EVENT = "final"  # the strategy's snapshot when the budget is spent (populations, best, front)
-RESULT_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy", "train_loss",
-                  "params", "flops", "latency_ms", "epochs_run", "train_seconds")
 
 
 STATUS_CHECK_SECONDS = 0.5  # how often a driving loop looks for `nas cancel`
@@ -76,7 +74,7 @@ class Progress:
 
 def outcome_of(key: tuple[int, int, int], finished: FinishedEvaluation) -> Outcome:
     result = finished.result
-    metrics = {name: getattr(result, name) for name in RESULT_METRICS if getattr(result, name) is not None}
+    metrics = {name: getattr(result, name) for name in OUTCOME_METRICS if getattr(result, name) is not None}
     if result.status == "failed":
         metrics["error_kind"] = result.error_kind
     return Outcome(key=key, status=result.status, metrics=metrics)
@@ -152,7 +150,8 @@ class Driver:
         self.island_generations: dict[int, int] = {}
         self.final_recorded = False
         self.best: dict[str, Any] | None = None  # see Progress.best
-        self._best_rank: tuple[float, float] | None = None  # best_first_key of self.best
+        self.ranking = Ranking.of_config(self.cfg.model_dump(mode="json"))  # as `nas report` ranks
+        self._best_rank: tuple[float, ...] | None = None  # self.ranking.key of self.best
         self.cache_hits = 0
         self.cache_sources: set[str] = set()  # other runs whose results were reused
         self.done_count = 0
@@ -245,7 +244,7 @@ class Driver:
         self.strategy.tell(outcome)
         self.told.add(key)
         self.last_seq = finished.seq
-        rank = best_first_key(self.cfg.fitness.primary, outcome.metrics) if outcome.status == "done" else None
+        rank = self.ranking.key(outcome.metrics) if outcome.status == "done" else None
         if rank is not None and (self._best_rank is None or rank > self._best_rank):
             self.best, self._best_rank = {"key": list(key), "genome": finished.genome,
                                           "metrics": dict(outcome.metrics)}, rank

@@ -20,7 +20,7 @@ from nascli.commands import completion
 
 __all__ = [
     "DbOption", "DebugOption", "FormatOption", "OutputFormat", "RUN_HELP", "RunArgument", "escape", "state", "console", "error_console",
-    "print_rows",
+    "print_rows", "RankByOption", "rank_by_choice",
 ]
 
 
@@ -53,6 +53,25 @@ DbOption = Annotated[
         "Default: \\[store] url in nascli.toml, else sqlite:///nas.db. Prefer NAS_DB_URL on shared hosts.",
     ),
 ]
+
+RankByOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rank-by", metavar="METRIC",
+        help="Rank by one metric instead of the run's fitness rule: val_accuracy, inverse_val_loss, val_loss, "
+        "params, flops or latency_ms.",
+    ),
+]
+
+
+def rank_by_choice(value: str | None) -> str | None:
+    """A valid --rank-by metric, or None (the run's fitness rule); NascliError otherwise."""
+    from nascli.errors import NascliError
+    from nascli.metrics import RANKABLE
+
+    if value is None or value in RANKABLE:
+        return value
+    raise NascliError(f"--rank-by {value!r} is not a rankable metric", hint="one of: " + ", ".join(RANKABLE))
 
 
 RUN_HELP = "Run id, `latest`, the run's --name, or a unique id prefix."

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nascli.commands import completion
-from nascli.commands.common import RUN_HELP, DbOption, DebugOption
+from nascli.commands.common import RUN_HELP, DbOption, DebugOption, RankByOption, rank_by_choice
 
 ARTEFACT_FORMATS = ("code", "state_dict", "torchscript", "onnx", "json")
 TABLE_FORMATS = ("csv", "json")
@@ -21,7 +21,9 @@ def command(
         "--out", "-o", metavar="PATH",
         help="Directory for the artefacts (with --all: the CSV/JSON file, `-` for stdout). Taken literally.")] = None,
     rank: Annotated[int | None, typer.Option(
-        "--rank", "-r", min=1, metavar="K", help="Export the K-th best individual by fitness (default 1).")] = None,
+        "--rank", "-r", min=1, metavar="K",
+        help="Export the K-th best distinct genome by the run's fitness rule, as `nas report` ranks (default 1).")] = None,
+    rank_by: RankByOption = None,
     individual: Annotated[int | None, typer.Option(
         "--individual", "-i", min=1, metavar="ID", help="Export this individual (its id from `nas report`).")] = None,
     formats: Annotated[str | None, typer.Option(
@@ -50,6 +52,7 @@ def command(
         run=run or "latest",
         out=out,
         rank=rank,
+        rank_by=rank_by_choice(rank_by),
         individual=individual,
         formats=formats,
         all_individuals=all_individuals,

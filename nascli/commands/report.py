@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nascli.commands import completion
-from nascli.commands.common import RUN_HELP, DbOption, DebugOption
+from nascli.commands.common import RUN_HELP, DbOption, DebugOption, RankByOption, rank_by_choice
 
 SECTION_NAMES = ("runs", "summary", "islands", "top", "pareto", "workers", "generations", "migrations")
 
@@ -44,6 +44,9 @@ def command(
         "--watch", "-w", help="Refresh the tables live until the run ends (Ctrl-C stops watching, not the run).")] = False,
     interval: Annotated[float, typer.Option(
         "--interval", min=0.2, metavar="SECONDS", help="--watch: seconds between refreshes.")] = 2.0,
+    rank_by: RankByOption = None,
+    all_rows: Annotated[bool, typer.Option(
+        "--all", help="Top and Pareto list every evaluation, repeats of a genome (cache hits) included.")] = False,
     db: DbOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -64,4 +67,6 @@ def command(
         watch=watch,
         interval=interval,
         db=db,
+        rank_by=rank_by_choice(rank_by),
+        distinct=not all_rows,
     ))

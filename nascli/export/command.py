@@ -31,6 +31,7 @@ class ExportRequest:
     run: str
     out: Path | None
     rank: int | None = None
+    rank_by: str | None = None
     individual: int | None = None
     formats: str | None = None
     all_individuals: bool = False
@@ -74,7 +75,8 @@ def run_export(request: ExportRequest) -> None:
             (common.console() if out else common.error_console()).print(
                 f"wrote {out or 'stdout'}: {count} individuals of run {run.id}", markup=False, highlight=False)
             return
-        spec, evaluation = export_spec(queries, run, rank=request.rank, individual=request.individual)
+        spec, evaluation = export_spec(queries, run, rank=request.rank, individual=request.individual,
+                                       rank_by=request.rank_by)
     weights_needed = needs_weights(formats)
     from nascli.export.weights import obtain_weights
 
@@ -87,13 +89,16 @@ def run_export(request: ExportRequest) -> None:
     _print_summary(common.console(), Path(request.out), document)
 
 
-def export_spec(queries, run, *, rank: int | None, individual: int | None) -> tuple[ExportSpec, dict[str, Any]]:
-    """The chosen individual with its finished evaluation, lineage and training configuration."""
-    from nascli.report.gather import primary_of
+def export_spec(queries, run, *, rank: int | None, individual: int | None,
+                rank_by: str | None = None) -> tuple[ExportSpec, dict[str, Any]]:
+    """The chosen individual with its finished evaluation, lineage and training configuration.
+    `rank` counts distinct genomes ranked by the run's fitness rule (or `rank_by`), as `nas report` does."""
+    from nascli.metrics import Ranking
     from nascli.store.reports import fitness_of
 
     config = run.config or {}
-    primary = primary_of(config)
+    ranking = Ranking.of_config(config, rank_by)
+    primary = ranking.primary
     if individual is not None:
         row = queries.individual(run.id, individual)
         if row is None:
@@ -106,14 +111,14 @@ def export_spec(queries, run, *, rank: int | None, individual: int | None) -> tu
         chosen_rank = None
     else:
         chosen_rank = rank or 1
-        rows = queries.top(run.id, primary, 1, chosen_rank - 1)
+        rows = queries.ranked(run.id, ranking, 1, chosen_rank - 1)
         if not rows:
             done = queries.status_counts(run.id).get(run.id, {}).get("done", 0)
             if not done:
                 raise ExportError(f"run {run.id} has no finished evaluation yet",
                                   hint="wait for the workers, or check `nas report` for failures")
-            raise ExportError(f"run {run.id} has only {done} finished evaluations, so no rank {chosen_rank}",
-                              hint=f"use --rank 1..{done}")
+            raise ExportError(f"run {run.id} has no rank {chosen_rank}: fewer distinct genomes finished",
+                              hint=f"see the ranks with `nas report {run.id} --section top`")
         row = queries.individual(run.id, rows[0]["individual_id"])
     task_json = json.loads(row.get("task_json") or "{}")
     task = task_json.get("task") or config.get("task") or {}

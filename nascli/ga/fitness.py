@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PRIMARY_METRICS = ("val_accuracy", "inverse_val_loss")
-COST_METRICS = ("params", "flops", "latency_ms")
-MAXIMISED = frozenset(PRIMARY_METRICS)
+from nascli import metrics as metric_names
+from nascli.metrics import COST_METRICS, MAXIMISED, PRIMARY_METRICS
+
 _TINY = 1e-12
 
 
@@ -31,17 +31,12 @@ class MissingMetric(ValueError):
 
 def metric_value(metrics: Mapping[str, Any], name: str) -> float:
     """The value of an objective; `inverse_val_loss` is 1 / val_loss (Hajewski fitness)."""
-    if name == "inverse_val_loss":
-        loss = metrics.get("val_loss")
-        if loss is None or loss != loss:
-            raise MissingMetric("val_loss")
-        return 1.0 / max(float(loss), _TINY)
     if name.startswith("test_"):
         raise ValueError(f"{name} is a test metric; selection never uses the test set")
-    value = metrics.get(name)
-    if value is None or value != value:
-        raise MissingMetric(name)
-    return float(value)
+    value = metric_names.value(metrics, name)
+    if value is None:
+        raise MissingMetric(metric_names.column_of(name))
+    return value
 
 
 def has_metrics(metrics: Mapping[str, Any], names: Sequence[str]) -> bool:

@@ -32,6 +32,8 @@ class ReportRequest:
     watch: bool = False
     interval: float = 2.0
     db: str | None = None
+    rank_by: str | None = None  # None: the run's own fitness rule
+    distinct: bool = True  # top and Pareto: one row per genome (False: --all, repeats included)
 
 
 def output_format_of(name: OutputFormat | str) -> OutputFormat:
@@ -90,7 +92,8 @@ def run_report(request: ReportRequest) -> None:
         if request.watch:
             _watch(queries, run.id, sections, request)
         else:
-            views = gather.run_views(queries, run.id, sections, top=request.top)
+            views = gather.run_views(queries, run.id, sections, top=request.top, rank_by=request.rank_by,
+                                     distinct=request.distinct)
             _print(views, request.output_format, header={"run_id": run.id}, heading=f"nas report {run.id}")
         if request.plot_dir is not None:
             written = gather.write_run_plots(queries, run.id, request.plot_dir)
@@ -142,14 +145,17 @@ def _watch(queries, run_id: str, sections: list[str], request: ReportRequest) ->
     from nascli.report import gather, render
 
     console = common.console()
-    views = gather.run_views(queries, run_id, sections, top=request.top)
+    views = gather.run_views(queries, run_id, sections, top=request.top, rank_by=request.rank_by,
+                                 distinct=request.distinct)
     with Live(render.to_renderable(views, console.width), console=console, auto_refresh=False, transient=False) as live:
         while True:
             status = queries.run(run_id).status
             if status in FINISHED:
                 break
             time.sleep(request.interval)  # Ctrl-C here ends watching: the CLI maps it to exit 130
-            views = gather.run_views(queries, run_id, sections, top=request.top)
+            views = gather.run_views(queries, run_id, sections, top=request.top, rank_by=request.rank_by,
+                                 distinct=request.distinct)
             live.update(render.to_renderable(views, console.width), refresh=True)
-        views = gather.run_views(queries, run_id, sections, top=request.top)
+        views = gather.run_views(queries, run_id, sections, top=request.top, rank_by=request.rank_by,
+                                 distinct=request.distinct)
         live.update(render.to_renderable(views, console.width), refresh=True)

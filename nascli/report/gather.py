@@ -26,10 +26,10 @@ from nascli.report.model import (
 )
 from nascli.ga.pareto import hypervolume, non_dominated
 from nascli.report.render import SectionView
+from nascli.metrics import Ranking, column_of, is_maximised
+from nascli.metrics import value as metric_value
 from nascli.store.reports import fitness_of
 
-MAXIMISED = ("val_accuracy", "test_accuracy", "train_accuracy", "inverse_val_loss")
-COSTS = ("params", "flops", "latency_ms")
 RUNNING = ("created", "running", "interrupted")
 
 
@@ -62,7 +62,7 @@ def run_rows(queries) -> list[RunRow]:
     runs = queries.run_rows()
     counts = queries.status_counts()
     configs = {run["id"]: _json(run["config_json"]) for run in runs}
-    best = queries.best_per_run({run_id: primary_of(config) for run_id, config in configs.items()})
+    best = queries.best_per_run({run_id: Ranking.of_config(config) for run_id, config in configs.items()})
     now = time.time()
     rows = []
     for run in runs:
@@ -97,15 +97,16 @@ def _json(text: str | None) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------- summary
 
 
-def summary(queries, run) -> RunSummary:
+def summary(queries, run, rank_by: str | None = None) -> RunSummary:
     config = run.config or {}
-    primary = primary_of(config)
+    ranking = Ranking.of_config(config, rank_by)
+    primary = ranking.primary
     counts = queries.status_counts(run.id).get(run.id, {})
     activity = queries.activity(run.id)
     individuals = queries.individual_totals(run.id)
-    best = queries.top(run.id, primary, 1)
+    best = queries.ranked(run.id, ranking, 1)
     best = best[0] if best else {}
-    finished = counts.get("done", 0) + counts.get("failed", 0)
+    trained = int(activity.get("trained") or 0)  # cache hits cost nothing: a rate counts trainings
     end = run.finished_at if run.finished_at is not None else (
         time.time() if run.status in RUNNING else run.updated_at)
     elapsed = max(0.0, end - run.created_at)
@@ -116,13 +117,14 @@ def summary(queries, run) -> RunSummary:
         run_id=run.id, name=run.name, preset=run.preset, strategy=run.strategy, status=run.status, seed=run.seed,
         dataset=task.get("dataset"), task_kind=task.get("kind"), islands=ga.get("islands"),
         population=ga.get("population"), generations=ga.get("generations"), epochs=train.get("epochs"),
-        fitness_primary=primary, created_at=when(run.created_at), started_at=when(started),
+        fitness_primary=primary, ranked_by=ranking.describe(), created_at=when(run.created_at), started_at=when(started),
         finished_at=when(run.finished_at), elapsed_seconds=elapsed,
         individuals=int(individuals.get("individuals") or 0),
         evaluations_total=sum(counts.values()), evaluations_pending=counts.get("pending", 0),
         evaluations_running=counts.get("running", 0), evaluations_done=counts.get("done", 0),
         evaluations_failed=counts.get("failed", 0), evaluations_cancelled=counts.get("cancelled", 0),
-        evaluations_per_hour=(3600.0 * finished / busy) if busy and busy > 0 else None,
+        evaluations_per_hour=(3600.0 * trained / busy) if busy and busy > 0 and trained else None,
+        evaluations_trained=trained, evaluations_cached=int(activity.get("cached") or 0),
         train_seconds_total=activity.get("train_seconds"), workers_seen=int(activity.get("workers") or 0),
         generation_reached=individuals.get("generation"),
         failures_by_kind=dict(sorted(queries.failure_kinds(run.id).items())),
@@ -156,10 +158,11 @@ def root_ancestors(links: Sequence[tuple[int, int | None, int, bool]]) -> dict[i
     return root
 
 
-def islands(queries, run) -> list[IslandRow]:
-    primary = primary_of(run.config or {})
+def islands(queries, run, rank_by: str | None = None) -> list[IslandRow]:
+    ranking = Ranking.of_config(run.config or {}, rank_by)
+    primary = ranking.primary
     totals = queries.island_totals(run.id)
-    best = queries.best_per_island(run.id, primary)
+    best = queries.best_per_island(run.id, ranking)
     links = queries.lineage_links(run.id)
     roots = root_ancestors(links)
     living_roots: dict[int, set[int]] = {}
@@ -183,11 +186,12 @@ def islands(queries, run) -> list[IslandRow]:
 # --------------------------------------------------------------------------------------------- top
 
 
-def top_rows(queries, run, k: int) -> list[TopRow]:
-    primary = primary_of(run.config or {})
+def top_rows(queries, run, k: int, rank_by: str | None = None, distinct: bool = True) -> list[TopRow]:
+    ranking = Ranking.of_config(run.config or {}, rank_by)
+    primary = ranking.primary
     newest = queries.island_generations(run.id)
     rows = []
-    for rank, row in enumerate(queries.top(run.id, primary, k), start=1):
+    for rank, row in enumerate(queries.ranked(run.id, ranking, k, distinct=distinct), start=1):
         newest_here = newest.get(row["island"])
         rows.append(TopRow(
             rank=rank, individual_id=row["individual_id"], evaluation_id=row["evaluation_id"], genome=row["genome"],
@@ -197,6 +201,7 @@ def top_rows(queries, run, k: int) -> list[TopRow]:
             generation=row["generation"],
             age=None if newest_here is None else max(0, newest_here - row["generation"]),
             operator=row["operator"], alive=None if row["alive"] is None else bool(row["alive"]),
+            copies=row["copies"],
         ))
     return rows
 
@@ -205,18 +210,14 @@ def top_rows(queries, run, k: int) -> list[TopRow]:
 
 
 def sense(objective: str) -> str:
-    return "max" if objective in MAXIMISED else "min"
+    return "max" if is_maximised(objective) else "min"
 
 
-def objective_column(objective: str) -> str:
-    return "val_loss" if objective == "inverse_val_loss" else objective
+objective_column = column_of
 
 
 def objective_value(objective: str, row: dict[str, Any]) -> float | None:
-    if objective == "inverse_val_loss":
-        return fitness_of("inverse_val_loss", row)
-    value = row.get(objective)
-    return None if value is None else float(value)
+    return metric_value(row, objective)
 
 
 def reference_point(objectives: Sequence[str], values: Sequence[dict[str, float]],
@@ -252,12 +253,16 @@ def normalised_hypervolume(objectives: Sequence[str], values: Sequence[dict[str,
     return hypervolume(points, tuple(1.0 for _ in objectives))
 
 
-def pareto(queries, run, reference: dict[str, float] | None = None) -> tuple[ParetoReport, list[dict[str, float]]]:
-    """The front of the run's objectives, its hypervolume, and the cloud of all evaluated points."""
+def pareto(queries, run, reference: dict[str, float] | None = None,
+           distinct: bool = True) -> tuple[ParetoReport, list[dict[str, float]]]:
+    """The front of the run's objectives, its hypervolume, and the cloud of all evaluated points.
+    `distinct`: one point per genome (its first evaluation; cache hits repeat the same point)."""
     config = run.config or {}
     objectives = objectives_of(config)
     columns = sorted({objective_column(o) for o in objectives})
     rows = queries.objective_rows(run.id, columns)
+    if distinct:
+        rows = list({row["genome_hash"]: row for row in reversed(rows)}.values())[::-1]
     usable, values = [], []
     for row in rows:
         point = {o: objective_value(o, row) for o in objectives}
@@ -323,7 +328,7 @@ def generation_rows(queries, run) -> list[GenerationRow]:
 
 
 def migration_rows(queries, run) -> list[MigrationRow]:
-    primary = primary_of(run.config or {})
+    primary = Ranking.of_config(run.config or {}).primary
     return [MigrationRow(generation=row["generation"], from_island=row["from_island"], to_island=row["to_island"],
                          individual_id=row["individual_id"], new_individual_id=row["new_individual_id"],
                          genome=row["genome"], fitness=row["fitness"])
@@ -333,18 +338,20 @@ def migration_rows(queries, run) -> list[MigrationRow]:
 # ------------------------------------------------------------------------------------------ views
 
 
-def run_views(queries, run_id: str, sections: Sequence[str], *, top: int = 10) -> list[SectionView]:
+def run_views(queries, run_id: str, sections: Sequence[str], *, top: int = 10, rank_by: str | None = None,
+              distinct: bool = True) -> list[SectionView]:
     run = queries.run(run_id)
     views: list[SectionView] = []
     for name in sections:
         if name == "summary":
-            views.append(views_of.summary_section(summary(queries, run)))
+            views.append(views_of.summary_section(summary(queries, run, rank_by)))
         elif name == "islands":
-            views.append(views_of.islands_section(islands(queries, run)))
+            views.append(views_of.islands_section(islands(queries, run, rank_by)))
         elif name == "top":
-            views.append(views_of.top_section(top_rows(queries, run, top), top))
+            views.append(views_of.top_section(top_rows(queries, run, top, rank_by, distinct), top,
+                                              Ranking.of_config(run.config or {}, rank_by).describe(), distinct))
         elif name == "pareto":
-            views.append(views_of.pareto_section(pareto(queries, run)[0]))
+            views.append(views_of.pareto_section(pareto(queries, run, distinct=distinct)[0], distinct))
         elif name == "workers":
             views.append(views_of.workers_section(worker_rows(queries, run)))
         elif name == "generations":

@@ -57,7 +57,7 @@ class RunSummary:
     evaluations_done: int
     evaluations_failed: int
     evaluations_cancelled: int
-    evaluations_per_hour: float | None
+    evaluations_per_hour: float | None  # trained evaluations (cache hits excluded) per hour of activity
     train_seconds_total: float | None
     workers_seen: int
     generation_reached: int | None
@@ -67,6 +67,9 @@ class RunSummary:
     best_val_accuracy: float | None = None
     best_test_accuracy: float | None = None
     best_params: int | None = None
+    ranked_by: str | None = None  # what rank 1 means (the run's fitness rule, or --rank-by)
+    evaluations_trained: int = 0  # finished by a worker
+    evaluations_cached: int = 0  # answered from the genotype cache (no training)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class TopRow:
     age: int | None  # generations since birth, on its island
     operator: str | None
     alive: bool | None
+    copies: int = 1  # finished evaluations of this genome in the run (cache hits included)
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,7 @@ class ParetoReport:
     senses: list[str]  # 'max' or 'min' per objective
     reference: dict[str, float]  # the hypervolume reference point, in raw units
     hypervolume: float | None  # normalised: each objective scaled to [0, 1] against the reference
-    evaluated: int  # how many finished evaluations had every objective
+    evaluated: int  # how many points (distinct genomes unless --all) had every objective
     front: list[ParetoPoint]
 
 

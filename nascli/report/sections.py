@@ -46,8 +46,8 @@ SUMMARY_TABLE = [
     "run_id", "name", "preset", "strategy", "status", "seed", "dataset", "task_kind", "islands", "population",
     "generations", "epochs", "fitness_primary", "created_at", "started_at", "finished_at", "elapsed_seconds",
     "generation_reached", "individuals", "evaluations_total", "evaluations_done", "evaluations_failed",
-    "evaluations_running", "evaluations_pending", "evaluations_per_hour", "workers_seen", "failures_by_kind",
-    "best_val_accuracy", "best_test_accuracy", "best_params", "best_individual_id", "best_genome",
+    "evaluations_running", "evaluations_pending", "evaluations_trained", "evaluations_cached", "evaluations_per_hour",
+    "workers_seen", "failures_by_kind", "ranked_by", "best_val_accuracy", "best_test_accuracy", "best_params", "best_individual_id", "best_genome",
 ]
 
 
@@ -75,20 +75,23 @@ def islands_section(rows: Sequence[IslandRow]) -> SectionView:
     )
 
 
-def top_section(rows: Sequence[TopRow], k: int) -> SectionView:
+def top_section(rows: Sequence[TopRow], k: int, ranked_by: str = "fitness", distinct: bool = True) -> SectionView:
     payload = [as_dict(row) for row in rows]
+    which = "one row per genome" if distinct else "every evaluation (--all)"
+    caption = (f"{which}, ranked by {ranked_by}; copies: evaluations of the genome; export one with "
+               "`nas export RUN --rank K --out DIR`") if rows else None
     return SectionView(
         name="top", title=f"Top {k} by fitness", payload=payload, rows=payload, columns=field_names(TopRow),
         table_columns=["rank", "individual_id", "genome", "val_accuracy", "test_accuracy", "val_loss", "params",
-                       "flops", "latency_ms", "island", "generation", "age"],
-        caption="export one with `nas export RUN --rank K --out DIR`" if rows else None,
+                       "flops", "latency_ms", "island", "generation", "age", "copies"],
+        caption=caption,
     )
 
 
 PARETO_POINT_COLUMNS = ["individual_id", "evaluation_id", "island", "generation", "genome"]
 
 
-def pareto_section(report: ParetoReport) -> SectionView:
+def pareto_section(report: ParetoReport, distinct: bool = True) -> SectionView:
     payload = {
         "objectives": report.objectives, "senses": report.senses, "reference": report.reference,
         "hypervolume": report.hypervolume, "evaluated": report.evaluated,
@@ -102,7 +105,8 @@ def pareto_section(report: ParetoReport) -> SectionView:
         rows.append(row)
     columns = PARETO_POINT_COLUMNS[:4] + list(report.objectives) + ["genome", "hypervolume"]
     hv = "n/a" if report.hypervolume is None else f"{report.hypervolume:.4f}"
-    caption = (f"{len(report.front)} non-dominated of {report.evaluated} evaluated; objectives "
+    points = "distinct genomes" if distinct else "evaluations"
+    caption = (f"{len(report.front)} non-dominated of {report.evaluated} {points}; objectives "
                + ", ".join(f"{o} ({s})" for o, s in zip(report.objectives, report.senses))
                + f"; hypervolume {hv} (normalised, reference "
                + ", ".join(f"{o}={v:g}" for o, v in report.reference.items()) + ")")

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from nascli.metrics import ACCURACIES, METRIC_COLUMNS, Ranking, value
 from nascli.store.models import EvaluationRow, IndividualRow, MigrationRow, RunRow, WorkerRow
 
 E = EvaluationRow.__table__
@@ -26,41 +27,11 @@ M = MigrationRow.__table__
 R = RunRow.__table__
 W = WorkerRow.__table__
 
-METRIC_COLUMNS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy", "train_loss",
-                  "params", "flops", "latency_ms", "epochs_run", "best_epoch", "train_seconds", "peak_memory_bytes")
-ACCURACIES = ("train_accuracy", "val_accuracy", "test_accuracy")
-
-
-def fitness_order(primary: str) -> list[sa.ColumnElement]:
-    """ORDER BY for "best first": the primary metric, then fewer parameters, then the earlier evaluation.
-
-    `inverse_val_loss` ranks like the validation loss ascending; both primaries exclude rows
-    without the metric (see `fitness_filter`)."""
-    if primary == "inverse_val_loss":
-        return [E.c.val_loss.asc(), E.c.params.asc(), E.c.id.asc()]
-    return [E.c.val_accuracy.desc(), E.c.params.asc(), E.c.id.asc()]
-
-
-def best_first_key(primary: str, metrics: dict[str, Any]) -> tuple[float, float] | None:
-    """`fitness_order` in Python: greater is better (the primary, then fewer parameters).
-    None when the result has no primary metric (a failure), as `fitness_filter` excludes it."""
-    column = "val_loss" if primary == "inverse_val_loss" else "val_accuracy"
-    if metrics.get(column) is None:
-        return None
-    value = float(metrics[column])
-    return (-value if primary == "inverse_val_loss" else value), -float(metrics.get("params") or 0)
-
-
-def fitness_filter(primary: str) -> sa.ColumnElement:
-    column = E.c.val_loss if primary == "inverse_val_loss" else E.c.val_accuracy
-    return sa.and_(E.c.status == "done", column.is_not(None))
 
 
 def fitness_of(primary: str, row: dict[str, Any]) -> float | None:
-    if primary == "inverse_val_loss":
-        loss = row.get("val_loss")
-        return None if loss is None else 1.0 / max(float(loss), 1e-12)
-    return row.get("val_accuracy")
+    """The primary metric's value of a row (derived ones computed), None when missing."""
+    return value(row, primary)
 
 
 def _rows(connection, statement) -> list[dict[str, Any]]:
@@ -81,28 +52,26 @@ def status_counts(connection, run_id: str | None = None) -> dict[str, dict[str, 
     return counts
 
 
-def best_per_run(connection, primaries: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """run id -> its best finished evaluation (val/test accuracy, loss, params), per the run's primary metric.
-
-    One ORDER BY ... LIMIT 1 per run: a sort per run beats a window over every evaluation of every run."""
+def best_per_run(connection, rankings: dict[str, Ranking]) -> dict[str, dict[str, Any]]:
+    """run id -> its best finished evaluation (val/test accuracy, loss, params), by the run's ranking."""
     best: dict[str, dict[str, Any]] = {}
-    for run_id, primary in primaries.items():
-        statement = (sa.select(E.c.run_id, E.c.id, E.c.individual_id, E.c.genome, E.c.val_accuracy, E.c.val_loss,
-                               E.c.test_accuracy, E.c.params)
-                     .where(E.c.run_id == run_id, fitness_filter(primary)).order_by(*fitness_order(primary)).limit(1))
-        rows = _rows(connection, statement)
+    for run_id, ranking in rankings.items():
+        rows = ranked(connection, run_id, ranking, 1)
         if rows:
             best[run_id] = rows[0]
     return best
 
 
 def activity(connection, run_id: str) -> dict[str, Any]:
-    """First start, last finish, total training seconds and distinct workers of the finished evaluations."""
+    """First start, last finish, total training seconds, distinct workers, and how many finished
+    evaluations were trained by a worker or answered from the cache."""
     statement = sa.select(
         sa.func.min(E.c.started_at).label("first_started_at"),
         sa.func.max(E.c.finished_at).label("last_finished_at"),
         sa.func.sum(E.c.train_seconds).label("train_seconds"),
         sa.func.count(sa.distinct(E.c.worker_id)).label("workers"),
+        sa.func.count(E.c.worker_id).label("trained"),  # a cache hit has no worker
+        sa.func.sum(sa.case((E.c.worker_id.is_(None), 1), else_=0)).label("cached"),
     ).where(E.c.run_id == run_id, E.c.status.in_(("done", "failed")))
     return dict(connection.execute(statement).mappings().one())
 
@@ -149,16 +118,13 @@ def island_generations(connection, run_id: str) -> dict[int, int]:
     return {island: generation for island, generation in connection.execute(statement)}
 
 
-def best_per_island(connection, run_id: str, primary: str) -> dict[int, dict[str, Any]]:
-    ranked = (
-        sa.select(I.c.island, E.c.id, E.c.individual_id, E.c.val_accuracy, E.c.val_loss, E.c.test_accuracy,
-                  E.c.params,
-                  sa.func.row_number().over(partition_by=I.c.island, order_by=fitness_order(primary)).label("rn"))
-        .select_from(E.join(I, E.c.individual_id == I.c.id))
-        .where(E.c.run_id == run_id, fitness_filter(primary))
-        .subquery()
-    )
-    return {row["island"]: row for row in _rows(connection, sa.select(ranked).where(ranked.c.rn == 1))}
+def best_per_island(connection, run_id: str, ranking: Ranking) -> dict[int, dict[str, Any]]:
+    """island -> its best finished evaluation, by the run's ranking."""
+    best: dict[int, int] = {}
+    for row in _ranked_narrow(connection, run_id, ranking):
+        best.setdefault(row["island"], row["evaluation_id"])
+    details = _ranked_details(connection, list(best.values()))
+    return {island: details[ident] for island, ident in best.items()}
 
 
 def first_parent(parents_json: str | None) -> int | None:
@@ -184,22 +150,63 @@ def _individual_columns() -> list[sa.ColumnElement]:
             I.c.genome_hash]
 
 
-def top(connection, run_id: str, primary: str, k: int, offset: int = 0) -> list[dict[str, Any]]:
-    """The k best finished evaluations with their individuals, best first."""
-    statement = (
-        sa.select(E.c.id.label("evaluation_id"), E.c.individual_id, E.c.genome, E.c.seq, E.c.worker_id,
-                  E.c.started_at, E.c.finished_at, E.c.extra_json, *[E.c[name] for name in METRIC_COLUMNS],
-                  *_individual_columns())
-        .select_from(E.join(I, E.c.individual_id == I.c.id))
-        .where(E.c.run_id == run_id, fitness_filter(primary))
-        .order_by(*fitness_order(primary)).limit(k).offset(offset)
-    )
-    return _rows(connection, statement)
+def _ranked_narrow(connection, run_id: str, ranking: Ranking) -> list[dict[str, Any]]:
+    """Every ranked done evaluation (id, genome hash, island, the ranking's columns), best first;
+    ties keep the earlier evaluation first. Ranked in Python by the one key (nascli.metrics)."""
+    statement = (sa.select(E.c.id.label("evaluation_id"), E.c.genome_hash, I.c.island,
+                           *[E.c[name] for name in ranking.columns])
+                 .select_from(E.join(I, E.c.individual_id == I.c.id))
+                 .where(E.c.run_id == run_id, E.c.status == "done").order_by(E.c.id))
+    scored = []
+    for row in _rows(connection, statement):
+        key = ranking.key(row)
+        if key is not None:
+            scored.append((key, row))
+    scored.sort(key=lambda pair: pair[0], reverse=True)  # stable: equal keys stay in id order
+    return [row for _, row in scored]
+
+
+def _ranked_details(connection, evaluation_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    found: dict[int, dict[str, Any]] = {}
+    ids = list(dict.fromkeys(evaluation_ids))
+    for start in range(0, len(ids), 500):
+        statement = (
+            sa.select(E.c.id.label("evaluation_id"), E.c.run_id, E.c.individual_id, E.c.genome, E.c.seq, E.c.worker_id,
+                      E.c.started_at, E.c.finished_at, E.c.extra_json, *[E.c[name] for name in METRIC_COLUMNS],
+                      *_individual_columns())
+            .select_from(E.join(I, E.c.individual_id == I.c.id)).where(E.c.id.in_(ids[start:start + 500])))
+        for row in _rows(connection, statement):
+            found[row["evaluation_id"]] = row
+    return found
+
+
+def ranked(connection, run_id: str, ranking: Ranking, k: int, offset: int = 0,
+           distinct: bool = True) -> list[dict[str, Any]]:
+    """The k best finished evaluations with their individuals, best first by `ranking`.
+
+    `distinct`: one row per genome (its best evaluation; cache hits of the same genome are repeats).
+    Every row carries `copies`, the number of finished evaluations of its genome."""
+    narrow = _ranked_narrow(connection, run_id, ranking)
+    copies: dict[str, int] = {}
+    for row in narrow:
+        copies[row["genome_hash"]] = copies.get(row["genome_hash"], 0) + 1
+    if distinct:
+        firsts: dict[str, dict[str, Any]] = {}
+        for row in narrow:
+            firsts.setdefault(row["genome_hash"], row)
+        narrow = list(firsts.values())
+    chosen = [row["evaluation_id"] for row in narrow[offset:offset + k]]
+    details = _ranked_details(connection, chosen)
+    rows = [details[ident] for ident in chosen]
+    for row in rows:
+        row["copies"] = copies[row["genome_hash"]]
+    return rows
 
 
 def objective_rows(connection, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
     """Every done evaluation's id, individual id and the given metric columns (narrow: no genomes)."""
-    statement = (sa.select(E.c.id.label("evaluation_id"), E.c.individual_id, *[E.c[name] for name in columns])
+    statement = (sa.select(E.c.id.label("evaluation_id"), E.c.individual_id, E.c.genome_hash,
+                           *[E.c[name] for name in columns])
                  .where(E.c.run_id == run_id, E.c.status == "done").order_by(E.c.id))
     return _rows(connection, statement)
 
@@ -365,8 +372,8 @@ class ReportQueries:
     def status_counts(self, run_id: str | None = None) -> dict[str, dict[str, int]]:
         return self._read(status_counts, run_id)
 
-    def best_per_run(self, primaries: dict[str, str]) -> dict[str, dict[str, Any]]:
-        return self._read(best_per_run, primaries) if primaries else {}
+    def best_per_run(self, rankings: dict[str, Ranking]) -> dict[str, dict[str, Any]]:
+        return self._read(best_per_run, rankings) if rankings else {}
 
     def activity(self, run_id: str) -> dict[str, Any]:
         return self._read(activity, run_id)
@@ -383,14 +390,15 @@ class ReportQueries:
     def island_generations(self, run_id: str) -> dict[int, int]:
         return self._read(island_generations, run_id)
 
-    def best_per_island(self, run_id: str, primary: str) -> dict[int, dict[str, Any]]:
-        return self._read(best_per_island, run_id, primary)
+    def best_per_island(self, run_id: str, ranking: Ranking) -> dict[int, dict[str, Any]]:
+        return self._read(best_per_island, run_id, ranking)
 
     def lineage_links(self, run_id: str) -> list[tuple[int, int | None, int, bool]]:
         return self._read(lineage_links, run_id)
 
-    def top(self, run_id: str, primary: str, k: int, offset: int = 0) -> list[dict[str, Any]]:
-        return self._read(top, run_id, primary, k, offset)
+    def ranked(self, run_id: str, ranking: Ranking, k: int, offset: int = 0,
+               distinct: bool = True) -> list[dict[str, Any]]:
+        return self._read(ranked, run_id, ranking, k, offset, distinct)
 
     def objective_rows(self, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
         return self._read(objective_rows, run_id, columns)

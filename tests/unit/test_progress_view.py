@@ -1,4 +1,5 @@
-"""The progress views show the run's best as `nas report` ranks it, not a strategy's fitness pick."""
+"""The progress views show the run's best as `nas report` ranks it (nascli.metrics.Ranking), beside the
+islands' own fitness picks."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from rich.console import Console
 from nascli.commands.progress import LiveView, render
 from nascli.runner import Progress
 from nascli.store.records import RunInfo
-from nascli.store.reports import E, best_first_key, fitness_filter, fitness_order
+from nascli.metrics import Ranking
+from nascli.store.reports import E, I, _ranked_narrow
 
 metric = st.one_of(st.none(), st.sampled_from([0.1, 0.5, 0.9, 0.99, 1.0]))
 rows = st.lists(st.fixed_dictionaries({"status": st.sampled_from(["done", "failed"]), "val_accuracy": metric,
@@ -22,19 +24,26 @@ rows = st.lists(st.fixed_dictionaries({"status": st.sampled_from(["done", "faile
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=rows, primary=st.sampled_from(["val_accuracy", "inverse_val_loss"]))
-def test_python_ranking_agrees_with_the_report_query(rows, primary):
-    # a table with the evaluation table's name and the ranked columns only: the report's own ORDER BY runs on it
+@given(rows=rows, primary=st.sampled_from(["val_accuracy", "inverse_val_loss"]),
+       threshold=st.sampled_from([None, 0.5, 0.95]), rank_by=st.sampled_from([None, "params", "val_accuracy"]))
+def test_python_ranking_agrees_with_the_report_query(rows, primary, threshold, rank_by):
+    # tables with the report's table names and the ranked columns only: the report's own query runs on them
+    ranking = Ranking(primary=primary, threshold=threshold, rank_by=rank_by)
     engine = sa.create_engine("sqlite://")
-    shape = sa.Table(E.name, sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("status", sa.Text),
-                     sa.Column("val_accuracy", sa.Float), sa.Column("val_loss", sa.Float), sa.Column("params", sa.Integer))
-    shape.create(engine)
+    meta = sa.MetaData()
+    evaluation = sa.Table(E.name, meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("run_id", sa.Text),
+                          sa.Column("individual_id", sa.Integer), sa.Column("status", sa.Text),
+                          sa.Column("genome_hash", sa.Text), *[sa.Column(c, sa.Float) for c in ranking.columns])
+    individual = sa.Table(I.name, meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("island", sa.Integer))
+    meta.create_all(engine)
     with engine.begin() as connection:
-        connection.execute(shape.insert(), [dict(row, id=i + 1) for i, row in enumerate(rows)])
-        by_query = [row.id for row in connection.execute(
-            sa.select(E.c.id).where(fitness_filter(primary)).order_by(*fitness_order(primary)))]
-    ranked = [(best_first_key(primary, row), -(i + 1)) for i, row in enumerate(rows)
-              if row["status"] == "done" and best_first_key(primary, row) is not None]
+        connection.execute(individual.insert(), [{"id": i + 1, "island": 0} for i in range(len(rows))])
+        connection.execute(evaluation.insert(), [
+            {"id": i + 1, "run_id": "r", "individual_id": i + 1, "genome_hash": f"g{i}", "status": row["status"],
+             **{c: row.get(c) for c in ranking.columns}} for i, row in enumerate(rows)])
+        by_query = [row["evaluation_id"] for row in _ranked_narrow(connection, "r", ranking)]
+    ranked = [(ranking.key(row), -(i + 1)) for i, row in enumerate(rows)
+              if row["status"] == "done" and ranking.key(row) is not None]
     by_python = [-index for _, index in sorted(ranked, reverse=True)]
     assert by_python == by_query
 

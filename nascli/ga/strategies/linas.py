@@ -21,7 +21,7 @@ from nascli.ga.rng import rng_for
 from nascli.ga.strategies._multi import front_report, minimised, offspring
 from nascli.ga.strategies._population import best_member
 from nascli.ga.strategies.base import GenerationalStrategy, Member, Outcome, Proposal, Variation, operator_table
-from nascli.ga.fitness import MAXIMISED, FitnessRule
+from nascli.ga.fitness import MAXIMISED, PRIMARY_METRICS, FitnessRule
 
 FILL_ATTEMPTS = 20  # random draws per missing proposal before accepting fewer
 
@@ -143,7 +143,7 @@ class LINAS(GenerationalStrategy):
 
     def _state(self) -> dict[str, Any]:
         report = front_report(self._points, self._points, self.objectives)
-        primary = next((o for o in self.objectives if o in ("val_accuracy", "inverse_val_loss")), None)
+        primary = next((o for o in self.objectives if o in PRIMARY_METRICS), None)
         best = best_member(FitnessRule(primary=primary), self.evaluated) if primary else None
         return {"iteration": self.completed, "predictor": self.predictor_kind, "objectives": list(self.objectives),
                 "evaluated": len(self.evaluated), "prediction_errors": self.prediction_errors,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nascli.ga.fitness import FitnessRule
+from nascli.ga.fitness import PRIMARY_METRICS, FitnessRule
 from nascli.ga.pareto import rank_and_crowding, select_survivors
 from nascli.ga.rng import rng_for
 from nascli.ga.strategies._multi import front_report, minimised, offspring
@@ -74,7 +74,7 @@ class NSGA2(GenerationalStrategy):
 
     def _state(self) -> dict[str, Any]:
         report = front_report(self._points, self.all_points, self.objectives)
-        primary = next((o for o in self.objectives if o in ("val_accuracy", "inverse_val_loss")), None)
+        primary = next((o for o in self.objectives if o in PRIMARY_METRICS), None)
         best = best_member(FitnessRule(primary=primary), self.population) if primary else None
         return {"generation": self.completed, "objectives": list(self.objectives),
                 "population": [m.to_json() for m in self.population],
