@@ -14,6 +14,7 @@ from typing import Any
 from nascli.errors import ExportError
 from nascli.export.artefacts import ExportSpec, needs_weights, parse_formats, write_export
 from nascli.export.files import prepare_file, write_atomically
+from nascli.metrics import METRIC_COLUMNS
 
 ALL_SCHEMA = "nascli.export-all/1"
 ALL_COLUMNS = (
@@ -22,8 +23,7 @@ ALL_COLUMNS = (
     "val_accuracy", "val_loss", "test_accuracy", "test_loss", "params", "flops", "latency_ms", "epochs_run",
     "best_epoch", "train_seconds", "peak_memory_bytes", "started_at", "finished_at",
 )
-METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_accuracy", "train_loss", "params",
-           "flops", "latency_ms", "epochs_run", "best_epoch", "train_seconds", "peak_memory_bytes")
+METRICS = METRIC_COLUMNS  # metrics.json lists every recorded metric
 
 
 @dataclass(frozen=True)
