@@ -14,6 +14,7 @@ consumes results strictly in seq order and records `after_seq` with every ask.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -113,12 +114,22 @@ class _IssuePlan:
     existing: dict[int, Any] = field(default_factory=dict)
 
 
+# A migrant's copy on its destination island is an individual row of its own at (destination, migration
+# generation, MIGRANT_SLOT + n): far above any child's slot, so it never takes a child's key.
+MIGRANT_SLOT = 1_000_000
+MIGRATION_OPERATOR = "migration"
+
+
 @dataclass
 class _PopulationChanges:
     migrations: list[dict[str, Any]]
-    dead: set[tuple[int, int, int]]
+    living: list[tuple[int, Any, list[tuple[int, int, int]]]]  # the strategy's populations
+    decided: set[tuple[int, int, int]]  # told keys whose outcome the strategy has applied
     generation: int  # recorded as the dead's replaced generation
     generations: dict[int, int]  # island -> generation, the changed ones
+    # filled by the write (it may run twice after a transient error: the last run counts)
+    copies: list[tuple[int, tuple[int, int, int], int]] = field(default_factory=list)  # (island, key, copy id)
+    dead: set[int] = field(default_factory=set)  # individual ids leaving the populations
 
 
 @dataclass
@@ -146,7 +157,12 @@ class Driver:
         self.in_flight: dict[str, int] = {}  # genome hash -> its queued evaluation
         self.migrations_recorded = 0
         self.told: set[tuple[int, int, int]] = set()
-        self.marked_dead: set[tuple[int, int, int]] = set()
+        self.marked_dead: set[int] = set()  # individual ids recorded as no longer alive
+        # (island, strategy key) -> the individual rows of that key on that island, oldest first: the
+        # child's own row on its birth island, migrant copies on the islands they reached
+        self.placed: dict[tuple[int, tuple[int, int, int]], list[int]] = defaultdict(list)
+        self.copy_ids: set[int] = set()  # migrant copies: their cached evaluations are not told again
+        self._step_copies: list[tuple[int, tuple[int, int, int], int]] = []  # copies written, not yet committed
         self.island_generations: dict[int, int] = {}
         self.final_recorded = False
         self.best: dict[str, Any] | None = None  # see Progress.best
@@ -200,10 +216,20 @@ class Driver:
         """Rebuild the strategy from the recorded asks and results; then bring outstanding children
         (in flight when the previous driver died) back under this driver's control."""
         results = self.store.results(self.run.id)
-        for individual in self.store.individuals(self.run.id):
+        for individual in self.store.individuals(self.run.id):  # id order: a copy after its source
+            if not individual.alive:
+                self.marked_dead.add(individual.id)
+            if individual.operator == MIGRATION_OPERATOR and individual.slot >= MIGRANT_SLOT:
+                key = self.key_of_individual.get(individual.parents[0]) if individual.parents else None
+                if key is not None:
+                    self.copy_ids.add(individual.id)
+                    self.key_of_individual[individual.id] = key
+                    self.placed[(individual.island, key)].append(individual.id)
+                continue
             key = (individual.island, individual.generation, individual.slot)
             self.individual_ids[key] = individual.id
             self.key_of_individual[individual.id] = key
+            self.placed[(individual.island, key)].append(individual.id)
         position = 0
         previous_ask = None
         for event in self.store.events(self.run.id):
@@ -224,7 +250,7 @@ class Driver:
         self._fold(results, position, until_seq=None)
         self.migrations_recorded = len(self.store.migrations(self.run.id))
         self._record_population_changes()
-        self.done_count = len(results)
+        self.done_count = sum(1 for finished in results if finished.individual_id not in self.copy_ids)
         # Children issued but not finished: make sure each has its individual row and an evaluation.
         outstanding = self.strategy.outstanding
         if outstanding:
@@ -237,6 +263,9 @@ class Driver:
         return position
 
     def _tell(self, finished: FinishedEvaluation) -> None:
+        if finished.individual_id in self.copy_ids:  # a migrant's copy: its source was told already
+            self.last_seq = finished.seq
+            return
         key = self.key_of_individual.get(finished.individual_id)
         if key is None:
             raise ReplayError(f"evaluation {finished.evaluation_id} belongs to no individual of run {self.run.id}")
@@ -258,6 +287,8 @@ class Driver:
         progressed = False
         for finished in self.store.results(self.run.id, after_id=self.last_seq):
             self._tell(finished)
+            if finished.individual_id in self.copy_ids:
+                continue
             self.done_count += 1
             self._satisfy_waiters(finished)
             progressed = True
@@ -268,6 +299,7 @@ class Driver:
         plan = self._plan_issue(proposals) if proposals else None
 
         def writes() -> Any:
+            self._step_copies = []  # a retried transaction starts over
             if population is not None:
                 self._write_population(population)
             if plan is None:
@@ -311,7 +343,7 @@ class Driver:
         """Decide, without writing, what each child gets (reads: the cache, and rows left by a crash)."""
         rows = [NewIndividual(island=p.key[0], generation=p.key[1], slot=p.key[2], genome=str(p.genome),
                               genome_hash=canonical_hash(p.genome),
-                              parents=tuple(self.individual_ids[k] for k in p.parents if k in self.individual_ids),
+                              parents=tuple(self._row_of(p.key[0], k) for k in p.parents if k in self.individual_ids),
                               operator=p.operator)
                 for p in proposals]
         plan = _IssuePlan(proposals, rows)
@@ -343,6 +375,10 @@ class Driver:
     def _write_issue(self, plan: "_IssuePlan") -> tuple[list[int], list[int]]:
         """The store writes of a plan (inside a unit of work; may run twice after a transient error).
         Returns (individual ids, evaluation ids of the queued children)."""
+        # parents resolved now: a parent that arrived as a migrant in this step is its copy here
+        plan.rows = [dataclasses.replace(row, parents=tuple(self._row_of(p.key[0], k) for k in p.parents
+                                                            if k in self.individual_ids))
+                     for row, p in zip(plan.rows, plan.proposals)]
         ids = self.store.add_individuals(self.run.id, plan.rows)
         self.store.record_cached_results(self.run.id, [
             (individual_id, cached) for individual_id, (action, cached) in zip(ids, plan.actions) if action == "cached"])
@@ -362,6 +398,8 @@ class Driver:
                 self.in_flight[evaluation.genome_hash] = evaluation.id
         queued = iter(evaluation_ids)
         for proposal, row, individual_id, (action, cached) in zip(plan.proposals, plan.rows, ids, plan.actions):
+            if self.individual_ids.get(proposal.key) != individual_id:
+                self.placed[(proposal.key[0], proposal.key)].append(individual_id)
             self.individual_ids[proposal.key] = individual_id
             self.key_of_individual[individual_id] = proposal.key
             if action == "cached":
@@ -393,7 +431,8 @@ class Driver:
 
     def _record_population_changes(self) -> None:
         """Mirror the strategy's state into the store for reports: migrations (the table is their
-        only record, so a crash can never write one twice), who is no longer alive, island generations."""
+        only record, so a crash can never write one twice) with each migrant's copy as an individual
+        of its destination island, who is no longer alive, island generations."""
         changes = self._population_changes()
         self.store.atomically(lambda: self._write_population(changes), what="record population changes")
         self._population_written(changes)
@@ -401,23 +440,68 @@ class Driver:
     def _population_changes(self) -> "_PopulationChanges":
         migrations = [e for e in self.strategy.events if e.get("type") == "migration"][self.migrations_recorded:]
         living = self.strategy.living()
-        alive = {key for _, _, keys in living for key in keys}
-        dead = self.told - alive - self.marked_dead
+        # an outcome waiting for the rest of its generation is not decided: it may still enter
+        decided = self.told - self.strategy.undecided()
         generation = max((g or 0) for _, g, _ in living) if living else 0
         generations = {island: g for island, g, _ in living
                        if isinstance(g, int) and self.island_generations.get(island) != g}
-        return _PopulationChanges(migrations, dead, generation, generations)
+        return _PopulationChanges(migrations, living, decided, generation, generations)
+
+    def _row_of(self, island: int, key: tuple[int, int, int]) -> int:
+        """The individual row that stands for strategy key `key` on `island` (its newest migrant copy
+        there, including copies this step is writing, else the key's own row)."""
+        fresh = [copy_id for where, copied, copy_id in self._step_copies if (where, copied) == (island, key)]
+        if fresh:
+            return fresh[-1]
+        rows = self.placed.get((island, key))
+        return rows[-1] if rows else self.individual_ids[key]
 
     def _write_population(self, changes: "_PopulationChanges") -> None:
+        placed = {where: list(rows) for where, rows in self.placed.items()}
+        changes.copies = []
+        arrivals: dict[tuple[int, int], int] = defaultdict(int)  # (island, generation) -> copies so far
         for event in changes.migrations:
-            self.store.record_migration(self.run.id, event["generation"], event["from"], event["to"],
-                                        self.individual_ids[tuple(event["key"])])
+            key, source, destination = tuple(event["key"]), event["from"], event["to"]
+            rows = placed.get((source, key))
+            source_id = rows[-1] if rows else self.individual_ids[key]
+            self.store.record_migration(self.run.id, event["generation"], source, destination, source_id)
+            copy_id = self._write_migrant_copy(event, source_id, arrivals)
+            placed.setdefault((destination, key), []).append(copy_id)
+            changes.copies.append((destination, key, copy_id))
+        self._step_copies = list(changes.copies)  # children written next in this step descend from them
+        alive: set[int] = set()
+        for island, _, keys in changes.living:
+            for key, count in _counts(keys).items():
+                rows = placed.get((island, key)) or [self.individual_ids[key]]
+                alive.update(rows[-count:])
+        candidates = {self.individual_ids[k] for k in changes.decided} | self.copy_ids
+        candidates |= {copy_id for _, _, copy_id in changes.copies}
+        changes.dead = candidates - alive - self.marked_dead
         if changes.dead:
-            self.store.mark_replaced([self.individual_ids[k] for k in changes.dead], changes.generation)
+            self.store.mark_replaced(sorted(changes.dead), changes.generation)
         self.store.set_island_generations(self.run.id, changes.generations)
 
+    def _write_migrant_copy(self, event: dict[str, Any], source_id: int, arrivals: dict[tuple[int, int], int]) -> int:
+        """The migrant's copy on the destination island, with the source's result from the cache (no training)."""
+        destination, generation = event["to"], event["generation"]
+        slot = MIGRANT_SLOT + arrivals[(destination, generation)]
+        arrivals[(destination, generation)] += 1
+        genome_hash = canonical_hash(event["genome"])
+        (copy_id,) = self.store.add_individuals(self.run.id, [NewIndividual(
+            island=destination, generation=generation, slot=slot, genome=event["genome"], genome_hash=genome_hash,
+            parents=(source_id,), operator=MIGRATION_OPERATOR)])
+        cached = self.store.cached_result(self.run.id, genome_hash, self.config_hash)
+        if cached is not None:  # a member has a finished evaluation; without one the copy simply has none
+            self.store.record_cached_results(self.run.id, [(copy_id, cached)])
+        return copy_id
+
     def _population_written(self, changes: "_PopulationChanges") -> None:
+        self._step_copies = []
         self.migrations_recorded += len(changes.migrations)
+        for island, key, copy_id in changes.copies:
+            self.placed[(island, key)].append(copy_id)
+            self.copy_ids.add(copy_id)
+            self.key_of_individual[copy_id] = key
         self.marked_dead |= changes.dead
         self.island_generations.update(changes.generations)
 
@@ -458,6 +542,13 @@ class Driver:
                         started=started, finished=self.strategy.finished, best=self.best,
                         budget=self.budget,
                         cache_sources=sorted(self.cache_sources))
+
+
+def _counts(keys: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], int]:
+    counts: dict[tuple[int, int, int], int] = defaultdict(int)
+    for key in keys:
+        counts[key] += 1
+    return counts
 
 
 def check_seed_genome(cfg: RunConfig) -> None:

@@ -291,12 +291,12 @@ def migrations(connection, run_id: str, primary: str) -> list[dict[str, Any]]:
     # The copy on the destination island: an individual there made by migration whose parent is the migrant.
     copies = _rows(connection, sa.select(I.c.id, I.c.island, I.c.generation, I.c.parents_json)
                    .where(I.c.run_id == run_id, I.c.operator == "migration"))
-    copy_of: dict[tuple[int, int], int] = {}
-    for copy in copies:
+    copy_of: dict[tuple[int, int, int], int] = {}
+    for copy in copies:  # the copy is born on the destination in the migration's generation
         for parent in json.loads(copy["parents_json"] or "[]")[:1]:
-            copy_of.setdefault((parent, copy["island"]), copy["id"])
+            copy_of.setdefault((parent, copy["island"], copy["generation"]), copy["id"])
     for row in rows:
-        row["new_individual_id"] = copy_of.get((row["individual_id"], row["to_island"]))
+        row["new_individual_id"] = copy_of.get((row["individual_id"], row["to_island"], row["generation"]))
         row["fitness"] = fitness_of(primary, row)
     return rows
 

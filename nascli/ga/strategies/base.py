@@ -174,6 +174,11 @@ class Strategy(ABC):
         return [(island["island"], island.get("generation"), [tuple(m["key"]) for m in island.get("population", [])])
                 for island in islands]
 
+    def undecided(self) -> set[Key]:
+        """Keys whose outcome was told but not applied yet (a generation waiting for its other
+        children): they may still enter a population, so the driver must not record them as dead."""
+        return set()
+
     def replay(self, outcomes: Iterable[Outcome], issued_keys: Iterable[Key] | None = None) -> None:
         """Fold a recorded log into a fresh strategy (synchronous strategies: any order works).
 
@@ -229,6 +234,10 @@ class GenerationalStrategy(Strategy):
         if not proposals:
             self._close_batch(island, generation)
         return proposals
+
+    def undecided(self) -> set[Key]:
+        return {outcome_key for buffer in self._buffers.values() for outcome_key in
+                (tuple(o.key) for o in buffer.values())}
 
     def _receive(self, proposal: Proposal, outcome: Outcome) -> None:
         island, generation, slot = proposal.key
