@@ -220,6 +220,7 @@ class Worker:
             prepare()
         self._register()
         delay = _FIRST_POLL_SECONDS
+        longest_poll = self._poll_seconds(self.options.run_id)
         idle_since = self.clock()
         self._waiter = waiter = open_waiter(self.store, WORK_CHANNEL, self.options.run_id)
         if self.stopping.is_set():
@@ -243,7 +244,8 @@ class Worker:
                     if self.options.idle_timeout is not None:
                         pause = min(pause, self.options.idle_timeout - idle_for + 0.01)
                     if not waiter.wait(pause):
-                        delay = min(NOTIFIED_POLL_SECONDS if waiter.listening else MAX_POLL_SECONDS, delay * 2)
+                        delay = min(max(NOTIFIED_POLL_SECONDS, longest_poll) if waiter.listening else longest_poll,
+                                    delay * 2)
                     continue
                 self._process(claim)
                 self._seen()
@@ -425,6 +427,11 @@ class Worker:
         if self.options.lease_seconds is not None:
             return float(self.options.lease_seconds)
         return float(self._worker_config(run_id).get("lease_seconds") or DEFAULT_LEASE_SECONDS)
+
+    def _poll_seconds(self, run_id: str | None) -> float:
+        """The longest idle wait between queue polls: the run's worker.poll_seconds for a worker bound
+        to one run (`--run`, as `nas run` starts its local workers), else MAX_POLL_SECONDS."""
+        return float(self._worker_config(run_id).get("poll_seconds") or MAX_POLL_SECONDS)
 
     def _heartbeat_seconds(self, run_id: str | None, lease: float) -> float:
         configured = self.options.heartbeat_seconds

@@ -248,7 +248,8 @@ class WorkerSection(Section):
     max_attempts: int = Field(3, ge=1, description="Claims of one evaluation before it is failed for good.")
     max_lease_expiries: int = Field(5, ge=1, description="Expired leases of one evaluation before it is failed "
                                     "as timeout.")
-    poll_seconds: float = Field(1.0, gt=0, description="How long an idle worker waits before asking again.")
+    poll_seconds: float = Field(1.0, gt=0, description="Longest wait of an idle worker bound to this run "
+                                "(`nas worker --run`, the local workers of `nas run`) between queue polls.")
 
 
 class StoreSection(Section):

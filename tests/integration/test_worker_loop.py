@@ -6,6 +6,7 @@ The real-store, real-process tests live in test_worker_processes.py; these pin d
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -315,3 +316,13 @@ def test_a_stop_during_the_write_gives_the_task_taken_with_it_back():
     assert worker.run().done == 1
     assert store.releases == [(2, 1)]
     assert [row["status"] for row in store.rows.values()] == ["done", "pending", "pending"]
+
+
+def test_an_idle_worker_bound_to_a_run_polls_at_most_every_worker_poll_seconds():
+    claims = {}
+    for poll in (0.1, 1.0):
+        store = FakeStore([], run_config={"poll_seconds": poll})
+        Worker(store, WorkerOptions(run_id="r-1", idle_timeout=1.5), rng=random.Random(0)).run()
+        claims[poll] = len(store.claim_leases)
+    # backoff 0.05 s doubling, jittered x0.5-1, capped at poll_seconds: ~20 polls in 1.5 s at 0.1 s, ~6 at 1 s
+    assert claims[0.1] >= 2 * claims[1.0], claims
