@@ -20,6 +20,8 @@ LAYER_TYPES = ("C", "P", "R", "D", "I")  # conv, max-pool, residual, dense, ince
 INCEPTION_VARIANTS = (0, 1, 2, 3)
 OBJECTIVES = ("val_accuracy", "inverse_val_loss", "params", "flops", "latency_ms")
 OPERATOR_SUM_TOLERANCE = 1e-9
+# ga.replacement each strategy implements (the others select survivors their own way).
+REPLACEMENTS_BY_STRATEGY = {"island-ga": ("worst-if-better", "aging"), "regularized-evolution": ("aging",)}
 
 # Fields whose "no value" cannot be written in TOML (it has no null): the string "none" means None.
 _NONE_WORDS = ("none", "null")
@@ -163,16 +165,18 @@ class GaSection(Section):
     min_parent_age: int = Field(1, ge=1, description="Generations an individual must have lived before it may "
                                 "be a parent (Klos config #4: 5).")
     selection: Literal["roulette", "tournament"] = Field("roulette", description="Parent selection.")
-    replacement: Literal["worst-if-better", "aging"] = Field(
-        "worst-if-better", description="worst-if-better: replace the worst if the child is better (Klos); "
-        "aging: remove the oldest (regularized evolution).")
+    replacement: Literal["worst-if-better", "aging"] | None = Field(
+        None, description="worst-if-better: a child replaces the worst if it is better (Klos); aging: a child "
+        "always enters and the oldest leaves (regularized evolution). island-ga takes both; "
+        "regularized-evolution is aging; none: the strategy's own rule.",
+        json_schema_extra=_example("aging"))
     tournament_size: int = Field(5, ge=2, description="Sample size for tournament selection.")
     seed_genome: str | None = Field(
         None, description="Genome to start from instead of the minimal input+output one "
         "(Klos config #9 'seed architectures').", json_schema_extra=_example("In_8_8_1:C_3-3-1-1-16:D_10"))
     operators: OperatorsSection = Field(default_factory=OperatorsSection)
 
-    accept_none_word = field_validator("seed_genome", mode="before")(_none_word_to_none)
+    accept_none_word = field_validator("seed_genome", "replacement", mode="before")(_none_word_to_none)
 
 
 class CacheSection(Section):
@@ -325,6 +329,10 @@ class RunConfig(BaseModel):
             raise rule_error(key, message)
         if self.nsga2.objectives is None:  # fill the documented default so a stored run is explicit
             self.nsga2.objectives = [self.fitness.primary, self.fitness.secondary]
+        if self.ga.replacement is None:  # the strategy's own rule, explicit in the stored run
+            supported = REPLACEMENTS_BY_STRATEGY.get(self.run.strategy)
+            if supported:
+                self.ga.replacement = supported[0]
         return self
 
 
@@ -356,6 +364,11 @@ def cross_field_problems(cfg: RunConfig) -> list[tuple[str, str]]:
                              f"divisible by {factor}; {task.dataset} is {height}x{width}"))
     if train.loss == "cross_entropy" and task.kind not in ("classification", "synthetic"):
         problems.append(("train.loss", "cross_entropy needs task.kind classification"))
+    supported = REPLACEMENTS_BY_STRATEGY.get(cfg.run.strategy, ())
+    if ga.replacement is not None and ga.replacement not in supported:
+        allowed = " or ".join(supported) if supported else "none (it has its own survivor selection)"
+        problems.append(("ga.replacement", f"{cfg.run.strategy} does not support {ga.replacement!r}: "
+                         f"use {allowed}"))
     uses_tournament = ga.selection == "tournament" or cfg.run.strategy == "regularized-evolution"
     if uses_tournament and ga.tournament_size > ga.population:
         problems.append(("ga.tournament_size", f"must not exceed ga.population ({ga.population})"))

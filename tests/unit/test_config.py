@@ -231,6 +231,8 @@ def test_unknown_preset_lists_the_available_ones():
     (["nsga2.objectives=['params', 'params']"], "nsga2.objectives", "distinct"),
     (["migration.datasets=6"], "migration.datasets", "ga.islands"),
     (["task.synthetic_shape=[1, 8]"], "task.synthetic_shape", "three positive"),
+    (["run.strategy=regularized-evolution", "ga.replacement=worst-if-better"], "ga.replacement", "use aging"),
+    (["run.strategy=nsga2", "ga.replacement=aging"], "ga.replacement", "own survivor selection"),
 ])
 def test_cross_field_and_range_rules(overrides, key, words):
     error = config_error(*overrides)
@@ -361,3 +363,10 @@ def test_noise_sigma_default_is_hajewski():
 def test_example_file_reads_back_to_the_defaults():
     text = (Path(__file__).resolve().parents[2] / "nascli.toml.example").read_text(encoding="utf-8")
     assert RunConfig.model_validate(tomllib.loads(text)) == RunConfig()
+
+
+def test_replacement_defaults_to_the_strategys_own_rule():
+    assert resolve_clean().ga.replacement == "worst-if-better"
+    assert resolve_clean("run.strategy=regularized-evolution").ga.replacement == "aging"
+    assert resolve_clean("run.strategy=mu-plus-lambda").ga.replacement is None
+    assert resolve_clean("ga.replacement=aging").ga.replacement == "aging"

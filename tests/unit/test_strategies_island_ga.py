@@ -172,3 +172,17 @@ def test_real_operators_run_when_available():
         "val_accuracy": min(0.99, 0.1 + 0.05 * len(p.genome.hidden)), "params": 1}))
     assert strategy.finished and len(log.proposals) == 2 * (3 + 4 * 2)
     json.dumps(strategy.snapshot())
+
+
+def test_aging_replacement_keeps_the_newest_members_and_changes_the_run():
+    klos, _ = run(small(migration_period=100))
+    aging, _ = run(small(migration_period=100, replacement="aging"))
+    assert klos.snapshot()["islands"] != aging.snapshot()["islands"]
+    for island in aging.snapshot()["islands"]:  # 2 children per generation, 12 generations, 5 places
+        births = sorted(member["key"][1] for member in island["population"])
+        assert births == [10, 11, 11, 12, 12], births  # the 5 newest children; worst-if-better keeps older ones
+
+
+def test_unknown_replacement_is_refused():
+    with pytest.raises(ValueError, match="replacement"):
+        small(replacement="oldest")

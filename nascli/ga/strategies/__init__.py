@@ -88,6 +88,7 @@ def _island_ga(sections, variation, seed):
         offspring_per_generation=ga.get("offspring_per_generation", defaults.offspring_per_generation),
         min_parent_age=ga.get("min_parent_age", defaults.min_parent_age),
         selection=ga.get("selection", defaults.selection),
+        replacement=ga.get("replacement") or defaults.replacement,
         tournament_size=ga.get("tournament_size", defaults.tournament_size),
         operators=ga.get("operators") or defaults.operators,
         migration_period=migration.get("period", defaults.migration_period),

@@ -6,7 +6,8 @@ children, each made by an operator drawn with the configured probabilities from 
 chosen by roulette wheel (or tournament) among members of age >= `min_parent_age`
 (age = g - birth generation; when nobody is old enough the oldest members are eligible). Once
 the whole generation is evaluated, each child in slot order is appended while the island is not
-full, else replaces the worst member if it is strictly better (`worst-if-better`). Failed or
+full, else replaces the worst member if it is strictly better (`worst-if-better`; with
+`ga.replacement = "aging"` it always enters and the oldest member leaves). Failed or
 incomplete evaluations never enter a population.
 
 Migration: after every generation g with g % period == 0 (not after the last one), at a barrier
@@ -31,6 +32,9 @@ from nascli.ga.strategies.base import (GenerationalStrategy, Key, Member, Outcom
                                        operator_table)
 
 
+REPLACEMENTS = ("worst-if-better", "aging")
+
+
 @dataclass(frozen=True)
 class IslandSettings:
     islands: int = 5
@@ -39,6 +43,7 @@ class IslandSettings:
     offspring_per_generation: int = 1
     min_parent_age: int = 1
     selection: str = "roulette"
+    replacement: str = "worst-if-better"  # or "aging": a child always enters, the oldest member leaves
     tournament_size: int = 5
     operators: Mapping[str, float] = field(default_factory=lambda: {
         "insert": 0.2, "switch": 0.1, "delete": 0.2, "adjust": 0.4, "crossover": 0.1})
@@ -55,6 +60,8 @@ class IslandSettings:
                 raise ValueError(f"{name} must be at least 1")
         if self.generations < 0:
             raise ValueError("generations must be >= 0")
+        if self.replacement not in REPLACEMENTS:
+            raise ValueError(f"replacement must be one of {REPLACEMENTS}, not {self.replacement!r}")
 
 
 class IslandGA(GenerationalStrategy):
@@ -135,6 +142,11 @@ class IslandGA(GenerationalStrategy):
     def _insert_if_better(self, island: int, child: Member) -> bool:
         members = self.populations[island]
         if len(members) < self.settings.population:
+            members.append(child)
+            return True
+        if self.settings.replacement == "aging":  # regularized evolution's rule (Real et al.)
+            oldest = min(range(len(members)), key=lambda i: members[i].birth)
+            del members[oldest]
             members.append(child)
             return True
         mode = pop.secondary_mode(self.rule, members)
