@@ -362,6 +362,13 @@ def cross_field_problems(cfg: RunConfig) -> list[tuple[str, str]]:
         if height % factor or width % factor:
             problems.append(("task.reduction_modules", f"{task.reduction_modules} reductions need height and width "
                              f"divisible by {factor}; {task.dataset} is {height}x{width}"))
+    if task.kind == "classification" and task.genome_family == "modules":
+        problems.append(("task.genome_family", "modules genomes build Hajewski autoencoders (task.kind denoise or "
+                         "reconstruct); classification needs layers"))
+    if ga.seed_genome is not None:
+        problem = _seed_genome_problem(ga.seed_genome, task.genome_family)
+        if problem:
+            problems.append(("ga.seed_genome", problem))
     if train.loss == "cross_entropy" and task.kind not in ("classification", "synthetic"):
         problems.append(("train.loss", "cross_entropy needs task.kind classification"))
     supported = REPLACEMENTS_BY_STRATEGY.get(cfg.run.strategy, ())
@@ -382,6 +389,20 @@ def cross_field_problems(cfg: RunConfig) -> list[tuple[str, str]]:
     if cfg.run.strategy in ("nsga2", "linas") and len(objectives) < 2:
         problems.append(("nsga2.objectives", f"{cfg.run.strategy} needs at least two objectives"))
     return problems
+
+
+def _seed_genome_problem(text: str, family: str) -> str | None:
+    """Why `text` is not a genome of `family` (None: it parses); shapes are checked at run start."""
+    from nascli.errors import GenomeError
+    from nascli.ga.genome import parse_genome
+    from nascli.ga.modules import parse_module_genome
+
+    try:
+        (parse_module_genome if family == "modules" else parse_genome)(text)
+    except GenomeError as error:
+        example = "5x5conv2d:16,3x3conv2d:32" if family == "modules" else "In_8_8:C_3-3-1-1-16:D_10"
+        return f"is not a {family} genome (task.genome_family), e.g. {example}: {error.message}"
+    return None
 
 
 # (channels, height, width, classes) of the built-in datasets.
