@@ -367,13 +367,14 @@ def run_views(queries, run_id: str, sections: Sequence[str], *, top: int = 10, r
 
 
 def trace_points(queries, run) -> list[TracePoint]:
-    return [TracePoint(worker_id=row["worker_id"] or "?", started_at=when(row["started_at"]),
+    # cache hits have no worker and took no time: they are not part of any worker's trace
+    return [TracePoint(worker_id=row["worker_id"], started_at=when(row["started_at"]),
                        finished_at=when(row["finished_at"]), status=row["status"], val_accuracy=row["val_accuracy"])
-            for row in queries.trace(run.id)]
+            for row in queries.trace(run.id) if row["worker_id"] is not None]
 
 
 def write_run_plots(queries, run_id: str, directory: Path) -> list[Path]:
-    from nascli.report import plots
+    from nascli.report import curves, plots
 
     run = queries.run(run_id)
     directory = Path(directory)
@@ -385,6 +386,11 @@ def write_run_plots(queries, run_id: str, directory: Path) -> list[Path]:
         plots.plot_pareto(report, cloud, directory / f"{run.id}-pareto.png", f"{name}: Pareto front"),
         plots.plot_worker_trace(trace_points(queries, run), directory / f"{run.id}-workers.png",
                                 f"{name}: evaluations per worker"),
+        plots.plot_island_curves(curves.island_curves(queries.population_rows(run.id)),
+                                 directory / f"{run.id}-islands.png",
+                                 f"{name}: best validation accuracy so far and population median per island"),
+        plots.plot_anytime(curves.anytime_curve(queries.progress(run.id, ["val_accuracy", "val_loss", "train_seconds"])),
+                           directory / f"{run.id}-anytime.png", f"{name}: best validation accuracy so far"),
     ]
 
 

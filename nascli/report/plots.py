@@ -102,13 +102,27 @@ def plot_worker_trace(trace: Sequence[TracePoint], path: Path, title: str) -> Pa
             ax.plot([], [], color=colour, linewidth=6, label=status)
         ax.set_yticks(range(len(workers)))
         ax.set_yticklabels(workers, fontsize="x-small")
-        ax.legend(loc="upper right", fontsize="small")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0)  # beside the bars
     else:
         _empty(ax, "no finished evaluations yet")
     ax.set_xlabel("seconds since the first evaluation started")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
+
+
+def plot_island_curves(curves, path: Path, title: str) -> Path:
+    """Per island: best validation accuracy so far, population median, migrant arrivals (report.curves)."""
+    from nascli.report.curves import draw_islands
+
+    return _save(draw_islands(_pyplot(), curves, title), path)
+
+
+def plot_anytime(curve, path: Path, title: str) -> Path:
+    """Best validation accuracy so far against trained evaluations and training hours (report.curves)."""
+    from nascli.report.curves import draw_anytime
+
+    return _save(draw_anytime(_pyplot(), curve, title), path)
 
 
 def plot_compare(progress: Mapping[str, Sequence[ProgressPoint]], metric: str, path: Path, title: str) -> Path:

@@ -271,9 +271,19 @@ def trace(connection, run_id: str) -> list[dict[str, Any]]:
 
 def progress(connection, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
     """Finished evaluations in completion order (the driver's fold order) with the given metrics."""
-    statement = (sa.select(E.c.seq, E.c.status, *[E.c[name] for name in columns])
+    statement = (sa.select(E.c.seq, E.c.status, E.c.worker_id, *[E.c[name] for name in columns])
                  .where(E.c.run_id == run_id, E.c.status.in_(("done", "failed")))
                  .order_by(E.c.seq.is_(None), E.c.seq, E.c.finished_at, E.c.id))
+    return _rows(connection, statement)
+
+
+def population_rows(connection, run_id: str) -> list[dict[str, Any]]:
+    """Every individual's island, birth and replaced generation, operator, and its evaluation's
+    status, validation accuracy and loss: the populations per generation, rebuilt for plots."""
+    statement = (sa.select(I.c.id, I.c.island, I.c.generation, I.c.replaced_generation, I.c.alive, I.c.operator,
+                           E.c.status, E.c.val_accuracy, E.c.val_loss)
+                 .select_from(I.outerjoin(E, E.c.individual_id == I.c.id))
+                 .where(I.c.run_id == run_id).order_by(I.c.id))
     return _rows(connection, statement)
 
 
@@ -417,6 +427,9 @@ class ReportQueries:
 
     def progress(self, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
         return self._read(progress, run_id, columns)
+
+    def population_rows(self, run_id: str) -> list[dict[str, Any]]:
+        return self._read(population_rows, run_id)
 
     def migrations(self, run_id: str, primary: str) -> list[dict[str, Any]]:
         return self._read(migrations, run_id, primary)

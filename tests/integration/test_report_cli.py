@@ -184,7 +184,7 @@ def test_plots_are_written_and_not_empty(two_runs, tmp_path):
     url, island, multi = two_runs
     result = nas("report", island.run_id, "--db", url, "--plot", str(tmp_path / "plots"), "-S", "summary")
     assert result.exit_code == 0, result.output
-    for name in ("generations", "pareto", "workers"):
+    for name in ("generations", "pareto", "workers", "islands", "anytime"):
         path = tmp_path / "plots" / f"{island.run_id}-{name}.png"
         assert path.stat().st_size > 5000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     result = nas("report", "--compare", island.run_id, multi.run_id, "--db", url, "--plot", str(tmp_path / "cmp"),
