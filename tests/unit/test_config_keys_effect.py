@@ -72,7 +72,7 @@ CHANGES: dict[str, tuple[list[str], str]] = {
     "train.activation": ([], "relu"),
     "train.dropout": ([], "0.1"),
     "train.bn_momentum": ([], "0.1"),
-    "train.amp": ([], "true"),
+    "train.amp": ([], "bf16"),
     "train.mode": ([], "proxy"),
     "train.proxy_iterations": (["train.mode=proxy"], "7"),
     "train.keep_checkpoints": ([], "true"),
@@ -94,7 +94,8 @@ INFORMATIONAL: dict[str, str] = {
     "run.name": "a label shown by nas report and nas run; no decision reads it",
     "run.description": "the preset's one-line description (nas run --list-presets)",
     "store.url": "which database the commands open (resolve_db_url); not a setting of the search",
-    "ga.cache_across_runs": "the driver's genotype-cache scope (Driver.cache_run); tests/integration cover reuse",
+    "cache.scope": "whose results the driver's genotype cache reuses (nascli.runner.Driver), not a strategy, "
+                   "worker or trainer setting; its tests are under tests/integration",
     "train.kfolds": "read by nascli.train.evaluate (k-fold loop around one training); tests/unit/test_train.py",
     "train.proxy_samples": "read by nascli.train.engine._proxy_subset in proxy mode; tests/unit/test_train.py",
     "train.measure_latency": "read by nascli.train.engine after training (latency_ms); tests/unit/test_train.py",
