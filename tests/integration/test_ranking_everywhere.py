@@ -49,7 +49,9 @@ def test_rank_one_follows_the_runs_threshold_rule_everywhere(threshold_run):
     best_island = max(data["islands"], key=lambda row: ranking.key({"val_accuracy": row["best_val_accuracy"],
                                                                      "params": row["best_params"]}))
     assert best_island["best_individual_id"] == expected["individual_id"]
-    assert f"best val {expected['val_accuracy']:.4f}" in run_output.strip().splitlines()[-1]  # the progress line
+    progress_lines = [line for line in run_output.splitlines() if "best val" in line]
+    assert f"best val {100 * expected['val_accuracy']:.2f} %" in progress_lines[-1]  # the progress line
+    assert f"best network  {expected['genome']}" in run_output  # the closing summary
     with open_read_only(url) as queries:
         spec, _ = export_spec(queries, queries.run("latest"), rank=None, individual=None)
         assert spec.identity["individual_id"] == expected["individual_id"]
