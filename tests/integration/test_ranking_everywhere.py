@@ -86,3 +86,14 @@ def test_rank_by_an_unknown_metric_is_one_line(threshold_run):
     result = runner.invoke(app, ["report", "latest", "--db", url, "--rank-by", "test_accuracy"])
     assert result.exit_code == 2 and "--rank-by 'test_accuracy'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_worker_trace_has_no_row_for_cache_hits(threshold_run):
+    from nascli.report.gather import trace_points
+
+    url, _ = threshold_run
+    summary = report(url, "-S", "summary")["summary"]
+    with open_read_only(url) as queries:
+        trace = trace_points(queries, queries.run("latest"))
+    assert len(trace) == summary["evaluations_trained"]
+    assert all(point.worker_id for point in trace)
