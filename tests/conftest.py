@@ -1,4 +1,5 @@
-"""Shared fixtures: `store_url` / `store` run a test against SQLite and against PostgreSQL.
+"""Shared fixtures: every test starts in an empty temporary working directory with a clean
+environment; `store_url` / `store` run a test against SQLite and against PostgreSQL.
 
 PostgreSQL comes from NASCLI_TEST_PG_URL (CI exports it); without it those cases are skipped,
 unless NASCLI_REQUIRE_PG=1, where they fail. Each PostgreSQL test gets a fresh schema of its own
@@ -13,8 +14,29 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers import NASCLI_ENV
+
 PG_URL_ENV = "NASCLI_TEST_PG_URL"
 REQUIRE_PG_ENV = "NASCLI_REQUIRE_PG"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Module- and session-scoped fixtures run here: an empty directory, no NAS_DB_URL & co."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("session-cwd"))
+        for name in NASCLI_ENV:
+            patch.delenv(name, raising=False)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def isolated_cwd_and_env(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test, and every `nas` process it starts, runs in its own empty tmp_path with the caller's
+    nascli variables removed: a nascli.toml or NAS_DB_URL where pytest started changes nothing."""
+    monkeypatch.chdir(tmp_path)
+    for name in NASCLI_ENV:
+        monkeypatch.delenv(name, raising=False)
 
 
 def pg_admin_url() -> str:

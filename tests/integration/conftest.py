@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -16,15 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import pg_admin_url
+from tests.helpers import free_port
 
 PG_BIN = Path(os.environ.get("NASCLI_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 RIGHT_PASSWORD = "right-horse-battery"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _as_postgres(command: str, timeout: float = 120) -> None:

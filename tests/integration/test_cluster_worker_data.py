@@ -3,28 +3,15 @@ one line, so a host that has the data can take it; it never records a failed eva
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from contextlib import contextmanager
 
 import pytest
 
 from nascli.config import resolve, task_for
 from nascli.store import EvaluationRequest, open_store
-from tests.integration.worker_harness import fresh_pg_database, need_pg
+from tests.helpers import BACKENDS, clean_env, database, run_nas
 
 
-@contextmanager
-def database(backend: str, tmp_path):
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'nas.db'}"
-    else:
-        with fresh_pg_database(need_pg()) as url:
-            yield url
-
-
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_missing_dataset_releases_the_task_and_exits_2(backend, tmp_path):
     empty = tmp_path / "no-data-here"
     empty.mkdir()
@@ -36,10 +23,8 @@ def test_missing_dataset_releases_the_task_and_exits_2(backend, tmp_path):
             [evaluation_id] = store.enqueue(run.id, [EvaluationRequest(None, task_for(cfg, "In_28_28:D_10", 1))])
         finally:
             store.close()
-        env = {**os.environ, "NASCLI_OFFLINE": "1", "COLUMNS": "400"}
-        env.pop("NAS_DB_URL", None)
-        done = subprocess.run([sys.executable, "-m", "nascli", "worker", "--db", url, "--idle-timeout", "30"],
-                              capture_output=True, text=True, env=env, timeout=240)
+        done = run_nas("worker", "--db", url, "--idle-timeout", "30", env=clean_env(NASCLI_OFFLINE="1", COLUMNS="400"),
+                       timeout=240)
         assert done.returncode == 2, done.stderr[-2000:]
         error_lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
         assert len(error_lines) == 1, done.stderr[-2000:]

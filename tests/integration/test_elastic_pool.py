@@ -6,16 +6,14 @@ who did what, matching the workers' own logs."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import signal
 import subprocess
-import sys
-import time
 from collections import Counter
 
 from nascli.store import open_store
+from tests.helpers import clean_env, nas_command, wait_for
 from tests.integration.worker_harness import fresh_pg_database, need_pg, start_worker, wait_all
 
 # "<worker id> evaluation 12 val_accuracy=..." (written results only; discarded ones say so)
@@ -27,14 +25,8 @@ SETTINGS = ["--set", "ga.islands=4", "--set", "ga.population=4", "--set", "ga.ge
             "--set", "worker.lease_seconds=30"]
 
 
-def nas(*args: str) -> list[str]:
-    return [sys.executable, "-m", "nascli", *args]
-
-
 def environment() -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "300"}
-    env.pop("NAS_DB_URL", None)
-    return env
+    return clean_env(PYTHONUNBUFFERED="1", COLUMNS="300")
 
 
 def finished_count(store, run_id: str) -> int:
@@ -42,38 +34,34 @@ def finished_count(store, run_id: str) -> int:
     return counts["done"] + counts["failed"]
 
 
-def wait_for(condition, what: str, timeout: float, driver: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if driver.poll() is not None:
-            return  # the run finished (or failed) early: the final checks say which
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+def wait_or_driver_exit(condition, what: str, timeout: float, driver: subprocess.Popen) -> None:
+    """Until `condition` holds or the run ends early (the final checks then say how it ended)."""
+    wait_for(lambda: driver.poll() is not None or condition(), timeout, what, step=0.1)
 
 
 def test_workers_join_and_leave_during_a_run(tmp_path):
     rng = random.Random(11)
     with fresh_pg_database(need_pg()) as url:
-        subprocess.run(nas("init", "--db", url), check=True, capture_output=True, env=environment(), timeout=120)
+        subprocess.run(nas_command("init", "--db", url), check=True, capture_output=True, env=environment(), timeout=120)
         driver_log = open(tmp_path / "driver.log", "wb")  # noqa: SIM115
-        driver = subprocess.Popen(nas("run", "--preset", "synthetic-quick", "--seed", "3", "--name", "elastic",
+        driver = subprocess.Popen(nas_command("run", "--preset", "synthetic-quick", "--seed", "3", "--name", "elastic",
                                       "--workers", "0", "--db", url, *SETTINGS),
                                   stdout=driver_log, stderr=subprocess.STDOUT, env=environment())
         logs = tmp_path / "logs"
         workers: list[subprocess.Popen] = []
         store = open_store(url)
         try:
-            wait_for(lambda: store.list_runs(), "the run row", 120, driver)
+            wait_or_driver_exit(lambda: store.list_runs(), "the run row", 120, driver)
             run_id = store.list_runs()[0].id
             total_planned = 4 * 4 + 4 * 20 * 3  # upper bound: cache hits need no worker
 
             workers.append(start_worker(url, logs, "--idle-timeout", "60"))
-            wait_for(lambda: finished_count(store, run_id) >= 12, "the lone worker's first tasks", 120, driver)
+            wait_or_driver_exit(lambda: finished_count(store, run_id) >= 12, "the lone worker's first tasks", 120, driver)
             workers += [start_worker(url, logs, "--idle-timeout", "60") for _ in range(7)]
             # registered = signal handlers installed and claiming
-            wait_for(lambda: len(store.workers()) == 8, "eight registered workers", 120, driver)
+            wait_or_driver_exit(lambda: len(store.workers()) == 8, "eight registered workers", 120, driver)
             at_eight = finished_count(store, run_id)
-            wait_for(lambda: finished_count(store, run_id) >= at_eight + 30, "eight workers' progress", 120, driver)
+            wait_or_driver_exit(lambda: finished_count(store, run_id) >= at_eight + 30, "eight workers' progress", 120, driver)
 
             # Back to two: SIGTERM six, whatever they are doing (some are mid-task and release it).
             leavers = rng.sample(workers, 6)
@@ -117,7 +105,7 @@ def test_workers_join_and_leave_during_a_run(tmp_path):
         assert all(row.attempt > 1 for row in released)  # given back, then claimed again
 
         # Who did what, as the report shows it, agrees with the logs.
-        report = subprocess.run(nas("report", run_id, "--section", "workers", "--format", "json", "--db", url),
+        report = subprocess.run(nas_command("report", run_id, "--section", "workers", "--format", "json", "--db", url),
                                 capture_output=True, text=True, env=environment(), timeout=120)
         assert report.returncode == 0, report.stderr
         per_worker = {row["worker_id"]: row["evaluations_done"] for row in json.loads(report.stdout)["workers"]}

@@ -18,30 +18,19 @@ from nascli.export.parity import import_model_file
 from nascli.export.weights import checkpoint_path
 from nascli.layers import build_model
 from nascli.store import EvaluationRequest, NewIndividual, open_store
+from tests.helpers import assert_one_line_error
 
 torch.set_num_threads(1)
 runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for name in ("NAS_DB_URL", "NAS_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
+def wide_terminal(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
 
 
 def nas(*args: str):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, *fragments: str) -> str:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture
@@ -149,7 +138,7 @@ def test_all_rows_as_csv_and_json(synthetic, tmp_path):
     assert len(document["rows"]) == len(built.individuals)
     failed = [r for r in document["rows"] if r["status"] == "failed"]
     assert {r["error_kind"] for r in failed} == {"oom", "crash"} and all(r["val_accuracy"] is None for r in failed)
-    one_line_error(nas("export", built.run_id, "--db", url, "--all", "-f", "json", "--out", tmp_path / "all.json"),
+    assert_one_line_error(nas("export", built.run_id, "--db", url, "--all", "-f", "json", "--out", tmp_path / "all.json"),
                    "already exists")
 
 
@@ -164,24 +153,24 @@ def test_without_a_checkpoint_export_trains_with_the_runs_own_epochs(synthetic, 
 
 def test_bad_input_is_one_line_exit_2(synthetic, tmp_path):
     url, built = synthetic
-    one_line_error(nas("export", "r-nope00", "--db", url, "--out", tmp_path / "o"), "r-nope00")
-    one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "pdf"), "pdf")
-    one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--rank", 999, "-f", "code"),
+    assert_one_line_error(nas("export", "r-nope00", "--db", url, "--out", tmp_path / "o"), "r-nope00")
+    assert_one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "pdf"), "pdf")
+    assert_one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--rank", 999, "-f", "code"),
                    "rank 999")
-    one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--individual", 99999),
+    assert_one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--individual", 99999),
                    "no individual 99999")
     failed = next(i for i, r in built.metrics.items() if r.status == "failed")
-    one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--individual", failed),
+    assert_one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--individual", failed),
                    "no finished evaluation")
-    one_line_error(nas("export", built.run_id, "--db", url, "--all", "--out", tmp_path / "a.csv"), "--format")
-    one_line_error(nas("export", built.run_id, "--db", url, "--all", "-f", "code", "--out", tmp_path / "a"), "csv")
-    one_line_error(nas("export", built.run_id, "--db", url, "-f", "code"), "--out")
+    assert_one_line_error(nas("export", built.run_id, "--db", url, "--all", "--out", tmp_path / "a.csv"), "--format")
+    assert_one_line_error(nas("export", built.run_id, "--db", url, "--all", "-f", "code", "--out", tmp_path / "a"), "csv")
+    assert_one_line_error(nas("export", built.run_id, "--db", url, "-f", "code"), "--out")
     assert nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "code").exit_code == 0
-    one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "code"), "--force")
+    assert_one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "code"), "--force")
     assert nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "code", "--force").exit_code == 0
     with open_store(url) as store:
         empty = store.create_run("empty", "island-ga", None, 0, built_config(store, built.run_id))
-    one_line_error(nas("export", empty.id, "--db", url, "--out", tmp_path / "e", "-f", "code"),
+    assert_one_line_error(nas("export", empty.id, "--db", url, "--out", tmp_path / "e", "-f", "code"),
                    "no finished evaluation")
 
 

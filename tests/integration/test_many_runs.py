@@ -7,25 +7,15 @@ before the second run got a worker; here both advance together."""
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 
 import pytest
 
 from nascli.store import EvaluationRequest, open_store
-from tests.integration.worker_harness import (assert_done_exactly_once, fresh_pg_database, need_pg, start_worker,
-                                              synthetic_tasks, wait_all)
+from tests.helpers import BACKENDS, database
+from tests.integration.worker_harness import assert_done_exactly_once, start_worker, synthetic_tasks, wait_all
 
 TASKS_PER_RUN = 200
 WORKERS = 4
-
-
-@contextmanager
-def database(backend: str, tmp_path):
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'nas.db'}"
-    else:
-        with fresh_pg_database(need_pg()) as url:
-            yield url
 
 
 def two_runs(url: str, per_run: int, seconds: float) -> tuple[str, str]:
@@ -41,7 +31,7 @@ def two_runs(url: str, per_run: int, seconds: float) -> tuple[str, str]:
         store.close()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_two_runs_share_four_workers_evenly(backend, tmp_path):
     with database(backend, tmp_path) as url:
         first, second = two_runs(url, TASKS_PER_RUN, seconds=0.03)

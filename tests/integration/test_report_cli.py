@@ -17,16 +17,14 @@ from nascli.report import model
 from nascli.report.command import RUN_SECTIONS
 from nascli.report.render import SCHEMA
 from nascli.store import open_store
+from tests.helpers import assert_one_line_error
 
 runner = CliRunner()
 FORMATS = ("table", "json", "csv", "markdown")
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for name in ("NAS_DB_URL", "NAS_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
+def wide_terminal(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
 
 
@@ -34,16 +32,7 @@ def nas(*args: str):
     return runner.invoke(app, list(args))
 
 
-def one_line_error(result, *fragments: str) -> str:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
 def two_runs(request, tmp_path_factory):
     """Built once per backend and module: the report only reads, so tests can share them."""
     if request.param == "sqlite":
@@ -221,15 +210,15 @@ def test_report_never_writes(two_runs):
 
 def test_bad_input_is_one_line_exit_2(tmp_path):
     url = sqlite_url(tmp_path)
-    one_line_error(nas("report", "r-nope00", "--db", url), "r-nope00")
+    assert_one_line_error(nas("report", "r-nope00", "--db", url), "r-nope00")
     with open_store(url) as store:
         run = build_run(store, islands=1, population=2, generations=1)
-    one_line_error(nas("report", run.run_id, "--db", url, "-S", "bogus"), "bogus")
-    one_line_error(nas("report", run.run_id, "--db", url, "-f", "yaml"), "yaml")
-    one_line_error(nas("report", "--db", url, "-S", "top"), "needs a run")
-    one_line_error(nas("report", "--compare", run.run_id, "--db", url), "at least two")
-    one_line_error(nas("report", run.run_id, run.run_id, "--db", url), "--compare")
-    one_line_error(nas("report", "--db", f"sqlite:///{tmp_path / 'missing.db'}"), "missing.db")
+    assert_one_line_error(nas("report", run.run_id, "--db", url, "-S", "bogus"), "bogus")
+    assert_one_line_error(nas("report", run.run_id, "--db", url, "-f", "yaml"), "yaml")
+    assert_one_line_error(nas("report", "--db", url, "-S", "top"), "needs a run")
+    assert_one_line_error(nas("report", "--compare", run.run_id, "--db", url), "at least two")
+    assert_one_line_error(nas("report", run.run_id, run.run_id, "--db", url), "--compare")
+    assert_one_line_error(nas("report", "--db", f"sqlite:///{tmp_path / 'missing.db'}"), "missing.db")
 
 
 def test_empty_run_reports_without_crashing(tmp_path):
@@ -264,4 +253,4 @@ def test_watch_refreshes_until_the_run_finishes(tmp_path):
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started >= 1.0
     assert "finished" in result.stdout
-    one_line_error(nas("report", run.run_id, "--db", url, "--watch", "-f", "json"), "--watch")
+    assert_one_line_error(nas("report", run.run_id, "--db", url, "--watch", "-f", "json"), "--watch")

@@ -8,31 +8,26 @@ and every individual evaluated exactly once.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from nascli.store import open_store
+from tests.helpers import clean_env, nas_command
 
 SETTINGS = ["--set", "task.synthetic_seconds=0.02", "--set", "ga.generations=60", "--set", "ga.islands=3",
             "--set", "migration.period=4"]
 
 
-def nas(*args: str) -> list[str]:
-    return [sys.executable, "-m", "nascli", *args]
+nas = nas_command
 
 
 def environment() -> dict[str, str]:
-    env = dict(os.environ)
-    env["NASCLI_DRIVER_LEASE_SECONDS"] = "1.5"  # a dead driver's lease blocks resume this long
-    env.pop("NAS_DB_URL", None)
-    return env
+    return clean_env(NASCLI_DRIVER_LEASE_SECONDS="1.5")  # a dead driver's lease blocks resume this long
 
 
 def run_state(url: str) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -14,15 +13,10 @@ from nascli.cli import app
 from nascli.errors import StoreError
 from nascli.store import SCHEMA_VERSION, open_store
 
+from tests.helpers import free_port
 from tests.integration.conftest import RIGHT_PASSWORD
 
 WRONG_PASSWORD = "wrong-staple-9"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def one_line(error: BaseException) -> str:

@@ -13,12 +13,11 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from worker_harness import wait_for
-
 from nascli.errors import GenomeError, StoreError
 from nascli.heartbeat import Heartbeat, HeartbeatThread, heartbeat_interval
 from nascli.task import Result, Task
 from nascli.worker import Worker, WorkerOptions, evaluate_task, failure_from_exception
+from tests.helpers import wait_for
 
 GENOME = "In_28_28:C_3-3-1-1-32:P_2-2-2-2-0:D_10"
 

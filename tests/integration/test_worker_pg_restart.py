@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,7 @@ import pytest
 from worker_harness import REQUIRE_PG, assert_done_exactly_once, log_text, prepare_run, start_worker, synthetic_tasks, wait_all
 
 from nascli.store import open_store
+from tests.helpers import free_port
 
 PG_BIN = Path(os.environ.get("NASCLI_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -38,12 +38,6 @@ def _unavailable() -> str | None:
 def as_postgres(command: str, timeout: float = 60) -> None:
     subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", command], check=True, timeout=timeout,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class PrivateCluster:

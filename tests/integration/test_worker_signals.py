@@ -7,26 +7,13 @@ import os
 import re
 import signal
 import time
-from contextlib import contextmanager
 
 import pytest
-from worker_harness import (fresh_pg_database, log_text, need_pg, prepare_run, start_worker, synthetic_tasks,
-                            wait_all, wait_for)
+from worker_harness import log_text, prepare_run, start_worker, synthetic_tasks, wait_all
 
 from nascli.store import open_store
 from nascli.task import Result
-
-
-@contextmanager
-def database(backend: str, tmp_path):
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'nas.db'}"
-    else:
-        with fresh_pg_database(need_pg()) as url:
-            yield url
-
-
-BACKENDS = [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)]
+from tests.helpers import BACKENDS, database, wait_for
 
 
 def running(store, run_id):

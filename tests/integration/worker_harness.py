@@ -11,7 +11,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ import pytest
 
 from nascli.store import EvaluationRequest, open_store
 from nascli.task import Task
+from tests.helpers import clean_env, nas_command
 
 PG_URL = os.environ.get("NASCLI_TEST_PG_URL")
 REQUIRE_PG = os.environ.get("NASCLI_REQUIRE_PG") == "1"
@@ -89,10 +89,8 @@ def start_worker(url: str, log_dir: Path, *args: str) -> subprocess.Popen:
     """A real `nas worker` process; stderr (its log) goes to a file in log_dir."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log = open(log_dir / f"worker-{time.monotonic_ns()}-{secrets.token_hex(2)}.log", "wb")  # noqa: SIM115
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("NAS_DB_URL", None)
-    process = subprocess.Popen([sys.executable, "-m", "nascli", "worker", "--db", url, *args],
-                               stdout=log, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(nas_command("worker", "--db", url, *args), stdout=log, stderr=subprocess.STDOUT,
+                               env=clean_env(PYTHONUNBUFFERED="1"))
     process.log_path = log.name  # type: ignore[attr-defined]
     log.close()
     return process
@@ -143,13 +141,3 @@ def assert_done_exactly_once(url: str, run_id: str, expected: int) -> None:
     assert len(ids) == len(set(ids)) == expected
     assert sorted(f.seq for f in finished) == list(range(1, expected + 1))
 
-
-def wait_for(predicate, timeout: float, what: str, step: float = 0.05):
-    """predicate()'s first truthy value within `timeout` seconds, else AssertionError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

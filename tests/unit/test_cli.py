@@ -16,31 +16,14 @@ from typer.testing import CliRunner
 from nascli.cli import app
 from nascli.commands import common
 from nascli.config import RunConfig, list_presets
+from tests.helpers import assert_one_line_error
 
 runner = CliRunner()
 COMMANDS = ["init", "run", "worker", "resume", "report", "export", "cancel", "delete"]
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(tmp_path, monkeypatch):
-    """No nascli.toml from the checkout, no NAS_DB_URL / NAS_DEBUG from the caller."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("NAS_DB_URL", "NAS_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def nas(*args: str, **kwargs):
     return runner.invoke(app, list(args), **kwargs)
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
-    return lines[0]
 
 
 # ---------------------------------------------------------------- help and import cost
