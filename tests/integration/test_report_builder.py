@@ -42,6 +42,7 @@ class BuiltRun:
     individuals: dict[int, dict] = field(default_factory=dict)  # id -> what was recorded
     metrics: dict[int, Result] = field(default_factory=dict)  # individual id -> its result
     migrations: list[tuple[int, int, int, int]] = field(default_factory=list)  # generation, from, to, migrant
+    alive: dict[int, list[int]] = field(default_factory=dict)  # island -> its population at the end
 
 
 def metrics_for(rng: random.Random, genome: str) -> Result:
@@ -133,6 +134,7 @@ def build_run(store, *, preset: str = "digits-quick", islands: int = 3, populati
                 alive[destination].append(copy)
     if status != "running":
         store.set_run_status(run.id, status)
+    built.alive = alive
     return built
 
 

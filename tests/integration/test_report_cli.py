@@ -17,7 +17,7 @@ from nascli.report import model
 from nascli.report.command import RUN_SECTIONS
 from nascli.report.render import SCHEMA
 from nascli.store import open_store
-from tests.helpers import assert_one_line_error
+from tests.helpers import assert_one_line_error, database_state
 
 runner = CliRunner()
 FORMATS = ("table", "json", "csv", "markdown")
@@ -132,6 +132,16 @@ def test_islands_count_distinct_root_ancestors(two_runs):
     for row in rows:
         assert 1 <= row["root_ancestors"] <= row["alive"] <= 4 + 1
 
+    def root(ident: int) -> int:  # follow first parents back to the initial population
+        while island.individuals[ident]["parents"]:
+            ident = island.individuals[ident]["parents"][0]
+        return ident
+
+    expected = [len({root(ident) for ident in island.alive[number]}) for number in range(3)]
+    assert [row["root_ancestors"] for row in rows] == expected
+    assert [row["alive"] for row in rows] == [len(island.alive[number]) for number in range(3)]
+    assert expected != [row["alive"] for row in rows]  # the data tells distinct roots from members
+
 
 def test_migrations_name_the_copy_on_the_destination(two_runs):
     url, island, _ = two_runs
@@ -194,13 +204,28 @@ def test_latest_and_markdown(two_runs):
     assert "| rank | individual_id | genome |" in result.stdout
 
 
-def test_report_never_writes(two_runs):
-    """Read-only: the database is byte-for-byte the same (SQLite) / no row changes (both)."""
-    url, island, _ = two_runs
+def test_report_never_writes(two_runs, tmp_path):
+    """Read-only: after every section, format, --plot and --compare the database is byte-for-byte the same
+    (SQLite file and its write-ahead log) and every table has the same number of rows (both backends)."""
+    url, island, multi = two_runs
     with open_store(url) as store:
         before = (store.get_run(island.run_id), store.queue_counts(), len(store.individuals(island.run_id)))
-    for section in RUN_SECTIONS:
-        assert nas("report", island.run_id, "--db", url, "-S", section).exit_code == 0
+    every_section = ",".join(RUN_SECTIONS)
+    calls = [("-S", section) for section in RUN_SECTIONS]
+    calls += [("-S", every_section, "-f", output_format) for output_format in FORMATS]
+    calls += [("-S", "summary", "--plot", str(tmp_path / "plots"))]
+    state = database_state(url)
+    for call in calls:
+        result = nas("report", island.run_id, "--db", url, *call)
+        assert result.exit_code == 0, (call, result.output)
+        assert database_state(url) == state, call
+    for call in (("--compare", island.run_id, multi.run_id), ("--compare", island.run_id, multi.run_id, "-f", "json",
+                                                              "--plot", str(tmp_path / "cmp"))):
+        assert nas("report", "--db", url, *call).exit_code == 0, call
+        assert database_state(url) == state, call
+    for call in ((), ("-f", "csv"), ("latest", "-S", "top")):
+        assert nas("report", "--db", url, *call).exit_code == 0, call
+        assert database_state(url) == state, call
     with open_store(url) as store:
         assert (store.get_run(island.run_id), store.queue_counts(), len(store.individuals(island.run_id))) == before
 

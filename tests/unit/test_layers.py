@@ -15,7 +15,7 @@ from nascli.errors import ConfigError, GenomeError
 from nascli.ga.cost import analyse
 from nascli.ga.genome import parse_genome
 from nascli.layers import build_model, count_parameters
-from nascli.layers.blocks import ResidualBlock
+from nascli.layers.blocks import MaxPoolSame, ResidualBlock
 
 torch.set_num_threads(1)
 
@@ -155,6 +155,18 @@ def test_negative_inputs_survive_same_max_pool_padding():
     model.eval()
     out = model(torch.full((1, 1, 6, 6), -5.0))
     assert torch.isfinite(out).all()
+    pools = [module for module in model.modules() if isinstance(module, MaxPoolSame)]
+    assert pools
+    image = -torch.arange(1.0, 37.0).reshape(1, 1, 6, 6)  # all negative: a zero pad would win every border max
+    for pool in pools:
+        left, _, top, _ = pool[0].padding
+        kernel_h, kernel_w = pool[1].kernel_size
+        expected = torch.empty_like(image)
+        for row in range(6):
+            for col in range(6):
+                window = image[0, 0, max(0, row - top):row - top + kernel_h, max(0, col - left):col - left + kernel_w]
+                expected[0, 0, row, col] = window.max()
+        assert torch.equal(pool(image), expected)
 
 
 def test_model_traces_and_scripts():
