@@ -13,7 +13,7 @@ from nascli.cli import app
 from nascli.errors import StoreError
 from nascli.store import SCHEMA_VERSION, open_store
 
-from tests.helpers import free_port
+from tests.helpers import clean_env, free_port, run_nas
 from tests.integration.conftest import RIGHT_PASSWORD
 
 WRONG_PASSWORD = "wrong-staple-9"
@@ -142,8 +142,29 @@ def test_nas_init_bad_input_exits_2_and_writes_nothing(tmp_path: Path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
 
 
-def test_nas_init_keeps_passwords_out_of_nascli_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.mark.postgres
+def test_nas_init_keeps_passwords_out_of_nascli_toml(private_pg_cluster, tmp_path: Path) -> None:
     from nascli.commands.init import project_file_text
 
     text = project_file_text(f"postgresql+psycopg://nas:{WRONG_PASSWORD}@db/nas", "postgresql+psycopg://nas:***@db/nas")
     assert WRONG_PASSWORD not in text and "NAS_DB_URL" in text and '\nurl = ' not in text
+    # the real command, given the password on the command line and through NAS_DB_URL
+    masked = private_pg_cluster.url.replace(RIGHT_PASSWORD, "***")
+    for args, env in ((("--db", private_pg_cluster.url), clean_env()), ((), clean_env(NAS_DB_URL=private_pg_cluster.url))):
+        (tmp_path / "nascli.toml").unlink(missing_ok=True)
+        done = run_nas("init", *args, env=env)
+        assert done.returncode == 0, done.stderr
+        assert RIGHT_PASSWORD not in done.stdout + done.stderr and masked in done.stdout
+        written = (tmp_path / "nascli.toml").read_text()
+        assert RIGHT_PASSWORD not in written and f'# url = "{masked}"' in written and "NAS_DB_URL" in written
+        assert "[store]" in written and "\nurl =" not in written  # no live url line: nas run would not find one
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_worker_log_masks_the_password(private_pg_cluster, tmp_path: Path) -> None:
+    masked = private_pg_cluster.url.replace(RIGHT_PASSWORD, "***")
+    assert run_nas("init", "--db", private_pg_cluster.url).returncode == 0
+    done = run_nas("worker", "--idle-timeout", "0.5", env=clean_env(NAS_DB_URL=private_pg_cluster.url))
+    assert done.returncode == 0, done.stderr
+    assert f"serving {masked}" in done.stderr and RIGHT_PASSWORD not in done.stdout + done.stderr
