@@ -102,8 +102,14 @@ def test_config_presets_are_klos_table_2(number):
     assert cfg.train.activation == "relu" and cfg.task.dataset == "cifar10"
 
 
+@pytest.mark.xfail(strict=True, reason="presets/cifar10-config9.toml's seed genome has P_2-2-2-2-32 (a max-pool "
+                   "takes filters 0); the preset fix that runs every preset (issue 16) makes this pass")
 def test_seed_genome_of_config9_fits_cifar10():
-    genome = preset("cifar10-config9").ga.seed_genome
+    from nascli.runner import check_seed_genome
+
+    cfg = preset("cifar10-config9")
+    check_seed_genome(cfg)  # what `nas run` checks first: it parses, fits the input, the classes and the space
+    genome = cfg.ga.seed_genome
     layers = genome.split(":")
     channels, height, width, classes = dataset_shape("cifar10")
     assert layers[0] == f"In_{width}_{height}_{channels}" and layers[-1] == f"D_{classes}"
