@@ -95,7 +95,7 @@ def test_train_epochs_exports_weights_that_match_everywhere(synthetic, tmp_path)
         assert torch.equal(torch.jit.load(str(out / "model.ts"))(batch), reference(batch))
 
 
-def test_kept_checkpoint_is_used(synthetic, tmp_path):
+def test_kept_checkpoint_is_used(synthetic, tmp_path, monkeypatch):
     url, built = synthetic
     best = best_individual(built)
     with open_store(url) as store:
@@ -118,6 +118,19 @@ def test_kept_checkpoint_is_used(synthetic, tmp_path):
     assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
     # recorded in Result.extra['checkpoint'] (what an evaluator with keep_checkpoints writes)
     assert weights_module.find_checkpoint({"checkpoint": str(path)}, {}, run.config["task"], "x", 0) == path
+    # `nas export` itself: the checkpoint kept in the run's default artifact directory becomes weights.pt
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    kept = checkpoint_path(weights_module.default_artifact_dir(run.config["task"]), built.run_id, evaluation.id)
+    assert kept.is_relative_to(tmp_path / "cache")
+    kept.parent.mkdir(parents=True)
+    torch.save(model.state_dict(), kept)
+    result = nas("export", built.run_id, "--db", url, "--individual", best, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    exported = torch.load(tmp_path / "out" / "weights.pt", weights_only=True)
+    assert exported.keys() == model.state_dict().keys()
+    assert all(torch.equal(exported[k], v) for k, v in model.state_dict().items())
+    weights = json.loads((tmp_path / "out" / "metrics.json").read_text())["weights"]
+    assert weights == {"kind": "checkpoint", "path": str(kept)}
 
 
 def test_all_rows_as_csv_and_json(synthetic, tmp_path):

@@ -54,7 +54,7 @@ def test_idle_worker_exits_within_a_second_of_sigterm(tmp_path):
         store.close()
     time.sleep(1.5)  # let it reach its longest idle backoff
     signalled = time.monotonic()
-    worker.send_signal(signal.SIGINT)
+    worker.send_signal(signal.SIGTERM)
     assert wait_all([worker], timeout=10) == [0]
     assert time.monotonic() - signalled < 1.0 + 0.5  # 1 s budget, plus interpreter shutdown
 

@@ -129,6 +129,11 @@ def test_debug_shows_the_traceback_and_does_not_stick():
 def test_option_errors_exit_2():
     assert nas("run", "--workers", "-1").exit_code == 2
     assert nas("run", "--format", "yaml", "--list-presets").exit_code == 2
+    for args in (["run", "--workers", "-1"], ["run", "--format", "yaml", "--list-presets"], ["run", "--no-such-option"],
+                 ["report", "--top", "many"]):
+        result = nas(*args)
+        assert result.exit_code == 2 and result.stderr.strip(), (args, result.output)
+        assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), (args, result.exception)
 
 
 # ---------------------------------------------------------------- nas run: resolution and hand-off

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nascli.cli import app
+from tests.helpers import assert_bad_input
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -24,13 +25,16 @@ def test_bad_seed_genome_is_one_line_and_writes_nothing(tmp_path: Path, extra, m
     assert message in result.output
     assert "Traceback" not in result.output
     assert not db.exists()
+    assert_bad_input(lambda: CliRunner().invoke(app, ["run", "--preset", "digits-quick", "--db", f"sqlite:///{db}",
+                                                      *extra]), message)
 
 
 def test_missing_dataset_offline_is_one_line_and_writes_nothing(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("NASCLI_OFFLINE", "1")
     db = tmp_path / "nas.db"
-    result = CliRunner().invoke(app, ["run", "--preset", "mnist-island5", "--db", f"sqlite:///{db}",
-                                      "--set", f'task.data_dir="{tmp_path / "data"}"'])
+    args = ["run", "--preset", "mnist-island5", "--db", f"sqlite:///{db}", "--set", f'task.data_dir="{tmp_path / "data"}"']
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "dataset 'mnist' is not in" in result.output
     assert not db.exists()
+    assert_bad_input(lambda: CliRunner().invoke(app, args), "dataset 'mnist' is not in")
