@@ -18,7 +18,7 @@ from nascli.export.parity import import_model_file
 from nascli.export.weights import checkpoint_path
 from nascli.layers import build_model
 from nascli.store import EvaluationRequest, NewIndividual, open_store
-from tests.helpers import assert_one_line_error
+from tests.helpers import assert_bad_input, assert_one_line_error
 
 torch.set_num_threads(1)
 runner = CliRunner()
@@ -166,24 +166,24 @@ def test_without_a_checkpoint_export_trains_with_the_runs_own_epochs(synthetic, 
 
 def test_bad_input_is_one_line_exit_2(synthetic, tmp_path):
     url, built = synthetic
-    assert_one_line_error(nas("export", "r-nope00", "--db", url, "--out", tmp_path / "o"), "r-nope00")
-    assert_one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "pdf"), "pdf")
-    assert_one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--rank", 999, "-f", "code"),
+    assert_bad_input(lambda: nas("export", "r-nope00", "--db", url, "--out", tmp_path / "o"), "r-nope00")
+    assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "pdf"), "pdf")
+    assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--rank", 999, "-f", "code"),
                    "rank 999")
-    assert_one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--individual", 99999),
+    assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--individual", 99999),
                    "no individual 99999")
     failed = next(i for i, r in built.metrics.items() if r.status == "failed")
-    assert_one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--individual", failed),
+    assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--individual", failed),
                    "no finished evaluation")
-    assert_one_line_error(nas("export", built.run_id, "--db", url, "--all", "--out", tmp_path / "a.csv"), "--format")
-    assert_one_line_error(nas("export", built.run_id, "--db", url, "--all", "-f", "code", "--out", tmp_path / "a"), "csv")
-    assert_one_line_error(nas("export", built.run_id, "--db", url, "-f", "code"), "--out")
+    assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--all", "--out", tmp_path / "a.csv"), "--format")
+    assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--all", "-f", "code", "--out", tmp_path / "a"), "csv")
+    assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "-f", "code"), "--out")
     assert nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "code").exit_code == 0
-    assert_one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "code"), "--force")
+    assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "code"), "--force")
     assert nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "code", "--force").exit_code == 0
     with open_store(url) as store:
         empty = store.create_run("empty", "island-ga", None, 0, built_config(store, built.run_id))
-    assert_one_line_error(nas("export", empty.id, "--db", url, "--out", tmp_path / "e", "-f", "code"),
+    assert_bad_input(lambda: nas("export", empty.id, "--db", url, "--out", tmp_path / "e", "-f", "code"),
                    "no finished evaluation")
 
 

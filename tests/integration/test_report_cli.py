@@ -17,7 +17,7 @@ from nascli.report import model
 from nascli.report.command import RUN_SECTIONS
 from nascli.report.render import SCHEMA
 from nascli.store import open_store
-from tests.helpers import assert_one_line_error, database_state
+from tests.helpers import assert_bad_input, assert_one_line_error, database_state
 
 runner = CliRunner()
 FORMATS = ("table", "json", "csv", "markdown")
@@ -235,15 +235,15 @@ def test_report_never_writes(two_runs, tmp_path):
 
 def test_bad_input_is_one_line_exit_2(tmp_path):
     url = sqlite_url(tmp_path)
-    assert_one_line_error(nas("report", "r-nope00", "--db", url), "r-nope00")
+    assert_bad_input(lambda: nas("report", "r-nope00", "--db", url), "r-nope00")
     with open_store(url) as store:
         run = build_run(store, islands=1, population=2, generations=1)
-    assert_one_line_error(nas("report", run.run_id, "--db", url, "-S", "bogus"), "bogus")
-    assert_one_line_error(nas("report", run.run_id, "--db", url, "-f", "yaml"), "yaml")
-    assert_one_line_error(nas("report", "--db", url, "-S", "top"), "needs a run")
-    assert_one_line_error(nas("report", "--compare", run.run_id, "--db", url), "at least two")
-    assert_one_line_error(nas("report", run.run_id, run.run_id, "--db", url), "--compare")
-    assert_one_line_error(nas("report", "--db", f"sqlite:///{tmp_path / 'missing.db'}"), "missing.db")
+    assert_bad_input(lambda: nas("report", run.run_id, "--db", url, "-S", "bogus"), "bogus")
+    assert_bad_input(lambda: nas("report", run.run_id, "--db", url, "-f", "yaml"), "yaml")
+    assert_bad_input(lambda: nas("report", "--db", url, "-S", "top"), "needs a run")
+    assert_bad_input(lambda: nas("report", "--compare", run.run_id, "--db", url), "at least two")
+    assert_bad_input(lambda: nas("report", run.run_id, run.run_id, "--db", url), "--compare")
+    assert_bad_input(lambda: nas("report", "--db", f"sqlite:///{tmp_path / 'missing.db'}"), "missing.db")
 
 
 def test_empty_run_reports_without_crashing(tmp_path):
