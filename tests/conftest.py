@@ -39,6 +39,19 @@ def isolated_cwd_and_env(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+# Fixtures that need a PostgreSQL server: a test using one must be marked `postgres`, so that
+# `-m "not postgres"` really leaves PostgreSQL out (checked at collection).
+POSTGRES_FIXTURES = {"pg_schema_url", "postgres_database", "private_pg_cluster", "private_cluster", "pg_store",
+                     "netns_cluster"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items
+                if POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("postgres")]
+    if unmarked:
+        raise pytest.UsageError(f"PostgreSQL tests without @pytest.mark.postgres: {unmarked}")
+
+
 def pg_admin_url() -> str:
     """The PostgreSQL test server's URL, or skip (fail when NASCLI_REQUIRE_PG=1)."""
     url = os.environ.get(PG_URL_ENV)

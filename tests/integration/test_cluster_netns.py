@@ -186,6 +186,8 @@ def _until(condition, timeout: float, what: str, watch: list[subprocess.Popen]) 
         time.sleep(0.05)
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_run_over_tcp_survives_a_partitioned_worker(netns_cluster):
     cluster = netns_cluster
     driver_host, w1_host, w2_host = (cluster.hosts[n] for n in ("driver", "w1", "w2"))

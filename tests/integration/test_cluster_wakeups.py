@@ -63,6 +63,7 @@ def test_plain_waiter_sleeps_and_wake_cuts_it_short(tmp_path):
         store.close()
 
 
+@pytest.mark.postgres
 def test_enqueue_release_and_complete_wake_the_right_waiters(pg_store):
     run, other = new_run(pg_store), new_run(pg_store, "other")
     with open_waiter(pg_store, WORK_CHANNEL) as any_work, open_waiter(pg_store, WORK_CHANNEL, run) as run_work, \
@@ -87,6 +88,7 @@ def test_enqueue_release_and_complete_wake_the_right_waiters(pg_store):
         assert run_work.wait(0.2) is False
 
 
+@pytest.mark.postgres
 def test_dropped_listen_connection_degrades_to_polling_and_comes_back(pg_store):
     import psycopg
 
@@ -112,6 +114,7 @@ def test_dropped_listen_connection_degrades_to_polling_and_comes_back(pg_store):
         assert waiter.wait(GENEROUS) is True
 
 
+@pytest.mark.postgres
 def test_unreachable_server_never_blocks_the_waiter(pg_store):
     """A listener that cannot connect at all: waits are timed sleeps, close() returns at once."""
     from types import SimpleNamespace

@@ -12,6 +12,8 @@ import signal
 import subprocess
 from collections import Counter
 
+import pytest
+
 from nascli.store import open_store
 from tests.helpers import clean_env, nas_command, wait_for
 from tests.integration.worker_harness import fresh_pg_database, need_pg, start_worker, wait_all
@@ -39,6 +41,8 @@ def wait_or_driver_exit(condition, what: str, timeout: float, driver: subprocess
     wait_for(lambda: driver.poll() is not None or condition(), timeout, what, step=0.1)
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_workers_join_and_leave_during_a_run(tmp_path):
     rng = random.Random(11)
     with fresh_pg_database(need_pg()) as url:

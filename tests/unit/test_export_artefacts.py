@@ -140,6 +140,7 @@ def test_parity_failure_is_an_error(tmp_path):
                      torchscript=None, onnx_file=None)
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_when_available(tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")

@@ -101,6 +101,7 @@ def test_training_hyperparameters_are_written_into_the_file(tmp_path, activation
     assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.25}
 
 
+@pytest.mark.slow
 def test_the_file_runs_as_a_script(tmp_path):
     import subprocess
     import sys

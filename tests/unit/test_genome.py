@@ -63,6 +63,7 @@ def test_width_and_height_keep_their_order():
     assert (conv.kernel_w, conv.kernel_h, conv.stride_w, conv.stride_h) == (5, 3, 2, 1)
 
 
+@pytest.mark.slow
 @given(genomes())
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 def test_generated_genomes_round_trip(genome):
@@ -193,6 +194,7 @@ def mutated_strings(draw):
     return text
 
 
+@pytest.mark.slow
 @given(mutated_strings())
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 def test_fuzz_mutated_valid_strings_only_raise_genome_error(text):

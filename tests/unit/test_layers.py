@@ -36,6 +36,7 @@ def measured(model: nn.Module) -> tuple[list[tuple[int, ...]], int, torch.Tensor
     return shapes, counter.get_total_flops(), out
 
 
+@pytest.mark.slow
 @given(genomes(min_hidden=1))
 @TORCH_SETTINGS
 def test_builder_matches_cost_model_on_random_genomes(genome):

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
@@ -139,4 +140,4 @@ class LeaseRules(RuleBasedStateMachine):
 
 LeaseRules.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None,
                                         suppress_health_check=[HealthCheck.too_slow])
-test_lease_rules = LeaseRules.TestCase
+test_lease_rules = pytest.mark.slow(LeaseRules.TestCase)

@@ -107,6 +107,7 @@ def test_oom_retries_with_half_micro_batch_and_same_effective_batch(monkeypatch)
     assert result.extra["oom_retry"] == {"batch_size": 64, "micro_batch_before": 64, "micro_batch": 32}
 
 
+@pytest.mark.slow
 def test_oom_twice_is_recorded_as_oom_and_the_next_task_succeeds(monkeypatch):
     calls = []
 
@@ -123,6 +124,7 @@ def test_oom_twice_is_recorded_as_oom_and_the_next_task_succeeds(monkeypatch):
     assert evaluate(digits_task(epochs=1)).status == "done"
 
 
+@pytest.mark.slow
 def test_oom_runtime_error_text_is_recognised(monkeypatch):
     def forward(self, x):
         raise RuntimeError("CUDA error: out of memory")

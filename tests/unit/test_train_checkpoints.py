@@ -154,6 +154,7 @@ for generation in range(1, 10**6):
 """
 
 
+@pytest.mark.slow
 def test_sigkill_during_writes_never_leaves_a_half_checkpoint(tmp_path):
     path = tmp_path / "run" / "evaluation-1.pt"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
