@@ -4,7 +4,8 @@
 # Copies the checkout (tracked and new files) to a scratch directory, narrows mutmut to MODULE and the
 # tests pyproject.toml's [tool.nascli.mutation] lists for it, runs `mutmut run` there, prints the
 # killed/total score and the survivors. One worker process by default (MUTMUT_CHILDREN to change):
-# the suite shares small machines. With no argument: lists the configured modules.
+# the suite shares small machines. MUTATION_KEEP=1 keeps the scratch copy (to `mutmut show` there).
+# With no argument: lists the configured modules.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 if [[ $# -ne 1 ]]; then
@@ -18,7 +19,7 @@ PY
 fi
 module=$1
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/nascli-mutation.XXXXXX")
-trap 'rm -rf "$scratch"' EXIT
+if [[ "${MUTATION_KEEP:-0}" == 1 ]]; then echo "scratch copy: $scratch"; else trap 'rm -rf "$scratch"' EXIT; fi
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$scratch" 2>/dev/null || true)
 python - "$scratch/pyproject.toml" "$module" <<'PY'
 import re, sys, tomllib
@@ -45,7 +46,6 @@ total = stats["total"] - stats.get("skipped", 0)
 print(f"{sys.argv[1]}: {killed}/{total} mutants killed ({100 * killed / max(total, 1):.1f} %) in {sys.argv[2]} s; "
       f"survived {stats['survived']}, no tests {stats.get('no_tests', 0)}, suspicious {stats.get('suspicious', 0)}")
 PY
-echo "survivors (see each with: mutmut show NAME, in a copy made like this one):"
-mutmut results 2>/dev/null | grep -v ": killed" || true
-echo "diffs:"
-for name in $(mutmut results 2>/dev/null | grep -E ": (survived|no tests)" | cut -d: -f1); do mutmut show "$name" 2>/dev/null | sed -n '1,40p'; done
+echo "survivors and their diffs:"
+survivors=$(mutmut results 2>/dev/null | grep -vE ": (killed|timeout)$" | cut -d: -f1 || true)
+for name in $survivors; do mutmut show "$name" 2>/dev/null || true; echo; done

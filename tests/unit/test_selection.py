@@ -84,3 +84,48 @@ def test_secondary_weight_prefers_fewer_parameters():
     assert rule.key(small, False) < rule.key(large, False)
     with pytest.raises(ValueError, match="test"):
         FitnessRule(primary="test_accuracy")
+
+
+def test_bad_arguments_say_what_is_wrong():
+    with pytest.raises(ValueError, match="^roulette wheel needs at least one weight$"):
+        roulette_index([], random.Random(0))
+    with pytest.raises(ValueError, match=r"^roulette weights must be non-negative numbers, got \[0.5, nan\]$"):
+        roulette_index([0.5, float("nan")], random.Random(0))
+    with pytest.raises(ValueError, match="^cannot draw 3 distinct items from 2$"):
+        roulette_sample([1.0, 1.0], 3, random.Random(0))
+    assert sorted(roulette_sample([1.0, 1.0], 2, random.Random(0))) == [0, 1]  # k == len(weights) is fine
+    with pytest.raises(ValueError, match="^tournament needs at least one contestant$"):
+        tournament_index([], 2, random.Random(0))
+
+
+class _TopOfTheWheel(random.Random):
+    """random() == 1.0: beyond what rng.random() returns, where only rounding could put the point."""
+
+    def random(self) -> float:
+        return 1.0
+
+
+def test_a_point_past_the_running_sum_lands_on_the_last_positive_weight():
+    assert roulette_index([0.5, 0.7, 0.0, 0.0], _TopOfTheWheel()) == 1
+    assert roulette_index([0.0, 3.0, 0.0, 0.25, 0.0], _TopOfTheWheel()) == 3
+
+
+def test_all_zero_weights_draw_uniformly():
+    rng = random.Random(3)
+    counts = [0, 0, 0]
+    for _ in range(3000):
+        counts[roulette_index([0.0, 0.0, 0.0], rng)] += 1
+    assert all(800 < count < 1200 for count in counts)
+
+
+@given(st.integers(1, 8), st.integers(1, 10), st.integers(0, 10**6))
+def test_tournament_ties_go_to_the_first_sampled(contestants, size, seed):
+    keys = [7] * contestants
+    sample = random.Random(seed).sample(range(contestants), min(size, contestants))
+    assert tournament_index(keys, size, random.Random(seed)) == sample[0]
+
+
+def test_tournament_better_decides_the_winner():
+    keys = [4, 1, 9, 3]
+    assert tournament_index(keys, 4, random.Random(0), better=lambda a, b: a < b) == 1
+    assert tournament_index(keys, 4, random.Random(0)) == 2
