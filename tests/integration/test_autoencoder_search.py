@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from nascli.config import resolve
 from nascli.ga.module_operators import OPERATORS, ModuleSpace, violations
 from nascli.ga.modules import ModuleGenome, module_genome_hash, parse_module_genome
@@ -29,6 +31,7 @@ def overrides(arguments: list[str]) -> list[str]:
     return [value for flag, value in zip(arguments[::2], arguments[1::2]) if flag == "--set"]
 
 
+@pytest.mark.slow
 def test_denoise_search_on_synthetic_images_improves_the_loss(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

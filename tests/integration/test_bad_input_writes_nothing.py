@@ -44,6 +44,7 @@ def test_config_errors_write_nothing(tmp_path: Path, toml: str, args: list[str],
     assert_bad_input(lambda: run_nas("run", "--preset", "synthetic-quick", *args), *fragments)
 
 
+@pytest.mark.slow
 def test_unsupported_database_url_writes_nothing(tmp_path: Path) -> None:
     env = clean_env(NAS_DB_URL="mysql://nas@localhost/nas")
     assert_bad_input(lambda: run_nas("run", "--preset", "synthetic-quick", env=env), "mysql")

@@ -11,6 +11,7 @@ from nascli.store import EvaluationRequest, open_store
 from tests.helpers import BACKENDS, clean_env, database, run_nas
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_missing_dataset_releases_the_task_and_exits_2(backend, tmp_path):
     empty = tmp_path / "no-data-here"

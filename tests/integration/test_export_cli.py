@@ -74,6 +74,7 @@ def test_lineage_goes_back_to_the_initial_population(synthetic, tmp_path):
     assert lineage[-1]["parents"] == [] and lineage[-1]["operator"] == "init" and lineage[-1]["generation"] == 0
 
 
+@pytest.mark.slow
 def test_train_epochs_exports_weights_that_match_everywhere(synthetic, tmp_path):
     url, built = synthetic
     out = tmp_path / "trained"

@@ -31,6 +31,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_sigkilled_driver_takes_its_local_workers_and_their_tasks_with_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'nas.db'}"

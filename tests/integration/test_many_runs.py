@@ -31,6 +31,7 @@ def two_runs(url: str, per_run: int, seconds: float) -> tuple[str, str]:
         store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_two_runs_share_four_workers_evenly(backend, tmp_path):
     with database(backend, tmp_path) as url:
@@ -60,6 +61,7 @@ def test_two_runs_share_four_workers_evenly(backend, tmp_path):
         assert worst <= max(12, 0.15 * TASKS_PER_RUN), (worst, middle)
 
 
+@pytest.mark.slow
 def test_a_pinned_worker_serves_only_its_run(tmp_path):
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     first, second = two_runs(url, 20, seconds=0.0)

@@ -179,6 +179,7 @@ def test_pareto_front_is_non_dominated(two_runs):
         assert (acc, params) in front or any(a >= acc and p <= params for a, p in front)
 
 
+@pytest.mark.slow
 def test_plots_are_written_and_not_empty(two_runs, tmp_path):
     url, island, multi = two_runs
     result = nas("report", island.run_id, "--db", url, "--plot", str(tmp_path / "plots"), "-S", "summary")

@@ -142,6 +142,7 @@ def test_nas_init_bad_input_exits_2_and_writes_nothing(tmp_path: Path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_nas_init_keeps_passwords_out_of_nascli_toml(private_pg_cluster, tmp_path: Path) -> None:
     from nascli.commands.init import project_file_text

@@ -59,6 +59,7 @@ def test_idle_worker_exits_within_a_second_of_sigterm(tmp_path):
     assert time.monotonic() - signalled < 1.0 + 0.5  # 1 s budget, plus interpreter shutdown
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_stopped_worker_is_fenced_off_and_abandons_its_task_on_resume(backend, tmp_path):
     """SIGSTOP past the lease; another claimer finishes the task; SIGCONT: the zombie's heartbeat changes
@@ -92,6 +93,7 @@ def test_a_stopped_worker_is_fenced_off_and_abandons_its_task_on_resume(backend,
         assert abandoned_after < 3.0, f"the zombie took {abandoned_after:.1f} s to give up"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_busy_evaluations_three_times_the_lease_are_never_reclaimed(backend, tmp_path):
     """Two workers burn CPU (GIL-holding loop) for 3x the lease while a third waits to steal."""

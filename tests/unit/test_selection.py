@@ -98,16 +98,20 @@ def test_bad_arguments_say_what_is_wrong():
         tournament_index([], 2, random.Random(0))
 
 
-class _TopOfTheWheel(random.Random):
-    """random() == 1.0: beyond what rng.random() returns, where only rounding could put the point."""
+class _FixedWheel(random.Random):
+    """A wheel whose random() is `value`: edges of slices, and 1.0, where only rounding could put the point."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(0)
+        self.value = value
 
     def random(self) -> float:
-        return 1.0
+        return self.value
 
 
 def test_a_point_past_the_running_sum_lands_on_the_last_positive_weight():
-    assert roulette_index([0.5, 0.7, 0.0, 0.0], _TopOfTheWheel()) == 1
-    assert roulette_index([0.0, 3.0, 0.0, 0.25, 0.0], _TopOfTheWheel()) == 3
+    assert roulette_index([0.5, 0.7, 0.0, 0.0], _FixedWheel(1.0)) == 1
+    assert roulette_index([0.0, 3.0, 0.0, 0.25, 0.0], _FixedWheel(1.0)) == 3
 
 
 def test_all_zero_weights_draw_uniformly():
@@ -129,3 +133,9 @@ def test_tournament_better_decides_the_winner():
     keys = [4, 1, 9, 3]
     assert tournament_index(keys, 4, random.Random(0), better=lambda a, b: a < b) == 1
     assert tournament_index(keys, 4, random.Random(0)) == 2
+
+
+def test_each_weight_owns_a_half_open_slice_of_the_wheel():
+    assert roulette_index([0.0, 1.0], _FixedWheel(0.0)) == 1  # a zero weight is never drawn, even at 0.0
+    assert roulette_index([0.5, 0.5], _FixedWheel(0.5)) == 1  # [0, 0.5) is the first's, [0.5, 1) the second's
+    assert roulette_index([0.5, 0.5], _FixedWheel(0.4999)) == 0
