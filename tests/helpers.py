@@ -43,7 +43,7 @@ def nas_command(*args: object) -> list[str]:
 def run_nas(*args: object, env: Mapping[str, str] | None = None, timeout: float = 120,
             cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `nas ARGS` to completion in the test's working directory (or `cwd`), with a clean environment."""
-    return subprocess.run(nas_command(*args), capture_output=True, text=True, timeout=timeout,
+    return subprocess.run(nas_command(*args), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                           env=dict(env) if env is not None else clean_env(), cwd=cwd)
 
 

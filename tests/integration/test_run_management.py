@@ -15,20 +15,16 @@ import pytest
 
 from nascli.errors import RunNotFoundError
 from nascli.store import open_store
+from tests.helpers import assert_one_line_error, run_nas
 
 QUICK = ("--preset", "synthetic-quick", "--set", "ga.generations=3")  # 2 islands x (6 + 3): 18 evaluations
 
 
 def nas(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key not in ("NAS_DB_URL", "NAS_DEBUG")}
-    return subprocess.run([sys.executable, "-m", "nascli", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=timeout)
+    return run_nas(*args, cwd=cwd, timeout=timeout)
 
 
-def one_error_line(result: subprocess.CompletedProcess) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+one_error_line = assert_one_line_error
 
 
 def run_json(store_url: str, tmp_path: Path, *args: str) -> dict:

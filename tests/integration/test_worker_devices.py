@@ -22,11 +22,12 @@ from nascli.gpu_launcher import GpuLauncher
 from nascli.runner import live_worker_count
 from nascli.store import open_store
 from nascli.worker import Worker, WorkerOptions
+from tests.helpers import clean_env
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
-    for name in ("NAS_DB_URL", "CUDA_VISIBLE_DEVICES", FAKE_GPUS_ENV, INJECT_FAULT_ENV):
+    env = clean_env(PYTHONUNBUFFERED="1", **extra)
+    for name in ("CUDA_VISIBLE_DEVICES", FAKE_GPUS_ENV, INJECT_FAULT_ENV):
         if name not in extra:
             env.pop(name, None)
     return env
