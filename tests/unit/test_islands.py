@@ -55,3 +55,9 @@ def test_plan_never_sends_to_itself_or_outside(n_p, data):
 def test_share_counts():
     assert share_count(0.05, 20) == 1 and share_count(0.05, 5) == 1 and share_count(0.30, 20) == 6
     assert share_count(0.30, 5) == 2  # 1.5 rounds up, not to even
+
+
+@pytest.mark.parametrize("n_p, n_d", [(0, 1), (1, 0), (-2, 3), (3, -1)])
+def test_a_non_positive_island_or_dataset_count_is_refused(n_p, n_d):
+    with pytest.raises(ValueError, match="^N_p and N_d must be positive$"):
+        migration_destination(1, n_p, 1, n_d)
