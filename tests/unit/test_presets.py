@@ -102,8 +102,6 @@ def test_config_presets_are_klos_table_2(number):
     assert cfg.train.activation == "relu" and cfg.task.dataset == "cifar10"
 
 
-@pytest.mark.xfail(strict=True, reason="presets/cifar10-config9.toml's seed genome has P_2-2-2-2-32 (a max-pool "
-                   "takes filters 0); the preset fix that runs every preset (issue 16) makes this pass")
 def test_seed_genome_of_config9_fits_cifar10():
     from nascli.runner import check_seed_genome
 
