@@ -128,7 +128,8 @@ def write_export(spec: ExportSpec, state_dict: dict | None, out: Path, formats: 
         torch.save({k: v.detach().cpu().contiguous() for k, v in reference.state_dict().items()}, buffer)
         write_atomically(out / "weights.pt", buffer.getvalue())
         written["weights.pt"] = out / "weights.pt"
-    example = torch.zeros((1, *shape))
+    # A batch of 2: with a batch of 1 the ONNX exporter of torch 2.9 fixes the batch size inside Reshape.
+    example = torch.zeros((2, *shape))
     if "torchscript" in formats:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but still the portable file
