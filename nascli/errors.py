@@ -54,3 +54,7 @@ class DeviceFault(DeviceError):
     and exits with `nascli.devices.EXIT_DEVICE_FAULT` so that its launcher can restart it."""
 
     kind = "device_fault"
+
+
+class FileWriteError(NascliError):
+    kind = "file"

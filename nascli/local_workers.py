@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nascli.devices import child_visible_devices
+from nascli.safe_files import ensure_directory, open_append
 
 _PR_SET_PDEATHSIG = 1
 
@@ -46,14 +47,14 @@ class LocalWorkers:
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     def start(self) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        ensure_directory(self.log_dir)
         env = dict(os.environ)
         env["NAS_DB_URL"] = self.db_url  # never on the command line: other users can read argv
         env.pop("NAS_DEBUG", None)
         for index in range(self.count):
             device, child_env = self._device_of(index, env)
             log_path = self.log_dir / f"{self.run_id}-worker-{index}.log"
-            with open(log_path, "ab") as log:
+            with open_append(log_path) as log:
                 self.processes.append(
                     subprocess.Popen(
                         [sys.executable, "-m", "nascli", "worker", "--run", self.run_id, "--device", device],

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from nascli.commands import common
 from nascli.commands.common import DbOption, DebugOption
+from nascli.safe_files import write_file
 
 PROJECT_FILE = Path("nascli.toml")
 
@@ -30,7 +31,7 @@ def command(db: DbOption = None, debug: DebugOption = False) -> None:
     if PROJECT_FILE.exists():
         out.print(f"kept the existing {PROJECT_FILE}", markup=False, highlight=False)
         return
-    PROJECT_FILE.write_text(project_file_text(url, where))
+    write_file(PROJECT_FILE, project_file_text(url, where))
     out.print(f"wrote {PROJECT_FILE} ([store] url = {where})", markup=False, highlight=False)
 
 

@@ -38,6 +38,7 @@ def command(
     plot: Annotated[Path | None, typer.Option(
         "--plot", metavar="DIR", file_okay=False,
         help="Also write PNG plots (accuracy per generation, Pareto front, worker trace; with --compare: best vs evaluations) into DIR.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="--plot: overwrite existing PNGs.")] = False,
     compare: Annotated[bool, typer.Option(
         "--compare", help="Compare the given runs: one table, and with --plot one best-so-far plot.")] = False,
     watch: Annotated[bool, typer.Option(
@@ -63,6 +64,7 @@ def command(
         top=top,
         output_format=output_format,
         plot_dir=plot,
+        force=force,
         compare=compare,
         watch=watch,
         interval=interval,

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from nascli.errors import ExportError
-from nascli.export.files import prepare_directory, sha256_of, write_atomically
+from nascli.export.files import prepare_directory, sha256_of
+from nascli.safe_files import scratch_file, write_file
 
 FORMATS = ("code", "state_dict", "torchscript", "onnx", "json")
 DEFAULT_FORMATS = ("code", "state_dict", "torchscript", "json")
@@ -110,7 +111,7 @@ def write_export(spec: ExportSpec, state_dict: dict | None, out: Path, formats: 
     reference = build_reference(spec, state_dict)
     written: dict[str, Path] = {}
 
-    write_atomically(out / "genome.txt", spec.genome + "\n")
+    write_file(out / "genome.txt", spec.genome + "\n", force=force)
     written["genome.txt"] = out / "genome.txt"
     if "code" in formats:
         origin = f" from run {spec.identity.get('run_id')}, individual {spec.identity.get('individual_id')}"
@@ -121,12 +122,12 @@ def write_export(spec: ExportSpec, state_dict: dict | None, out: Path, formats: 
                   f"(validation accuracy {_pct(spec.metrics.get('val_accuracy'))}, "
                   f"test accuracy {_pct(spec.metrics.get('test_accuracy'))}).",
             origin=origin, normalisation=spec.normalisation)
-        write_atomically(out / "model.py", source)
+        write_file(out / "model.py", source, force=force)
         written["model.py"] = out / "model.py"
     if state_dict is not None and "state_dict" in formats:
         buffer = io.BytesIO()
         torch.save({k: v.detach().cpu().contiguous() for k, v in reference.state_dict().items()}, buffer)
-        write_atomically(out / "weights.pt", buffer.getvalue())
+        write_file(out / "weights.pt", buffer.getvalue(), force=force)
         written["weights.pt"] = out / "weights.pt"
     # A batch of 2: with a batch of 1 the ONNX exporter of torch 2.9 fixes the batch size inside Reshape.
     example = torch.zeros((2, *shape))
@@ -136,25 +137,21 @@ def write_export(spec: ExportSpec, state_dict: dict | None, out: Path, formats: 
             traced = torch.jit.trace(reference, example, check_trace=False)
             buffer = io.BytesIO()
             torch.jit.save(traced, buffer)
-        write_atomically(out / "model.ts", buffer.getvalue())
+        write_file(out / "model.ts", buffer.getvalue(), force=force)
         written["model.ts"] = out / "model.ts"
     if "onnx" in formats:
-        _write_onnx(reference, example, out / "model.onnx")
+        _write_onnx(reference, example, out / "model.onnx", force=force)
         written["model.onnx"] = out / "model.onnx"
 
     # model.py is checked against the weights it will be shipped with; without weights.pt, with a temp copy
-    weights_for_check = written.get("weights.pt")
-    temporary_weights = None
-    if "model.py" in written and weights_for_check is None:
-        temporary_weights = out / ".parity-weights.pt"
-        torch.save(reference.state_dict(), temporary_weights)
-        weights_for_check = temporary_weights
-    try:
+    with contextlib.ExitStack() as scratch:
+        weights_for_check = written.get("weights.pt")
+        if "model.py" in written and weights_for_check is None:
+            handle, weights_for_check = scratch.enter_context(scratch_file(out, "parity-weights.pt"))
+            torch.save(reference.state_dict(), handle)
+            handle.close()
         parity = check_parity(reference, shape, model_py=written.get("model.py"), weights=weights_for_check,
                               torchscript=written.get("model.ts"), onnx_file=written.get("model.onnx"))
-    finally:
-        if temporary_weights is not None:
-            temporary_weights.unlink(missing_ok=True)
 
     document = {
         "schema": METRICS_SCHEMA,
@@ -175,7 +172,7 @@ def write_export(spec: ExportSpec, state_dict: dict | None, out: Path, formats: 
         "lineage": spec.lineage,
         "files": {name: {"sha256": sha256_of(path), "bytes": path.stat().st_size} for name, path in written.items()},
     }
-    write_atomically(out / "metrics.json", json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    write_file(out / "metrics.json", json.dumps(document, indent=2, sort_keys=False, default=str) + "\n", force=force)
     return document
 
 
@@ -185,21 +182,25 @@ def _outputs(genome: str) -> int:
     return parse_genome(genome).output.units
 
 
-def _write_onnx(model, example, path: Path) -> None:
+def _write_onnx(model, example, path: Path, *, force: bool) -> None:
+    import tempfile
+
     import torch
 
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (example,), str(temporary), input_names=["input"], output_names=["logits"],
-                              dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
-                              external_data=False)  # one self-contained file, weights inside
-    except Exception as error:  # the exporter raises many kinds; the user needs one line
-        temporary.unlink(missing_ok=True)
-        raise ExportError(f"ONNX export failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}",
-                          hint="export without onnx (--format code,state_dict,torchscript,json), or report the genome") from None
-    temporary.replace(path)
+    # the exporter opens its path itself, so it writes into a private directory; the bytes then go
+    # through the safe writer like every other artefact
+    with tempfile.TemporaryDirectory(prefix="nascli-onnx-") as private:
+        temporary = Path(private) / "model.onnx"
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model, (example,), str(temporary), input_names=["input"], output_names=["logits"],
+                                  dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
+                                  external_data=False)  # one self-contained file, weights inside
+        except Exception as error:  # the exporter raises many kinds; the user needs one line
+            raise ExportError(f"ONNX export failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}",
+                              hint="export without onnx (--format code,state_dict,torchscript,json), or report the genome") from None
+        write_file(path, temporary.read_bytes(), force=force)
 
 
 def _pct(value: Any) -> str:

@@ -13,8 +13,9 @@ from typing import Any
 
 from nascli.errors import ExportError
 from nascli.export.artefacts import ExportSpec, needs_weights, parse_formats, write_export
-from nascli.export.files import prepare_file, write_atomically
+from nascli.export.files import prepare_file
 from nascli.metrics import METRIC_COLUMNS
+from nascli.safe_files import write_file
 
 ALL_SCHEMA = "nascli.export-all/1"
 ALL_COLUMNS = (
@@ -70,7 +71,7 @@ def run_export(request: ExportRequest) -> None:
     with open_read_only(resolve_db_url(request.db)) as queries:
         run = queries.run(request.run)
         if request.all_individuals:
-            count = write_all(queries, run, out, table_format)
+            count = write_all(queries, run, out, table_format, force=request.force)
             # announced on stderr when the table itself is on stdout
             (common.console() if out else common.error_console()).print(
                 f"wrote {out or 'stdout'}: {count} individuals of run {run.id}", markup=False, highlight=False)
@@ -161,7 +162,7 @@ def to_stdout(out: Path | str | None) -> bool:
     return out is not None and str(out) == "-"
 
 
-def write_all(queries, run, out: Path | None, table_format: str) -> int:
+def write_all(queries, run, out: Path | None, table_format: str, *, force: bool = False) -> int:
     """Every individual and evaluation of the run as one CSV or JSON document, to `out` (None: stdout)."""
     rows = []
     for row in queries.all_rows(run.id):
@@ -191,7 +192,7 @@ def write_all(queries, run, out: Path | None, table_format: str) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        write_atomically(out, text)
+        write_file(out, text, force=force)
     return len(rows)
 
 

@@ -28,6 +28,7 @@ class ReportRequest:
     top: int = 10
     output_format: OutputFormat | str = OutputFormat.table
     plot_dir: Path | None = None
+    force: bool = False
     compare: bool = False
     watch: bool = False
     interval: float = 2.0
@@ -96,7 +97,7 @@ def run_report(request: ReportRequest) -> None:
                                      distinct=request.distinct)
             _print(views, request.output_format, header={"run_id": run.id}, heading=f"nas report {run.id}")
         if request.plot_dir is not None:
-            written = gather.write_run_plots(queries, run.id, request.plot_dir)
+            written = gather.write_run_plots(queries, run.id, request.plot_dir, force=request.force)
             _say_written(common, written, request.output_format)
 
 
@@ -134,7 +135,7 @@ def _compare(queries, request: ReportRequest) -> None:
     comparison = gather.compare(queries, run_ids)
     _print([comparison.view], request.output_format, header={"runs": run_ids}, heading="Runs compared")
     if request.plot_dir is not None:
-        _say_written(common, gather.write_compare_plots(comparison, request.plot_dir), request.output_format)
+        _say_written(common, gather.write_compare_plots(comparison, request.plot_dir, force=request.force), request.output_format)
 
 
 def _watch(queries, run_id: str, sections: list[str], request: ReportRequest) -> None:

@@ -373,24 +373,34 @@ def trace_points(queries, run) -> list[TracePoint]:
             for row in queries.trace(run.id) if row["worker_id"] is not None]
 
 
-def write_run_plots(queries, run_id: str, directory: Path) -> list[Path]:
+def _plot_directory(directory: Path, names: list[str], force: bool) -> Path:
+    """Create the plot directory and check every plot's name before the first is drawn."""
+    from nascli.safe_files import ensure_directory, refuse_existing
+
+    directory = ensure_directory(directory)
+    refuse_existing(directory, names, force=force)
+    return directory
+
+
+def write_run_plots(queries, run_id: str, directory: Path, *, force: bool = False) -> list[Path]:
     from nascli.report import curves, plots
 
     run = queries.run(run_id)
-    directory = Path(directory)
     name = run.name or run.id
+    files = [f"{run.id}-{kind}.png" for kind in ("generations", "pareto", "workers", "islands", "anytime")]
+    directory = _plot_directory(Path(directory), files, force)
     report, cloud = pareto(queries, run)
     return [
-        plots.plot_generations(generation_rows(queries, run), directory / f"{run.id}-generations.png",
-                               f"{name}: accuracy per generation"),
-        plots.plot_pareto(report, cloud, directory / f"{run.id}-pareto.png", f"{name}: Pareto front"),
-        plots.plot_worker_trace(trace_points(queries, run), directory / f"{run.id}-workers.png",
-                                f"{name}: evaluations per worker"),
-        plots.plot_island_curves(curves.island_curves(queries.population_rows(run.id)),
-                                 directory / f"{run.id}-islands.png",
-                                 f"{name}: best validation accuracy so far and population median per island"),
+        plots.plot_generations(generation_rows(queries, run), directory / files[0],
+                               f"{name}: accuracy per generation", force=force),
+        plots.plot_pareto(report, cloud, directory / files[1], f"{name}: Pareto front", force=force),
+        plots.plot_worker_trace(trace_points(queries, run), directory / files[2],
+                                f"{name}: evaluations per worker", force=force),
+        plots.plot_island_curves(curves.island_curves(queries.population_rows(run.id)), directory / files[3],
+                                 f"{name}: best validation accuracy so far and population median per island",
+                                 force=force),
         plots.plot_anytime(curves.anytime_curve(queries.progress(run.id, ["val_accuracy", "val_loss", "train_seconds"])),
-                           directory / f"{run.id}-anytime.png", f"{name}: best validation accuracy so far"),
+                           directory / files[4], f"{name}: best validation accuracy so far", force=force),
     ]
 
 
@@ -454,13 +464,13 @@ def compare(queries, run_ids: Sequence[str]) -> Comparison:
     return Comparison(run_ids=[run.id for run in runs], progress=progress, hypervolumes=hypervolumes, view=view)
 
 
-def write_compare_plots(comparison: Comparison, directory: Path) -> list[Path]:
+def write_compare_plots(comparison: Comparison, directory: Path, *, force: bool = False) -> list[Path]:
     from nascli.report import plots
 
-    directory = Path(directory)
+    directory = _plot_directory(Path(directory), ["compare-accuracy.png", "compare-hypervolume.png"], force)
     return [
         plots.plot_compare(comparison.progress, "best_val_accuracy", directory / "compare-accuracy.png",
-                           "best validation accuracy vs evaluations"),
+                           "best validation accuracy vs evaluations", force=force),
         plots.plot_compare(comparison.progress, "hypervolume", directory / "compare-hypervolume.png",
-                           "hypervolume vs evaluations"),
+                           "hypervolume vs evaluations", force=force),
     ]

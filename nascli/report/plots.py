@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from nascli.safe_files import atomic_writer
 from nascli.report.model import GenerationRow, ParetoReport, ProgressPoint, TracePoint
 
 DPI = 120
@@ -19,13 +20,15 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+def _save(fig, path: Path, force: bool) -> Path:
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_writer(path, force=force) as handle:
+            fig.savefig(handle, format="png", dpi=DPI)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -33,7 +36,7 @@ def _empty(ax, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="gray")
 
 
-def plot_generations(rows: Sequence[GenerationRow], path: Path, title: str) -> Path:
+def plot_generations(rows: Sequence[GenerationRow], path: Path, title: str, *, force: bool = False) -> Path:
     """Klos Fig. 5: per generation the maximum train (blue dotted), validation (green dash-dotted) and test
     (black solid) accuracy, the mean validation accuracy (black dashed) and its standard deviation (gray)."""
     plt = _pyplot()
@@ -58,10 +61,10 @@ def plot_generations(rows: Sequence[GenerationRow], path: Path, title: str) -> P
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, path, force)
 
 
-def plot_pareto(report: ParetoReport, cloud: Sequence[Mapping[str, float]], path: Path, title: str) -> Path:
+def plot_pareto(report: ParetoReport, cloud: Sequence[Mapping[str, float]], path: Path, title: str, *, force: bool = False) -> Path:
     """The first two objectives: every evaluation in gray, the non-dominated front in red."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -82,10 +85,10 @@ def plot_pareto(report: ParetoReport, cloud: Sequence[Mapping[str, float]], path
     hv = "" if report.hypervolume is None else f" — hypervolume {report.hypervolume:.4f}"
     ax.set_title(title + hv)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, path, force)
 
 
-def plot_worker_trace(trace: Sequence[TracePoint], path: Path, title: str) -> Path:
+def plot_worker_trace(trace: Sequence[TracePoint], path: Path, title: str, *, force: bool = False) -> Path:
     """One row per worker, one bar per evaluation from start to end (seed 004's trace); failures in red."""
     plt = _pyplot()
     workers = sorted({point.worker_id for point in trace})
@@ -108,24 +111,24 @@ def plot_worker_trace(trace: Sequence[TracePoint], path: Path, title: str) -> Pa
     ax.set_xlabel("seconds since the first evaluation started")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, path, force)
 
 
-def plot_island_curves(curves, path: Path, title: str) -> Path:
+def plot_island_curves(curves, path: Path, title: str, *, force: bool = False) -> Path:
     """Per island: best validation accuracy so far, population median, migrant arrivals (report.curves)."""
     from nascli.report.curves import draw_islands
 
-    return _save(draw_islands(_pyplot(), curves, title), path)
+    return _save(draw_islands(_pyplot(), curves, title), path, force)
 
 
-def plot_anytime(curve, path: Path, title: str) -> Path:
+def plot_anytime(curve, path: Path, title: str, *, force: bool = False) -> Path:
     """Best validation accuracy so far against trained evaluations and training hours (report.curves)."""
     from nascli.report.curves import draw_anytime
 
-    return _save(draw_anytime(_pyplot(), curve, title), path)
+    return _save(draw_anytime(_pyplot(), curve, title), path, force)
 
 
-def plot_compare(progress: Mapping[str, Sequence[ProgressPoint]], metric: str, path: Path, title: str) -> Path:
+def plot_compare(progress: Mapping[str, Sequence[ProgressPoint]], metric: str, path: Path, title: str, *, force: bool = False) -> Path:
     """Best value so far (validation accuracy, or hypervolume) against the number of finished evaluations."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -144,4 +147,4 @@ def plot_compare(progress: Mapping[str, Sequence[ProgressPoint]], metric: str, p
     ax.set_ylabel(f"best {metric.replace('best_', '').replace('_', ' ')} so far")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, path, force)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import os
 import resource
-import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +25,8 @@ from pydantic import ValidationError
 
 from nascli import devices
 from nascli.config import TaskSection, TrainSection, data_dir_of, input_shape
-from nascli.errors import DatasetError, DeviceError, DeviceFault, GenomeError
+from nascli.errors import DatasetError, DeviceError, DeviceFault, GenomeError, NascliError
+from nascli.safe_files import atomic_writer, ensure_directory
 from nascli.task import Result, Task
 from nascli.train.data import SPLIT_SEED, DatasetSpec, ResidentData, load_dataset, load_fold
 from nascli.train.objectives import Classification, Reconstruction
@@ -106,31 +105,13 @@ def checkpoint_file(task: Task, train: TrainSection) -> Path | None:
 def save_checkpoint(model: torch.nn.Module, path: Path) -> None:
     """`torch.save` the model's state_dict (CPU, contiguous tensors: loads with `weights_only=True`
     anywhere) atomically: written and fsynced under a unique temporary name in the same directory,
-    then renamed over `path`. A worker killed mid-write leaves at most a `.tmp` file, never a
+    then renamed over `path` (nascli.safe_files). A worker killed mid-write leaves at most a `.tmp` file, never a
     truncated checkpoint; a retried attempt of the same evaluation replaces the file whole.
     """
     state = {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "xb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable (best effort: not every filesystem allows it)
-        directory = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(directory)
-    except OSError:
-        pass
-    finally:
-        os.close(directory)
+    ensure_directory(path.parent)
+    with atomic_writer(path, force=True) as handle:
+        torch.save(state, handle)
 
 
 def _keep_checkpoint(model: torch.nn.Module, path: Path) -> dict[str, Any]:
@@ -138,7 +119,7 @@ def _keep_checkpoint(model: torch.nn.Module, path: Path) -> dict[str, Any]:
     weights, not the evaluation: the metrics are still true, so it is recorded, not raised."""
     try:
         save_checkpoint(model, path)
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, NascliError) as error:
         return {"checkpoint_error": f"could not write {path}: {_first_line(error)}"}
     return {"checkpoint": str(path)}
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from nascli.errors import FileWriteError
 from nascli.config import TrainSection, resolve, task_for, training_config_hash
 from nascli.errors import DatasetError
 from nascli.export import weights as export_weights
@@ -132,7 +133,7 @@ def test_a_failed_write_keeps_the_previous_file_whole(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(engine.torch, "save", half_then_fail)
-    with pytest.raises(OSError):
+    with pytest.raises(FileWriteError, match="No space left on device"):  # the OSError, as one line
         engine.save_checkpoint(torch.nn.Linear(64, 10), path)
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["evaluation-1.pt"]
