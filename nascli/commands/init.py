@@ -31,23 +31,26 @@ def command(db: DbOption = None, debug: DebugOption = False) -> None:
     if PROJECT_FILE.exists():
         out.print(f"kept the existing {PROJECT_FILE}", markup=False, highlight=False)
         return
-    write_file(PROJECT_FILE, project_file_text(url, where))
+    write_file(PROJECT_FILE, project_file_text(url))
     out.print(f"wrote {PROJECT_FILE} ([store] url = {where})", markup=False, highlight=False)
 
 
-def project_file_text(url: str, url_display: str) -> str:
+def project_file_text(url: str) -> str:
     """A minimal nascli.toml: only [store] url, so presets keep their own settings (nascli.toml
-    overrides presets). A URL with a password is written commented out and masked."""
+    overrides presets). A password is never written: the URL goes in without it."""
+    from nascli.url_secrets import has_password, without_password
+
     lines = [
         "# nascli project settings. They override presets; `nas run --set` overrides them.",
         "# Every key and its default: nascli.toml.example (python -m nascli.config.example).",
         "",
         "[store]",
     ]
-    if url != url_display:
+    if has_password(url):  # commented out: without its password this URL would fail unless ~/.pgpass has it
         lines += [
-            "# The URL has a password: keep it out of files and command lines, export NAS_DB_URL instead.",
-            f"# url = {_toml_string(url_display)}",
+            "# The URL has a password: keep it out of files and command lines. Export NAS_DB_URL, or put",
+            "# the password in ~/.pgpass (or PGPASSFILE) and uncomment this password-less URL:",
+            f"# url = {_toml_string(without_password(url))}",
         ]
     else:
         lines.append(f"url = {_toml_string(url)}")

@@ -49,6 +49,7 @@ def command(
         print_presets(output_format)
         return
     from nascli import config as configuration  # pydantic stays out of `nas --help`
+    from nascli.url_secrets import without_password
 
     if preset is None and config is None and not show_config:
         raise ConfigError("nothing to run: no preset and no config file",
@@ -60,11 +61,13 @@ def command(
         extra.append(f"run.name={json.dumps(name)}")
     cfg = configuration.resolve(preset=preset, config_file=config, overrides=extra)
     db_url = _db_url(ctx, db, cfg)
-    # The run row stores the configuration: never a password.
-    cfg.store.url = configuration.redact_db_url(db_url)
     if show_config:
+        cfg.store.url = configuration.redact_db_url(db_url)  # *** shows that a password is set
         print_config(cfg, output_format)
         return
+    # The run row stores the configuration: never a password, not even masked (workers get theirs
+    # from NAS_DB_URL, or libpq from ~/.pgpass / PGPASSFILE).
+    cfg.store.url = without_password(db_url)
     from nascli.commands.progress import LiveView
 
     scripted = OutputFormat(output_format) is OutputFormat.json

@@ -306,5 +306,7 @@ def resolve_db_url(
 
 
 def redact_db_url(url: str) -> str:
-    """The URL with any password replaced by ***, for printing."""
-    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", url)
+    """The URL with any password replaced by ***, for printing (nascli.url_secrets)."""
+    from nascli.url_secrets import redact
+
+    return redact(url)

@@ -34,6 +34,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from nascli.errors import StoreError
+from nascli.url_secrets import redact
 
 log = logging.getLogger("nascli.store")
 
@@ -67,7 +68,8 @@ os.register_at_fork(after_in_child=_dispose_after_fork)
 
 
 def display_url(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+    """The URL for messages and logs: passwords (user part and query string) masked."""
+    return redact(url.render_as_string(hide_password=False))
 
 
 def parse_url(text: str) -> URL:
@@ -75,8 +77,7 @@ def parse_url(text: str) -> URL:
     try:
         url = make_url(text)
     except (ArgumentError, ValueError):
-        shown = text.split("@")[-1] if "@" in text else text  # never echo what might be a password
-        raise StoreError(f"not a database URL: {shown!r}",
+        raise StoreError(f"not a database URL: {redact(text)!r}",
                          hint="use sqlite:///path/to/nas.db or postgresql+psycopg://user@host/db") from None
     backend, _, driver = url.drivername.partition("+")
     if backend in ("postgresql", "postgres"):

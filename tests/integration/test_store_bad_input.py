@@ -147,7 +147,7 @@ def test_nas_init_bad_input_exits_2_and_writes_nothing(tmp_path: Path, monkeypat
 def test_nas_init_keeps_passwords_out_of_nascli_toml(private_pg_cluster, tmp_path: Path) -> None:
     from nascli.commands.init import project_file_text
 
-    text = project_file_text(f"postgresql+psycopg://nas:{WRONG_PASSWORD}@db/nas", "postgresql+psycopg://nas:***@db/nas")
+    text = project_file_text(f"postgresql+psycopg://nas:{WRONG_PASSWORD}@db/nas")
     assert WRONG_PASSWORD not in text and "NAS_DB_URL" in text and '\nurl = ' not in text
     # the real command, given the password on the command line and through NAS_DB_URL
     masked = private_pg_cluster.url.replace(RIGHT_PASSWORD, "***")
