@@ -59,6 +59,37 @@ def read_idx_images_labels(folder: Path, images_stem: str, labels_stem: str) -> 
     return images[:, None, :, :].copy(), labels.astype(np.int64)
 
 
+# Everything a CIFAR-10 python batch (pickled by Python 2 with numpy 1, or re-pickled with numpy 2)
+# may name: the array reconstructors and types, and `_codecs.encode` (how protocols 0-2 spell bytes).
+# Dicts, lists, strings and ints need no global.
+_CIFAR_GLOBALS = frozenset({
+    ("_codecs", "encode"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+})
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain data and numpy arrays only: any other global (os.system, builtins.eval, ...)
+    is refused before it is looked up, so a crafted file cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR-10 batch holds only arrays")
+        import warnings
+
+        with warnings.catch_warnings():  # numpy 2 warns when old pickles name numpy.core
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return super().find_class(module, name)
+
+
+def load_array_pickle(handle) -> object:
+    """A pickle of plain data and numpy arrays (latin-1 for Python 2 strings), nothing else."""
+    return _ArrayOnlyUnpickler(handle, encoding="latin1").load()
+
+
 CIFAR10_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_BATCH = "test_batch"
 
@@ -72,9 +103,11 @@ def read_cifar_batches(folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray
             raise FileNotFoundError(path)
         with open(path, "rb") as handle:
             try:
-                entry = pickle.load(handle, encoding="latin1")
-            except Exception as exc:  # truncated or not a pickle
+                entry = load_array_pickle(handle)
+            except Exception as exc:  # truncated, not a pickle, or naming anything but arrays
                 raise FormatError(f"{path} is not a CIFAR-10 python batch: {exc}") from None
+        if not isinstance(entry, dict) or "data" not in entry:
+            raise FormatError(f"{path} is not a CIFAR-10 python batch: no 'data' entry")
         data = np.asarray(entry["data"], dtype=np.uint8)
         batch_labels = entry.get("labels", entry.get("fine_labels"))
         if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or batch_labels is None or len(batch_labels) != len(data):

@@ -206,3 +206,46 @@ def test_synthetic_images_are_seeded_and_shaped():
 def test_unknown_dataset_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="unknown dataset 'imagenet'"):
         load_raw("imagenet", str(tmp_path))
+
+
+class _RunsCode:
+    """Pickles as a call of os.system: what a crafted "CIFAR batch" would do when loaded."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
+
+
+def write_crafted_cifar(data_dir, marker) -> None:
+    folder = data_dir / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"]:
+        with open(folder / name, "wb") as handle:
+            pickle.dump({"data": _RunsCode(f"touch {marker}"), "labels": [0]}, handle)
+
+
+def test_a_crafted_cifar_batch_runs_nothing_and_is_one_line(tmp_path):
+    marker = tmp_path / "code-ran"
+    write_crafted_cifar(tmp_path, marker)
+    with pytest.raises(DatasetError, match="refused to load posix.system") as info:
+        load_raw("cifar10", str(tmp_path), download=False)
+    assert "\n" not in str(info.value) and "data_batch_1" in str(info.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_cifar_batches_of_every_pickle_protocol_still_load(tmp_path, protocol):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    images = _images(3, (3, 32, 32), 3)
+    for name in [*(f"data_batch_{k}" for k in range(1, 6)), "test_batch"]:
+        with open(folder / name, "wb") as handle:
+            pickle.dump({"data": images.reshape(3, -1), "labels": np.array([1, 2, 3]), "batch_label": name,
+                         "filenames": [b"a.png", b"b.png", b"c.png"]}, handle, protocol=protocol)
+    raw = load_raw("cifar10", str(tmp_path), download=False)
+    np.testing.assert_array_equal(raw.test_x, images)
+    assert raw.test_y.tolist() == [1, 2, 3]
