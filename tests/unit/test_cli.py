@@ -262,3 +262,14 @@ def test_completion_offers_presets_sections_and_runs(tmp_path):
     assert complete("nas report ", tmp_path) == ["latest", run.id, "nightly"]
     assert complete("nas delete nig", tmp_path) == ["nightly"]
     assert complete("nas worker --run r-", tmp_path) == [run.id]
+
+
+def test_init_writes_a_password_less_postgresql_url_as_it_is():
+    from nascli.commands.init import project_file_text
+
+    text = project_file_text("postgresql://nas@db.example/nas")
+    assert '\nurl = "postgresql://nas@db.example/nas"\n' in text and "#" not in text.split("[store]")[1]
+    for url in ("postgresql://nas:pa/ss@db/nas", "postgresql://nas@db/nas?password=pa%2Fss"):
+        text = project_file_text(url)
+        assert "pa/ss" not in text and "pa%2Fss" not in text and "***" not in text
+        assert '# url = "postgresql://nas@db/nas"' in text
