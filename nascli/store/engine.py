@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -112,20 +113,29 @@ def network_filesystem_of(path: Path, mounts_file: Path = Path("/proc/mounts")) 
     return best_type if best_type in NETWORK_FILESYSTEMS else None
 
 
-def create_engine(url: URL, *, create: bool, mounts_file: Path = Path("/proc/mounts")) -> Engine:
+def create_engine(url: URL, *, create: bool, read_only: bool = False,
+                  mounts_file: Path = Path("/proc/mounts")) -> Engine:
     """An engine for `url` (already parse_url'ed). `create=False` refuses a missing SQLite file
-    instead of creating it, so a typo in --db writes nothing."""
+    instead of creating it, so a typo in --db writes nothing. `read_only=True` (report, export)
+    opens SQLite with `mode=ro` and makes every PostgreSQL transaction READ ONLY: the database and
+    its file stay exactly as they were."""
     if url.get_backend_name() == "sqlite":
-        engine = _sqlite_engine(url, create=create, mounts_file=mounts_file)
+        engine = _sqlite_engine(url, create=create and not read_only, read_only=read_only, mounts_file=mounts_file)
     else:
         connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_S, "application_name": "nascli"}
         engine = sa.create_engine(url, pool_pre_ping=False, pool_size=4, max_overflow=8, pool_recycle=3600,
                                   connect_args=connect_args)
+        if read_only:
+            @event.listens_for(engine, "connect")
+            def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
+                with dbapi_connection.cursor() as cursor:
+                    cursor.execute("SET SESSION default_transaction_read_only = on")
+                dbapi_connection.commit()
     _live_engines.add(engine)
     return engine
 
 
-def _sqlite_engine(url: URL, *, create: bool, mounts_file: Path) -> Engine:
+def _sqlite_engine(url: URL, *, create: bool, read_only: bool, mounts_file: Path) -> Engine:
     database = url.database
     if not database or database == ":memory:" or database.startswith("file::memory:"):
         raise StoreError("in-memory SQLite cannot be shared by a driver and its workers",
@@ -141,8 +151,14 @@ def _sqlite_engine(url: URL, *, create: bool, mounts_file: Path) -> Engine:
         raise StoreError(f"{path} is a directory, not a SQLite database", hint="point --db at a file")
     if not create and not path.exists():
         raise StoreError(f"no database at {path}", hint=_INIT_HINT)
-    engine = sa.create_engine(url.set(database=str(path)),
-                              connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+    connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+    if read_only:  # a mode=ro URI: SQLite itself refuses every write and creates no file
+        import sqlite3
+
+        uri = f"file:{quote(str(path))}?mode=ro"
+        engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args))
+    else:
+        engine = sa.create_engine(url.set(database=str(path)), connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -151,6 +167,8 @@ def _sqlite_engine(url: URL, *, create: bool, mounts_file: Path) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
+            if read_only:
+                return
             cursor.execute("PRAGMA synchronous = FULL")
             # reading the mode first keeps a non-database file untouched (the read fails first)
             if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
@@ -160,7 +178,7 @@ def _sqlite_engine(url: URL, *, create: bool, mounts_file: Path) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        write = connection.get_execution_options().get("nascli_write", True)
+        write = connection.get_execution_options().get("nascli_write", True) and not read_only
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine

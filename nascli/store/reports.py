@@ -449,7 +449,7 @@ def open_read_only(url: str) -> Iterator[ReportQueries]:
     """Open the store for reading only (a missing SQLite file is an error, never created)."""
     from nascli.store import open_store
 
-    store = open_store(url)  # create=False: a missing SQLite file is an error, nothing is written
+    store = open_store(url, read_only=True)  # a missing SQLite file is an error; nothing is ever written
     try:
         yield ReportQueries(store)
     finally:

@@ -70,7 +70,7 @@ _RUN_LOCK_KEY = 0x6E617372  # ... and run creation (run numbers)
 _INIT_HINT = "run `nas init --db URL` first"
 
 
-def open_store(url: str, *, create: bool = False, retry_seconds: float = DEFAULT_RETRY_SECONDS,
+def open_store(url: str, *, create: bool = False, read_only: bool = False, retry_seconds: float = DEFAULT_RETRY_SECONDS,
                limits: QueueLimits | None = None, clock: Callable[[], float] | None = None) -> "Store":
     """Connect to `url` and check its schema.
 
@@ -78,11 +78,12 @@ def open_store(url: str, *, create: bool = False, retry_seconds: float = DEFAULT
     missing file or schema is a StoreError and nothing is written. Raises StoreError with one
     clear line for an unsupported or malformed URL, an unreachable server, a wrong password, a
     file that is not a database, or a schema written by another nascli version.
+    `read_only=True` (report, export): the database is opened so that nothing can change it.
     `retry_seconds`: how long transient errors (server restart) are retried before giving up.
     `clock`: tests only — replaces the database clock with a Python callable (epoch seconds).
     """
     parsed = parse_url(url)
-    engine = create_engine(parsed, create=create)
+    engine = create_engine(parsed, create=create, read_only=read_only)
     try:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
