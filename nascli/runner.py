@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nascli.config import RunConfig, input_shape, search_space_of, task_for, training_config_hash
+from nascli.config import RunConfig, input_shape, search_space_of, task_for, training_config_hash, validate_stored
 from nascli.devices import visible_gpu_count
 from nascli.errors import NascliError, StoreError
 from nascli.ga.genome import parse_genome
@@ -728,7 +728,7 @@ def resume_run(run_ref: str | None, *, db_url: str, workers: int | None, force: 
         if run.status in ("finished", "cancelled"):
             raise NascliError(f"run {run.id} has already {'finished' if run.status == 'finished' else 'been cancelled'}",
                               hint=f"see it with `nas report {run.id}`")
-        cfg = RunConfig.model_validate(run.config)
+        cfg = validate_stored(run.id, run.config)
         store.limits = queue_limits(cfg)
         driver = Driver(store, run, cfg)
         driver.acquire(force=force)

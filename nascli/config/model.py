@@ -43,8 +43,30 @@ def _example(value: Any) -> dict[str, Any]:
     return {"example": value}
 
 
+# The largest integer every backend's INTEGER column holds (PostgreSQL's is 32-bit; run.seed is one).
+DB_INT_MAX = 2**31 - 1
+# Upper bounds for sizes: far beyond any real search, low enough that a typo fails at once instead
+# of allocating for hours (ga.population = 1000000000).
+MAX_ISLANDS = 10_000
+MAX_POPULATION = 1_000_000
+MAX_GENERATIONS = 100_000_000
+MAX_MUTATIONS = 1_000_000
+MAX_LAYERS = 1_000
+MAX_EPOCHS = 1_000_000
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
+    # allow_inf_nan=False: inf and nan are refused for every float (a lease of inf never expires)
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _integers_fit_the_database(self):
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > DB_INT_MAX:
+                raise rule_error(name, f"{value} is too large: integers are at most {DB_INT_MAX} "
+                                 "(what the database stores)")
+        return self
 
 
 def _positive_unique_sorted(values: list[int], what: str) -> list[int]:
@@ -112,7 +134,7 @@ class SearchSpaceSection(Section):
     filters: list[int] = Field(default_factory=lambda: [16, 32, 64, 128, 256], description="Feature-map counts.")
     dense_units: list[int] = Field(default_factory=lambda: [64, 128, 256, 512],
                                    description="Hidden dense layer widths.")
-    max_layers: int = Field(20, ge=1, description="Most hidden layers a genome may have.")
+    max_layers: int = Field(20, ge=1, le=MAX_LAYERS, description="Most hidden layers a genome may have.")
     max_params: int = Field(10_000_000, ge=1, description="Most trainable parameters a genome may have.")
 
     @field_validator("layers", "inception_variants")
@@ -154,13 +176,13 @@ class OperatorsSection(Section):
 
 
 class GaSection(Section):
-    islands: int = Field(5, ge=1, description="Sub-populations (islands).")
-    population: int = Field(20, ge=1, description="Individuals per island (mu for mu-plus-lambda; "
+    islands: int = Field(5, ge=1, le=MAX_ISLANDS, description="Sub-populations (islands).")
+    population: int = Field(20, ge=1, le=MAX_POPULATION, description="Individuals per island (mu for mu-plus-lambda; "
                             "population for regularized evolution).")
-    generations: int = Field(1000, ge=0, description="Generations per island (termination criterion).")
-    init_mutations: int = Field(1000, ge=0, description="Random mutations applied to the seed genome "
+    generations: int = Field(1000, ge=0, le=MAX_GENERATIONS, description="Generations per island (termination criterion).")
+    init_mutations: int = Field(1000, ge=0, le=MAX_MUTATIONS, description="Random mutations applied to the seed genome "
                                 "for each initial individual.")
-    offspring_per_generation: int = Field(1, ge=1, description="Children per island per generation "
+    offspring_per_generation: int = Field(1, ge=1, le=MAX_POPULATION, description="Children per island per generation "
                                           "(Klos: 1; lambda for mu-plus-lambda).")
     min_parent_age: int = Field(1, ge=1, description="Generations an individual must have lived before it may "
                                 "be a parent (Klos config #4: 5).")
@@ -207,7 +229,7 @@ class FitnessSection(Section):
 
 
 class TrainSection(Section):
-    epochs: int = Field(100, ge=1, description="Most training epochs.")
+    epochs: int = Field(100, ge=1, le=MAX_EPOCHS, description="Most training epochs.")
     patience: int = Field(6, ge=1, description="Early stopping: epochs without validation improvement.")
     batch_size: int = Field(256, ge=1, description="Batch size.")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimizer.")

@@ -92,6 +92,9 @@ def read_toml(path: Path, label: str) -> dict[str, Any]:
         raise ConfigError(f"{label}: file not found", hint="check the path") from None
     except OSError as error:
         raise ConfigError(f"{label}: cannot read it ({error.strerror})", hint="check the path and permissions") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{label}: not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x})",
+                          hint="save it as UTF-8 (TOML files are UTF-8)") from None
     return parse_toml(text, label)
 
 
@@ -232,9 +235,13 @@ def _describe(problem: Mapping[str, Any], key: str) -> tuple[str, str | None]:
     if kind == "literal_error":
         return "not an allowed value", f"allowed: {_choices(ctx.get('expected', ''))}"
     bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind == "finite_number":
+        return "must be a finite number (not inf or nan)", f"e.g. --set {key}=<a number>"
     if kind in bounds:
         limit = next(iter(ctx.values()))
         noun = "an integer" if int in _allowed_types(field_annotation(key)) else "a number"
+        if kind == "less_than_equal" and noun == "an integer":  # an upper bound
+            return f"must be <= {limit}", f"allowed: an integer <= {limit}; larger sizes would not finish"
         return f"must be {bounds[kind]} {limit}", f"allowed: {noun} {bounds[kind]} {limit}"
     types_ = {"int_type": "an integer", "int_parsing": "an integer", "float_type": "a number",
               "float_parsing": "a number", "bool_type": "true or false", "bool_parsing": "true or false",
@@ -277,6 +284,20 @@ def _suggest(key: str) -> str:
         return "keys of [" + section + "]: " + ", ".join(k.split(".", 1)[1] for k in in_section)
     sections = dict.fromkeys(k.split(".")[0] for k in keys)  # in model order
     return "sections: " + ", ".join(sections)
+
+
+def validate_stored(run_id: str, config: Any) -> RunConfig:
+    """A run row's configuration as a RunConfig; a row edited into something invalid is one line
+    naming the run (the database is the truth, but not a trusted one)."""
+    try:
+        return RunConfig.model_validate(config)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        key = _dotted_key(first)
+        message, _ = _describe(first, key)
+        raise ConfigError(f"run {run_id}: its stored configuration is invalid: {key or 'the whole'}: {message}",
+                          hint="the run row was edited or written by another nascli version; "
+                          "start a new run with `nas run`") from None
 
 
 def read_project_store_url(project_file: Path | None) -> str | None:

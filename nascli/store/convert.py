@@ -7,14 +7,22 @@ import json
 from typing import Any
 
 from nascli.store.models import INTEGER_RESULT_COLUMNS, RESULT_COLUMNS
+from nascli.errors import StoreError
 from nascli.store.records import EvaluationInfo, FinishedEvaluation, IndividualInfo, RunInfo
 from nascli.task import Result, Task
 
 
 def run_info(row: Any) -> RunInfo:
+    try:
+        config = json.loads(row.config_json)
+    except (TypeError, ValueError):
+        config = None
+    if not isinstance(config, dict):
+        raise StoreError(f"run {row.id}: its stored configuration is not a JSON object",
+                         hint="the run row was edited; restore it from a backup or start a new run")
     return RunInfo(
         id=row.id, name=row.name, strategy=row.strategy, preset=row.preset, seed=row.seed,
-        config=json.loads(row.config_json), status=row.status, created_at=row.created_at,
+        config=config, status=row.status, created_at=row.created_at,
         updated_at=row.updated_at, finished_at=row.finished_at, driver_owner=row.driver_owner,
         driver_lease_expires_at=row.driver_lease_expires_at,
     )

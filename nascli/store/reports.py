@@ -373,8 +373,13 @@ class ReportQueries:
         return self.store._read(lambda connection: query(connection, *args), what=f"report: {name}")
 
     def run(self, name: str):
-        """The run's RunInfo; `latest` is the newest run; RunNotFoundError (with recent ids) otherwise."""
-        return self.store.get_run(name)
+        """The run's RunInfo; `latest` is the newest run; RunNotFoundError (with recent ids) otherwise.
+        A run whose stored configuration is invalid is a one-line ConfigError naming it."""
+        from nascli.config import validate_stored
+
+        run = self.store.get_run(name)
+        validate_stored(run.id, run.config)
+        return run
 
     def run_rows(self) -> list[dict[str, Any]]:
         return self._read(run_rows)
