@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from nascli import __version__
 from nascli.commands import common
 from nascli.errors import NascliError
+from nascli.text import printable
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -52,9 +53,9 @@ def render_error(error: NascliError) -> None:
     console = common.error_console()
     if common.state.debug:
         console.print(traceback.format_exc(), markup=False, highlight=False)
-    line = f"[bold red]error:[/] {common.escape(error.message)}"
+    line = f"[bold red]error:[/] {common.escape(printable(error.message))}"
     if error.hint:
-        line += f" [dim]— {common.escape(error.hint)}[/]"
+        line += f" [dim]— {common.escape(printable(error.hint))}[/]"
     console.print(line, soft_wrap=True, highlight=False)
 
 

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nascli.commands import completion
+from nascli.text import printable
 
 __all__ = [
     "DbOption", "DebugOption", "FormatOption", "OutputFormat", "RUN_HELP", "RunArgument", "escape", "state", "console", "error_console",
@@ -128,7 +129,7 @@ def print_rows(
         payload = [{column: row.get(column) for column in columns} for row in rows]
         out.print(json.dumps(payload, indent=2, default=str), markup=False, highlight=False, soft_wrap=True)
         return
-    text_rows = [["" if row.get(c) is None else str(row.get(c)) for c in columns] for row in rows]
+    text_rows = [["" if row.get(c) is None else printable(row.get(c)) for c in columns] for row in rows]
     if output_format is OutputFormat.csv:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

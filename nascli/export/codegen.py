@@ -74,7 +74,7 @@ def generate_model_source(genome: Genome | str, *, activation: str = "leaky_relu
     text = format_genome(genome)
     normalisation = normalisation or {}
     header = TEMPLATE_HEADER.format(
-        title=title, version=version or __version__, origin=origin, genome=text,
+        title=_docstring_text(title), version=version or __version__, origin=_docstring_text(origin), genome=text,
         c=genome.input.channels, h=genome.input.height, w=genome.input.width, n=genome.output.units,
         activation=activation, bn_momentum=float(bn_momentum), dropout=float(dropout),
         mean=_rounded(normalisation.get("mean")), std=_rounded(normalisation.get("std")),
@@ -83,6 +83,15 @@ def generate_model_source(genome: Genome | str, *, activation: str = "leaky_relu
     layer_lines = "\n".join(_layer_line(call, layer) for call, layer in layer_constructors(genome))
     network = NETWORK_TEMPLATE.replace("{layers}", layer_lines)
     return header + "\n\n" + textwrap.dedent(BLOCKS_SOURCE).strip() + "\n\n\n" + network
+
+
+def _docstring_text(value: str) -> str:
+    """A value from the database (run id, name, dataset) as text inside the module docstring: no
+    control characters, and backslashes and quotes escaped, so it can neither end the docstring
+    nor change what the module does. Values used as data are Python literals (`repr`)."""
+    from nascli.text import printable
+
+    return printable(value).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _rounded(values) -> tuple[float, ...] | None:

@@ -16,6 +16,7 @@ from nascli.export.artefacts import ExportSpec, needs_weights, parse_formats, wr
 from nascli.export.files import prepare_file
 from nascli.metrics import METRIC_COLUMNS
 from nascli.safe_files import write_file
+from nascli.text import printable
 
 ALL_SCHEMA = "nascli.export-all/1"
 ALL_COLUMNS = (
@@ -74,7 +75,7 @@ def run_export(request: ExportRequest) -> None:
             count = write_all(queries, run, out, table_format, force=request.force)
             # announced on stderr when the table itself is on stdout
             (common.console() if out else common.error_console()).print(
-                f"wrote {out or 'stdout'}: {count} individuals of run {run.id}", markup=False, highlight=False)
+                printable(f"wrote {out or 'stdout'}: {count} individuals of run {run.id}"), markup=False, highlight=False)
             return
         spec, evaluation = export_spec(queries, run, rank=request.rank, individual=request.individual,
                                        rank_by=request.rank_by)
@@ -197,9 +198,10 @@ def write_all(queries, run, out: Path | None, table_format: str, *, force: bool 
 
 
 def _print_summary(console, out: Path, document: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"Exported individual {document['individual_id']} of run {document['run_id']} to {out}",
+    table = Table(title=escape(printable(f"Exported individual {document['individual_id']} of run {document['run_id']} to {out}")),
                   title_justify="left", header_style="bold")
     table.add_column("file")
     table.add_column("bytes", justify="right")

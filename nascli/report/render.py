@@ -24,6 +24,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from nascli.text import printable
+
 SCHEMA = "nascli.report/1"  # bump when a documented key changes meaning or disappears
 GENOME_WRAP = 56  # characters per line of a genome in a terminal table
 
@@ -95,7 +97,7 @@ def human_value(column: str, value: Any) -> str:
     if isinstance(value, Mapping):
         return ", ".join(f"{k} {human_value(k, v)}" for k, v in value.items()) or "none"
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
+        return printable(", ".join(str(v) for v in value))
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, (int, float)):
@@ -112,7 +114,7 @@ def human_value(column: str, value: Any) -> str:
         if isinstance(value, float):
             return f"{value:.4g}"
         return str(value)
-    return str(value)
+    return printable(value)
 
 
 def wrap_genome(genome: str, width: int = GENOME_WRAP) -> str:
@@ -141,7 +143,7 @@ def csv_value(value: Any) -> str:
         return json.dumps(value, default=str, sort_keys=True)
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    return printable(value)
 
 
 def json_default(value: Any) -> Any:
@@ -176,9 +178,9 @@ def to_csv(sections: Sequence[SectionView]) -> str:
 
 
 def to_markdown(sections: Sequence[SectionView], heading: str | None = None) -> str:
-    parts = [f"# {heading}"] if heading else []
+    parts = [f"# {printable(heading)}"] if heading else []
     for section in sections:
-        parts.append(f"## {section.title}")
+        parts.append(f"## {printable(section.title)}")
         if section.key_value:
             rows = section.rows[0] if section.rows else {}
             lines = ["| field | value |", "|---|---|"]
@@ -198,7 +200,7 @@ def to_markdown(sections: Sequence[SectionView], heading: str | None = None) -> 
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return printable(text.replace("|", "\\|").replace("\n", " "))
 
 
 def to_renderable(sections: Sequence[SectionView], width: int | None = None) -> RenderableType:
@@ -251,7 +253,8 @@ def _table(section: SectionView, width: int | None = None) -> Table:
         caption = f"{caption}\n{note}" if caption else note
     if not section.rows:
         caption = (caption + " — " if caption else "") + "nothing yet"
-    table = Table(title=section.title, header_style="bold", caption=caption, title_justify="left")
+    table = Table(title=escape(printable(section.title)) if section.title else section.title, header_style="bold",
+                  caption=caption, title_justify="left")
     for index, column in enumerate(columns):
         numeric = any(isinstance(row.get(column), (int, float)) for row in section.rows)
         # numbers, ids and times never wrap; the genome column absorbs what space is left
@@ -272,4 +275,5 @@ def _key_value_panel(section: SectionView) -> Panel:
         if value is None or value == {}:
             continue
         grid.add_row(column.replace("_", " "), escape(human_value(column, value)))
-    return Panel(grid, title=section.title, title_align="left", expand=False)
+    return Panel(grid, title=escape(printable(section.title)) if section.title else section.title,
+                 title_align="left", expand=False)
