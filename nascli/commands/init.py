@@ -38,7 +38,7 @@ def command(db: DbOption = None, debug: DebugOption = False) -> None:
 def project_file_text(url: str) -> str:
     """A minimal nascli.toml: only [store] url, so presets keep their own settings (nascli.toml
     overrides presets). A password is never written: the URL goes in without it."""
-    from nascli.url_secrets import has_password, without_password
+    from nascli.url_secrets import has_password, redact
 
     lines = [
         "# nascli project settings. They override presets; `nas run --set` overrides them.",
@@ -46,11 +46,11 @@ def project_file_text(url: str) -> str:
         "",
         "[store]",
     ]
-    if has_password(url):  # commented out: without its password this URL would fail unless ~/.pgpass has it
+    if has_password(url):  # commented out and masked: the password never goes into a file
         lines += [
             "# The URL has a password: keep it out of files and command lines. Export NAS_DB_URL, or put",
-            "# the password in ~/.pgpass (or PGPASSFILE) and uncomment this password-less URL:",
-            f"# url = {_toml_string(without_password(url))}",
+            "# the password in ~/.pgpass (or PGPASSFILE) and use this URL without the ***:",
+            f"# url = {_toml_string(redact(url))}",
         ]
     else:
         lines.append(f"url = {_toml_string(url)}")

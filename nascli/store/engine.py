@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -117,8 +116,8 @@ def create_engine(url: URL, *, create: bool, read_only: bool = False,
                   mounts_file: Path = Path("/proc/mounts")) -> Engine:
     """An engine for `url` (already parse_url'ed). `create=False` refuses a missing SQLite file
     instead of creating it, so a typo in --db writes nothing. `read_only=True` (report, export)
-    opens SQLite with `mode=ro` and makes every PostgreSQL transaction READ ONLY: the database and
-    its file stay exactly as they were."""
+    makes SQLite refuse every write (`PRAGMA query_only`, journal mode untouched) and every
+    PostgreSQL transaction READ ONLY: the database and its file stay exactly as they were."""
     if url.get_backend_name() == "sqlite":
         engine = _sqlite_engine(url, create=create and not read_only, read_only=read_only, mounts_file=mounts_file)
     else:
@@ -152,13 +151,7 @@ def _sqlite_engine(url: URL, *, create: bool, read_only: bool, mounts_file: Path
     if not create and not path.exists():
         raise StoreError(f"no database at {path}", hint=_INIT_HINT)
     connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
-    if read_only:  # a mode=ro URI: SQLite itself refuses every write and creates no file
-        import sqlite3
-
-        uri = f"file:{quote(str(path))}?mode=ro"
-        engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, **connect_args))
-    else:
-        engine = sa.create_engine(url.set(database=str(path)), connect_args=connect_args)
+    engine = sa.create_engine(url.set(database=str(path)), connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -168,6 +161,10 @@ def _sqlite_engine(url: URL, *, create: bool, read_only: bool, mounts_file: Path
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
             if read_only:
+                # SQLite refuses every write on this connection, and the journal mode is left as it is.
+                # Not a mode=ro URI: a read-only connection cannot remove the -wal/-shm files it makes
+                # beside a WAL database, so the directory would change; this one removes them on close.
+                cursor.execute("PRAGMA query_only = ON")
                 return
             cursor.execute("PRAGMA synchronous = FULL")
             # reading the mode first keeps a non-database file untouched (the read fails first)

@@ -8,7 +8,9 @@ import errno
 import os
 
 import pytest
-from test_export_cli import clean_environment, nas, one_line_error, synthetic  # noqa: F401  (fixtures)
+from test_export_cli import nas, synthetic, wide_terminal  # noqa: F401  (fixtures)
+
+from tests.helpers import assert_one_line_error as one_line_error
 
 from nascli import safe_files
 from nascli.errors import FileWriteError
