@@ -58,8 +58,9 @@ class LiveReporter(Reporter):
 
 
 class GpuTable:
-    """One row per GPU of a `nascli.gpu_launcher.GpuLauncher`: its state, restarts and the last line
-    its worker logged. The launcher's own lines (restarts, a GPU left out) print above it."""
+    """One row per child of a `nascli.gpu_launcher.GpuLauncher` (one per GPU, or per --per-device
+    slot): its state, restarts and the last line it logged. The launcher's own lines (restarts, a
+    child left out) print above it."""
 
     def __init__(self, launcher: Any, console: Console | None = None) -> None:
         from nascli.commands.common import error_console
@@ -70,12 +71,16 @@ class GpuTable:
 
     def _render(self) -> Table:
         table = Table(box=None, show_edge=False, pad_edge=False)
-        for column in ("GPU", "CUDA_VISIBLE_DEVICES", "state", "restarts", "last line"):
+        on_gpus = self.launcher.gpus is not None
+        columns = ("worker", "CUDA_VISIBLE_DEVICES", "state", "restarts", "last line") if on_gpus else (
+            "worker", "state", "restarts", "last line")
+        for column in columns:
             table.add_column(column, no_wrap=column != "last line", overflow="ellipsis")
         for child in self.launcher.children:
             style = "red" if child.state == "left out" else ("green" if child.state == "running" else "yellow")
-            table.add_row(str(child.gpu), child.visible, Text(child.state, style=style), str(child.restarts),
-                          Text(child.last_line))
+            cells = [child.label, *([child.visible] if on_gpus else []), Text(child.state, style=style),
+                     str(child.restarts), Text(child.last_line)]
+            table.add_row(*cells)
         return table
 
     def refresh(self) -> None:

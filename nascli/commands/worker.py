@@ -25,6 +25,9 @@ def command(
     gpus: Annotated[str | None, typer.Option(
         "--gpus", help="Start one worker process per GPU: 'all' or a list such as 0,1 (instead of --device); "
         "each sees only its GPU, a dead one is restarted.")] = None,
+    per_device: Annotated[int, typer.Option(
+        "--per-device", min=1, help="Worker processes per device: N per GPU with --gpus, else N on the --device "
+        "(N CPU workers with --device cpu); each claims and heartbeats on its own.")] = 1,
     run: Annotated[str | None, typer.Option("--run", autocompletion=completion.runs, help="Only evaluate tasks of this run (id, name, or unique id prefix).")] = None,
     max_tasks: Annotated[int | None, typer.Option(
         "--max-tasks", min=1, help="Exit after this many tasks.")] = None,
@@ -39,15 +42,15 @@ def command(
 
     if device is not None and not _DEVICE.fullmatch(device):
         raise ConfigError(f"--device {device!r} is not a device", "use cpu, cuda or cuda:N (e.g. cuda:1)")
-    if gpus is not None:
-        if device is not None:
-            raise ConfigError("--gpus and --device both given", "--gpus starts one worker per GPU; drop --device")
+    if gpus is not None and device is not None:
+        raise ConfigError("--gpus and --device both given", "--gpus starts one worker per GPU; drop --device")
+    if gpus is not None or per_device > 1:
         from nascli.commands.common import error_console
         from nascli.gpu_launcher import run_per_gpu
 
-        indices = devices.gpu_indices(gpus, devices.visible_gpu_count())
-        command = [sys.executable, "-m", "nascli", *_without_gpus(sys.argv[1:])]
-        raise typer.Exit(run_per_gpu(command, indices, terminal=error_console().is_terminal))
+        command = [sys.executable, "-m", "nascli", *_without_launcher_options(sys.argv[1:])]
+        raise typer.Exit(run_per_gpu(command, _launcher_gpus(gpus, device), per_device=per_device,
+                                     terminal=error_console().is_terminal))
     # Once, before any task: the device exists here, is current, and CUDA is initialised.
     device = devices.start_device(device or devices.default_device())
     try:
@@ -113,18 +116,33 @@ def _reporter(worker_id: str, debug: bool):
     return Reporter(worker_id)
 
 
-def _without_gpus(argv: list[str]) -> list[str]:
-    """The worker's own arguments minus --gpus (and its value) and --device."""
+def _launcher_gpus(gpus: str | None, device: str | None) -> list[int] | None:
+    """The GPUs the launcher's children go on: --gpus, else the --device (default: cuda:0 when a GPU is
+    visible); None for the CPU."""
+    from nascli import devices
+
+    if gpus is not None:
+        return devices.gpu_indices(gpus, devices.visible_gpu_count())
+    chosen = devices.check_device(device or devices.default_device())
+    return None if chosen == "cpu" else [int(chosen.partition(":")[2])]
+
+
+_LAUNCHER_OPTIONS = ("--gpus", "--device", "--per-device")
+
+
+def _without_launcher_options(argv: list[str]) -> list[str]:
+    """The worker's own arguments minus --gpus, --device and --per-device (and their values): the
+    launcher gives each child its --device."""
     kept: list[str] = []
     skip = False
     for arg in argv:
         if skip:
             skip = False
             continue
-        if arg in ("--gpus", "--device"):
+        if arg in _LAUNCHER_OPTIONS:
             skip = True
             continue
-        if arg.startswith(("--gpus=", "--device=")):
+        if arg.startswith(tuple(f"{option}=" for option in _LAUNCHER_OPTIONS)):
             continue
         kept.append(arg)
     return kept

@@ -8,13 +8,14 @@ CUDA_VISIBLE_DEVICES, exit codes) is the product's own code.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
-from worker_harness import assert_done_exactly_once, prepare_run, synthetic_tasks
+from worker_harness import assert_done_exactly_once, log_text, prepare_run, start_worker, synthetic_tasks, wait_all
 
 from nascli.devices import EXIT_DEVICE_FAULT, FAKE_GPUS_ENV, INJECT_FAULT_ENV
 from nascli.errors import DeviceFault
@@ -22,7 +23,7 @@ from nascli.gpu_launcher import GpuLauncher
 from nascli.runner import live_worker_count
 from nascli.store import open_store
 from nascli.worker import Worker, WorkerOptions
-from tests.helpers import clean_env
+from tests.helpers import clean_env, wait_for
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -169,3 +170,63 @@ def test_gpus_all_in_a_terminal_draws_one_table_not_one_live_line_per_child(tmp_
     assert "CUDA_VISIBLE_DEVICES" in text and "restarts" in text  # the launcher's table
     assert "waiting for work" not in text  # a child's own live status line (LiveReporter)
     assert_done_exactly_once(url, run_id, 6)
+
+
+def _per_device_run(url: str, tasks: int) -> str:
+    # Tasks far longer than the test, heartbeats every 0.2 s: every child is seen holding and beating.
+    return prepare_run(url, synthetic_tasks(tasks, seconds=120), worker_config={"heartbeat_seconds": 0.2})
+
+
+def _hold_beat_and_release(url: str, run_id: str, launcher: subprocess.Popen, children: int) -> list:
+    """Wait until `children` tasks are held by as many workers and each has heartbeaten since its
+    claim, SIGTERM the launcher, and return the registered workers."""
+    store = open_store(url)
+    try:
+        def held():
+            rows = store.evaluations(run_id, status="running")
+            return rows if len(rows) == children else None
+
+        claimed = wait_for(held, 60, f"{children} workers to claim a task each")
+        assert len({row.worker_id for row in claimed}) == children  # one claim per worker, not one worker
+        first = {row.id: row.heartbeat_at for row in claimed}
+        wait_for(lambda: all(row.heartbeat_at > first[row.id] for row in store.evaluations(run_id, status="running")),
+                 30, "every held task's heartbeat to move")
+        registered = store.workers()
+        launcher.send_signal(signal.SIGTERM)
+        assert wait_all([launcher], timeout=30) == [0]
+        rows = store.evaluations(run_id)
+    finally:
+        store.close()
+    assert [row for row in rows if row.status == "running"] == []
+    released = [row for row in rows if row.id in first]
+    assert [(row.status, row.releases, row.failures) for row in released] == [("pending", 1, 0)] * children
+    assert all(row.attempt == 0 for row in rows if row.id not in first)  # nothing else claimed
+    return registered
+
+
+@pytest.mark.slow
+def test_per_device_on_the_cpu_runs_n_workers_that_each_claim_heartbeat_and_release_on_sigterm(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    run_id = _per_device_run(url, 5)
+    launcher = start_worker(url, tmp_path / "logs", "--device", "cpu", "--per-device", "3", "--run", run_id)
+    registered = _hold_beat_and_release(url, run_id, launcher, 3)
+    assert sorted(worker.device for worker in registered) == ["cpu"] * 3
+    assert len({worker.pid for worker in registered}) == 3 and launcher.pid not in {w.pid for w in registered}
+    serving = [line for line in log_text(tmp_path / "logs").splitlines() if " serving " in line]
+    assert sorted(line.split(": ")[0] for line in serving) == ["cpu0", "cpu1", "cpu2"]  # one view, prefixed
+    assert all("(device cpu" in line for line in serving)
+
+
+@pytest.mark.slow
+def test_per_device_with_gpus_runs_n_workers_on_each_gpu_with_its_own_visible_device(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    run_id = _per_device_run(url, 6)
+    launcher = subprocess.Popen([sys.executable, "-m", "nascli", "worker", "--db", url, "--gpus", "all",
+                                 "--per-device", "2", "--run", run_id], stdout=subprocess.DEVNULL,
+                                stderr=open(tmp_path / "launcher.log", "wb"), env=_env(**{FAKE_GPUS_ENV: "2"}))  # noqa: SIM115
+    _hold_beat_and_release(url, run_id, launcher, 4)
+    text = (tmp_path / "launcher.log").read_text()
+    serving = sorted(line for line in text.splitlines() if " serving " in line)
+    assert [line.split(": ")[0] for line in serving] == ["gpu0.0", "gpu0.1", "gpu1.0", "gpu1.1"]
+    for line in serving:  # the two children of GPU n both see it, and only it, as cuda:0
+        assert f"(device cuda:0, CUDA_VISIBLE_DEVICES={line[3]}" in line

@@ -201,10 +201,10 @@ def test_worker_probes_check_one_live_worker_per_gpu_and_no_readiness() -> None:
 
 
 def test_worker_alive_probe_counts_live_per_gpu_workers(tmp_path: Path) -> None:
-    from nascli.commands.worker import _without_gpus
+    from nascli.commands.worker import _without_launcher_options
 
     # exactly the argv the `--gpus all` launcher gives its children
-    child = [sys.executable, "-m", "nascli", *_without_gpus(["worker", "--gpus", "all"])]
+    child = [sys.executable, "-m", "nascli", *_without_launcher_options(["worker", "--gpus", "all"])]
     proc = tmp_path / "proc"
     write_cmdline(proc / "1", ["tini", "--", "nas", "worker", "--gpus", "all"])
     write_cmdline(proc / "7", ["/usr/local/bin/python3", "/usr/local/bin/nas", "worker", "--gpus", "all"])
