@@ -34,6 +34,8 @@ MAXIMISED = frozenset({*ACCURACIES, "inverse_val_loss"})
 # What `--rank-by` accepts: validation and cost metrics (selection and ranking never use test metrics).
 RANKABLE = ("val_accuracy", "inverse_val_loss", "val_loss", "params", "flops", "latency_ms")
 _TINY = 1e-12
+# A result the stop rule ended before its last epoch (nascli.stop_rule): never ranked, never a best.
+STOPPED = "stopped_at_epoch"
 
 
 def column_of(name: str) -> str:
@@ -109,9 +111,10 @@ class Ranking:
                 f"below the threshold highest {self.primary}")
 
     def key(self, metrics: Mapping[str, Any]) -> tuple[float, ...] | None:
-        """Sort key, larger is better; None when the result lacks the deciding metric (not ranked)."""
+        """Sort key, larger is better; None when the result lacks the deciding metric, or when the
+        stop rule ended its training (`stopped_at_epoch`): neither is ranked."""
         deciding = value(metrics, self.deciding)
-        if deciding is None:
+        if deciding is None or metrics.get(STOPPED) is not None:
             return None
         primary = value(metrics, self.primary)
         secondary = value(metrics, self.secondary)

@@ -33,6 +33,7 @@ from nascli.ga.operators import minimal_genome
 from nascli.ga.rng import stream_seed
 from nascli.ga.strategies import (Outcome, Proposal, ReplayError, Strategy, canonical_hash, make_module_variation,
                                   make_strategy, make_variation, planned_evaluations, steady_parallelism)
+from nascli.stop_rule import StopCurves
 from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, QueueLimits, RunInfo, Store, open_store
 from nascli.metrics import OUTCOME_METRICS, Ranking
 
@@ -78,6 +79,8 @@ def outcome_of(key: tuple[int, int, int], finished: FinishedEvaluation) -> Outco
     metrics = {name: getattr(result, name) for name in OUTCOME_METRICS if getattr(result, name) is not None}
     if result.status == "failed":
         metrics["error_kind"] = result.error_kind
+    if result.extra.get("stopped_at_epoch") is not None:  # the stop rule ended it (nascli.stop_rule)
+        metrics["stopped_at_epoch"] = result.extra["stopped_at_epoch"]
     return Outcome(key=key, status=result.status, metrics=metrics)
 
 
@@ -171,6 +174,7 @@ class Driver:
         self.cache_hits = 0
         self.cache_sources: set[str] = set()  # other runs whose results were reused
         self.done_count = 0
+        self.stop_curves = StopCurves(self.cfg.train, self.strategy)
         self._lease_renewed = 0.0
         self._workers_counted = -1e9
         self._status_checked = 0.0
@@ -273,6 +277,8 @@ class Driver:
         self.strategy.tell(outcome)
         self.told.add(key)
         self.last_seq = finished.seq
+        self.stop_curves.tell(key, finished.result)
+        # A child the stop rule ended (stopped_at_epoch in its metrics) has no rank: never the run's best.
         rank = self.ranking.key(outcome.metrics) if outcome.status == "done" else None
         if rank is not None and (self._best_rank is None or rank > self._best_rank):
             self.best, self._best_rank = {"key": list(key), "genome": finished.genome,
@@ -363,11 +369,14 @@ class Driver:
         return plan
 
     def _action_for(self, row: NewIndividual, cached: dict[str, FinishedEvaluation], queued: set[str]) -> tuple:
-        if row.genome_hash in cached:
+        # With a stop rule a result depends on the comparison curve too: a finished duplicate is
+        # reused only when its recorded stop decision is this child's, and nothing waits for one in
+        # flight (whichever finished first would decide), so timing never changes an outcome.
+        if row.genome_hash in cached and self.stop_curves.reusable(cached[row.genome_hash].result, row.island):
             return ("cached", cached[row.genome_hash])
         if self.cache_scope == "off":
             return ("queue", None)  # every child trains, identical genomes too
-        if row.genome_hash in self.in_flight or row.genome_hash in queued:
+        if self.stop_curves.rule == "off" and (row.genome_hash in self.in_flight or row.genome_hash in queued):
             return ("wait", None)
         queued.add(row.genome_hash)
         return ("queue", None)
@@ -386,8 +395,9 @@ class Driver:
         for row, individual_id, (action, _) in zip(plan.rows, ids, plan.actions):
             if action == "queue":
                 seed = stream_seed(self.cfg.run.seed, "train", row.genome_hash) % (2**31)
-                requests.append(EvaluationRequest(individual_id, task_for(self.cfg, row.genome, seed),
-                                                  genome_hash=row.genome_hash, config_hash=self.config_hash))
+                task = self.stop_curves.attach(task_for(self.cfg, row.genome, seed), row.island)
+                requests.append(EvaluationRequest(individual_id, task, genome_hash=row.genome_hash,
+                                                  config_hash=self.config_hash))
         return ids, self.store.enqueue(self.run.id, requests) if requests else []
 
     def _issued(self, plan: "_IssuePlan", written: tuple[list[int], list[int]]) -> None:

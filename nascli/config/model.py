@@ -255,6 +255,14 @@ class TrainSection(Section):
                                      json_schema_extra=_example("artifacts"))
     measure_latency: bool = Field(False, description="Measure inference latency (ms per batch of one).")
     threads: int = Field(0, ge=0, description="CPU threads per worker (0: torch's default).")
+    stop_rule: Literal["off", "below-worst", "median"] = Field(
+        "off", description="Stop children that cannot win. below-worst (island-ga, mu-plus-lambda): when the child's "
+        "validation accuracy is more than stop_margin below the destination island's worst member at the same "
+        "epoch; median: below the median of the finished evaluations at that epoch. A stopped child is done, "
+        "with extra.stopped_at_epoch, and never the run's best. off: train every child to the end (the papers).")
+    stop_margin: float = Field(0.0, ge=0, le=1, description="stop_rule: how far below the comparison (validation "
+                               "accuracy) a child may be before it stops.")
+    stop_min_epochs: int = Field(1, ge=1, description="stop_rule: the first epoch at which a child may be stopped.")
 
     accept_none_word = field_validator("artifact_dir", mode="before")(_none_word_to_none)
 
@@ -410,6 +418,23 @@ def cross_field_problems(cfg: RunConfig) -> list[tuple[str, str]]:
             problems.append((key, "latency_ms needs train.measure_latency = true"))
     if cfg.run.strategy in ("nsga2", "linas") and len(objectives) < 2:
         problems.append(("nsga2.objectives", f"{cfg.run.strategy} needs at least two objectives"))
+    problems.extend(_stop_rule_problems(cfg))
+    return problems
+
+
+def _stop_rule_problems(cfg: "RunConfig") -> list[tuple[str, str]]:
+    train = cfg.train
+    if train.stop_rule == "off":
+        return []
+    problems = []
+    if train.stop_rule == "below-worst" and cfg.run.strategy not in ("island-ga", "mu-plus-lambda"):
+        problems.append(("train.stop_rule", f"below-worst needs a population with a worst member (island-ga or "
+                         f"mu-plus-lambda), not {cfg.run.strategy}; use median"))
+    if cfg.fitness.primary != "val_accuracy":
+        problems.append(("train.stop_rule", "compares validation accuracy curves: needs fitness.primary = "
+                         "val_accuracy"))
+    if train.kfolds > 1 or train.mode == "proxy":
+        problems.append(("train.stop_rule", "needs one training per child (train.kfolds = 1, train.mode = full)"))
     return problems
 
 

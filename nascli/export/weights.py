@@ -90,7 +90,9 @@ def train_now(genome: str, task: dict[str, Any], train: dict[str, Any], seed: in
     if task_cfg.kind == "synthetic":
         raise ExportError("this run used the synthetic evaluator: there is no data to train the network on",
                           hint="export the source only: --format code,json")
-    train_cfg = TrainSection.model_validate({**train, "epochs": int(epochs)})
+    from nascli.stop_rule import train_settings
+
+    train_cfg = TrainSection.model_validate({**train_settings(train), "epochs": int(epochs)})
     plan = plan_model(genome, task_cfg, train_cfg)
     spec = DatasetSpec.from_task(task_cfg.model_dump(mode="json"), scaling=plan.scaling)
     settings = TrainSettings.from_train(train_cfg.model_dump())

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from nascli.metrics import ACCURACIES, METRIC_COLUMNS, Ranking, value
+from nascli.metrics import ACCURACIES, METRIC_COLUMNS, STOPPED, Ranking, value
 from nascli.store.models import EvaluationRow, IndividualRow, MigrationRow, RunRow, WorkerRow
 
 E = EvaluationRow.__table__
@@ -156,7 +156,9 @@ def _ranked_narrow(connection, run_id: str, ranking: Ranking) -> list[dict[str, 
     statement = (sa.select(E.c.id.label("evaluation_id"), E.c.genome_hash, I.c.island,
                            *[E.c[name] for name in ranking.columns])
                  .select_from(E.join(I, E.c.individual_id == I.c.id))
-                 .where(E.c.run_id == run_id, E.c.status == "done").order_by(E.c.id))
+                 .where(E.c.run_id == run_id, E.c.status == "done",
+                        E.c.extra_json.not_like(f'%"{STOPPED}"%'))  # not ranked (Ranking.key)
+                 .order_by(E.c.id))
     scored = []
     for row in _rows(connection, statement):
         key = ranking.key(row)
@@ -207,7 +209,9 @@ def objective_rows(connection, run_id: str, columns: Sequence[str]) -> list[dict
     """Every done evaluation's id, individual id and the given metric columns (narrow: no genomes)."""
     statement = (sa.select(E.c.id.label("evaluation_id"), E.c.individual_id, E.c.genome_hash,
                            *[E.c[name] for name in columns])
-                 .where(E.c.run_id == run_id, E.c.status == "done").order_by(E.c.id))
+                 .where(E.c.run_id == run_id, E.c.status == "done",
+                        E.c.extra_json.not_like(f'%"{STOPPED}"%'))  # not ranked (Ranking.key)
+                 .order_by(E.c.id))
     return _rows(connection, statement)
 
 

@@ -27,6 +27,7 @@ from nascli import devices
 from nascli.config import TaskSection, TrainSection, data_dir_of, input_shape
 from nascli.errors import DatasetError, DeviceError, DeviceFault, GenomeError, NascliError
 from nascli.safe_files import atomic_writer, ensure_directory
+from nascli.stop_rule import stop_check, train_settings
 from nascli.task import Result, Task
 from nascli.train.data import SPLIT_SEED, DatasetSpec, ResidentData, load_dataset, load_fold
 from nascli.train.objectives import Classification, Reconstruction
@@ -156,7 +157,7 @@ def evaluate_trained(task: Task, *, device: str = "cpu", progress: Callable | No
     started = time.perf_counter()
     try:
         task_cfg = TaskSection.model_validate(task.task)
-        train_cfg = TrainSection.model_validate(task.train)
+        train_cfg = TrainSection.model_validate(train_settings(task.train))
     except ValidationError as error:
         problem = error.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
@@ -253,7 +254,7 @@ def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSp
         if progress is not None and folds > 1:
             fold_progress = (lambda f: lambda epoch, metrics: progress(epoch, {**metrics, "fold": f}))(fold)
         outcome = fit(model, train_x, train_y, data.val_x, data.val_y, plan.objective, settings, seed=seed,
-                      progress=fold_progress, should_stop=should_stop)
+                      progress=fold_progress, should_stop=should_stop, stop_early=stop_check(task.train))
         # Test metrics of the best-validation weights: reported, never fed back into training.
         loss_sum, correct = score(model, data.test_x, data.test_y, plan.objective, settings, split=2)
         values = torch.stack([loss_sum, correct]).tolist()
@@ -274,6 +275,9 @@ def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSp
     extra: dict[str, Any] = {"peak_memory_kind": measured, "device": str(device),
                              "precision": precision_of(settings, device).name,
                              "history": outcomes[0].history if folds == 1 else None}
+    if folds == 1 and plan.objective.has_accuracy:  # the validation curve the stop rule compares
+        extra["curve"] = [round(record["val_accuracy"], 6) for record in outcomes[0].history]
+        extra["stopped_at_epoch"] = outcomes[0].stopped_at_epoch
     checkpoint = checkpoint_file(task, train_cfg)
     if checkpoint is not None and model is not None:
         # The best-validation weights (fit restored them); with k folds, those of the last fold.

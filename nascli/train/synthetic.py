@@ -20,6 +20,7 @@ from nascli.ga.cost import Analysis
 from nascli.ga.genome import Genome, InceptionSpec, parse_and_analyse
 from nascli.ga.module_operators import autoencoder_params
 from nascli.ga.modules import ModuleGenome, parse_module_genome
+from nascli.stop_rule import planned_stop
 from nascli.task import Result, Task
 
 ProgressCallback = Callable[[int, Mapping[str, Any]], None]
@@ -161,8 +162,15 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
     # Early stopping as a real trainer would: best epoch somewhere early, then `patience` more.
     best_epoch = min(epochs_limit, 1 + int(_unit_hash(genome, "epoch") * 20))
     epochs_run = min(epochs_limit, best_epoch + patience)
-    metrics = {"val_accuracy": validation, "val_loss": _loss(validation)}
+    curve = synthetic_curve(validation, best_epoch, epochs_run)
     seconds = max(0.0, float(task.task.get("synthetic_seconds") or 0.0))
+    stopped_at = planned_stop(task.train, curve)
+    if stopped_at is not None:  # the stop rule: fewer epochs, the accuracy reached by then
+        seconds *= stopped_at / epochs_run
+        curve, epochs_run, best_epoch = curve[:stopped_at], stopped_at, min(best_epoch, stopped_at)
+        test = _clamp(test - (validation - curve[-1]))
+        validation = curve[-1]
+    metrics = {"val_accuracy": validation, "val_loss": _loss(validation)}
     done_epochs = _sleep(seconds, epochs_run, progress, should_stop, metrics, bool(task.task.get("synthetic_busy")))
     elapsed = round(time.monotonic() - started, 6)
     if done_epochs < epochs_run:
@@ -194,8 +202,15 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
         epochs_run=epochs_run,
         best_epoch=best_epoch,
         train_seconds=elapsed,
-        extra={"synthetic": True},
+        extra={"synthetic": True, "curve": curve,
+               **({"stopped_at_epoch": stopped_at} if stopped_at is not None else {})},
     )
 
 
-__all__ = ["evaluate_synthetic", "synthetic_accuracies"]
+def synthetic_curve(validation: float, best_epoch: int, epochs: int) -> list[float]:
+    """Validation accuracy after each epoch: a straight rise from half to `validation` at `best_epoch`,
+    then flat (the epochs patience waits for)."""
+    return [_clamp(validation * (0.5 + 0.5 * min(epoch, best_epoch) / best_epoch)) for epoch in range(1, epochs + 1)]
+
+
+__all__ = ["evaluate_synthetic", "synthetic_accuracies", "synthetic_curve"]

@@ -86,6 +86,7 @@ class FitOutcome:
     val_accuracy: float | None
     train_seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_at_epoch: int | None = None  # the stop rule ended training here (nascli.stop_rule)
 
 
 def uses_channels_last(settings: TrainSettings, device: torch.device) -> bool:
@@ -166,8 +167,9 @@ def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: Any, se
 
 def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
         objective: Any, settings: TrainSettings, *, seed: int, progress: ProgressCallback | None = None,
-        should_stop: StopCheck | None = None) -> FitOutcome:
-    """Train `model` (already on the data's device) and restore its best-validation weights."""
+        should_stop: StopCheck | None = None, stop_early: Callable[[list[float]], bool] | None = None) -> FitOutcome:
+    """Train `model` (already on the data's device) and restore its best-validation weights.
+    `stop_early(validation accuracy curve so far)` is asked after each epoch (the stop rule)."""
     device = train_x.device
     started = time.perf_counter()
     channels_last = uses_channels_last(settings, device)
@@ -194,6 +196,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch, since_best, epoch = 0, 0, 0
     history: list[dict[str, Any]] = []
+    stopped_at: int | None = None
     train_values: dict[int, tuple[float, float | None]] = {}
 
     for epoch in range(1, epochs + 1):
@@ -260,6 +263,10 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
             progress(epoch, record)
         if since_best >= settings.patience or (proxy and steps >= settings.max_steps):
             break
+        curve = [record["val_accuracy"] for record in history]
+        if stop_early is not None and epoch < epochs and val_acc is not None and stop_early(curve):
+            stopped_at = epoch
+            break
 
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -267,7 +274,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
     train_loss, train_acc = train_values[best_epoch]
     return FitOutcome(best_epoch=best_epoch, epochs_run=epoch, train_loss=train_loss, train_accuracy=train_acc,
                       val_loss=best[0], val_accuracy=best[1], train_seconds=time.perf_counter() - started,
-                      history=history)
+                      history=history, stopped_at_epoch=stopped_at)
 
 
 def measure_latency(model: nn.Module, shape: tuple[int, ...], device: torch.device, *,

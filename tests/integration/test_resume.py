@@ -49,6 +49,9 @@ def run_state(url: str) -> dict:
             ] if final else None,
             "migrations": [(m.generation, m.from_island, m.to_island, by_id[m.individual_id])
                            for m in store.migrations(run.id)],
+            # the stop rule's decisions: (key, epoch it stopped at, the accuracy it reached)
+            "stopped": sorted((by_id[e.individual_id], e.result.extra["stopped_at_epoch"], e.result.val_accuracy)
+                              for e in evaluations if e.result and "stopped_at_epoch" in e.result.extra),
         }
     finally:
         store.close()
@@ -108,23 +111,32 @@ def run_exists(url: str) -> bool:
         store.close()
 
 
+# The stop rule's comparison curve (below-worst: the destination island's worst member) travels
+# with each task; a resumed run must send the same curves and so stop the same children.
+STOP_RULE = ["--set", "train.stop_rule=below-worst", "--set", "train.stop_margin=0.01", "--set",
+             "train.stop_min_epochs=2"]
+
+
 @pytest.mark.slow
-def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [pytest.param([], id="plain"), pytest.param(STOP_RULE, id="stop-rule")])
+def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path, extra: list[str]) -> None:
     env = environment()
     reference = f"sqlite:///{tmp_path / 'reference.db'}"
     subprocess.run(nas("run", "--preset", "synthetic-quick", "--seed", "7", "--workers", "2", "--db", reference,
-                       *SETTINGS), env=env, check=True, capture_output=True, timeout=300)
+                       *SETTINGS, *extra), env=env, check=True, capture_output=True, timeout=300)
     expected = run_state(reference)
     assert expected["status"] == "finished"
     children = [individual for individual in expected["individuals"] if individual[3] != "migration"]
     assert len(children) == 3 * 6 + 3 * 60
     # every migrant's copy is an individual of its destination island
     assert len(expected["individuals"]) == len(children) + len(expected["migrations"])
+    assert bool(expected["stopped"]) == bool(extra)  # the rule stopped children, and only when asked
 
     crashed = f"sqlite:///{tmp_path / 'crashed.db'}"
     rng = random.Random(2026)
     kills = 0
-    command = nas("run", "--preset", "synthetic-quick", "--seed", "7", "--workers", "2", "--db", crashed, *SETTINGS)
+    command = nas("run", "--preset", "synthetic-quick", "--seed", "7", "--workers", "2", "--db", crashed, *SETTINGS,
+                  *extra)
     for _ in range(60):
         driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # Kill points are chosen by progress, not by wall time, so a loaded machine still crashes the
@@ -159,3 +171,4 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path) -> None
     assert actual["evaluated"] == [key for key, *_ in expected["individuals"]]  # each exactly once
     assert actual["final_populations"] == expected["final_populations"]
     assert actual["migrations"] == expected["migrations"]
+    assert actual["stopped"] == expected["stopped"]

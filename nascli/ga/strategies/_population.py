@@ -27,10 +27,12 @@ def ranked(rule: FitnessRule, population: Sequence[Member], mode: bool) -> list[
 
 
 def best_member(rule: FitnessRule, members: Sequence[Member]) -> Member | None:
-    """The best by the primary metric (ties: the earlier one); what a report calls 'best'."""
-    if not members:
+    """The best by the primary metric (ties: the earlier one); what a report calls 'best'. A child
+    the stop rule ended (`stopped_at_epoch`) never is: None when every member was stopped."""
+    trained = [(i, m) for i, m in enumerate(members) if "stopped_at_epoch" not in m.metrics]
+    if not trained:
         return None
-    return max(enumerate(members), key=lambda im: (rule.primary_value(im[1].metrics), -im[0]))[1]
+    return max(trained, key=lambda im: (rule.primary_value(im[1].metrics), -im[0]))[1]
 
 
 def select_parents(rule: FitnessRule, pool: Sequence[Member], count: int, rng: random.Random, *,

@@ -165,6 +165,12 @@ class Strategy(ABC):
                 "outstanding": [list(p.key) for p in self._outstanding.values()],
                 "events": list(self.events), **self._state()}
 
+    def worst_living(self, island: int) -> Key | None:
+        """The key of the island's worst living member, the one a child must beat to enter
+        (`train.stop_rule = below-worst`); None for strategies without such a member, or while the
+        island's population is not full (any child enters then)."""
+        return None
+
     def living(self) -> list[tuple[int, Any, list[Key]]]:
         """Per island: (island, its generation or None, keys of its living members): what the driver
         mirrors into the store after every step, so strategies with populations make it cheap."""

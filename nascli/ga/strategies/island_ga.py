@@ -197,6 +197,12 @@ class IslandGA(GenerationalStrategy):
     def _budget_spent(self) -> bool:
         return min(self.completed) >= self.settings.generations
 
+    def worst_living(self, island: int) -> Key | None:
+        members = self.populations[island]
+        if len(members) < self.settings.population:
+            return None
+        return members[pop.worst_index(self.rule, members, pop.secondary_mode(self.rule, members))].key
+
     def living(self) -> list[tuple[int, Any, list[Key]]]:
         return [(island, self.completed[island], [tuple(m.key) for m in members])
                 for island, members in enumerate(self.populations)]

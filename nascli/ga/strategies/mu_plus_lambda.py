@@ -20,7 +20,7 @@ from nascli.ga.fitness import FitnessRule, has_metrics
 from nascli.ga.rng import rng_for
 from nascli.ga.selection import choose_operator
 from nascli.ga.strategies import _population as pop
-from nascli.ga.strategies.base import (MUTATIONS, GenerationalStrategy, Member, Outcome, Proposal, Variation,
+from nascli.ga.strategies.base import (MUTATIONS, GenerationalStrategy, Key, Member, Outcome, Proposal, Variation,
                                        operator_table)
 
 ATTEMPTS_PER_CHILD = 4  # bound on candidate draws per wanted child (duplicates are skipped)
@@ -106,6 +106,12 @@ class MuPlusLambda(GenerationalStrategy):
 
     def _budget_spent(self) -> bool:
         return self.completed >= self.generations
+
+    def worst_living(self, island: int) -> Key | None:
+        if len(self.population) < self.mu:
+            return None
+        return self.population[pop.worst_index(self.rule, self.population,
+                                               pop.secondary_mode(self.rule, self.population))].key
 
     def _state(self) -> dict[str, Any]:
         mode = pop.secondary_mode(self.rule, self.population)
