@@ -15,10 +15,11 @@ from typer.core import TyperGroup
 
 from nascli import __version__
 from nascli.commands import common
-from nascli.errors import NascliError
+from nascli.errors import NascliError, RunInterrupted
 from nascli.text import printable
 
 EXIT_BAD_INPUT = 2
+EXIT_RUN_BUSY = 3  # errors.RunBusy: another live driver holds the run (`nas resume --wait` waits for it)
 EXIT_INTERRUPTED = 130
 
 # (command name, module under nascli.commands); each module defines `command(...)`.
@@ -60,7 +61,8 @@ def render_error(error: NascliError) -> None:
 
 
 class NascliGroup(TyperGroup):
-    """Maps NascliError and click's usage errors to one line + exit 2 and Ctrl-C to exit 130, for every command."""
+    """Maps NascliError and click's usage errors to one line + exit 2 (or the error's own exit code)
+    and Ctrl-C to exit 130, for every command."""
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return [name for name, _ in COMMANDS]  # the order of COMMANDS, not alphabetical
@@ -76,9 +78,13 @@ class NascliGroup(TyperGroup):
             return super().invoke(ctx)
         except NascliError as error:
             render_error(error)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
+            raise typer.Exit(error.exit_code) from None
         except UsageError as error:
             self._fail(error, f"nas {ctx.invoked_subcommand}" if ctx.invoked_subcommand else None)
+        except RunInterrupted as interrupted:
+            common.error_console().print(f"interrupted — continue with: nas resume {interrupted.run_id}",
+                                         highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except KeyboardInterrupt:
             common.error_console().print("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -1,4 +1,5 @@
-"""Errors a user can cause. The CLI renders any NascliError as one line plus a hint, exit code 2."""
+"""Errors a user can cause. The CLI renders any NascliError as one line plus a hint, exit code 2
+(a kind of error with its own `exit_code` says so)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ class NascliError(Exception):
     """A problem the user can fix. `message` says what is wrong, `hint` how to fix it."""
 
     kind = "error"
+    exit_code = 2
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -58,3 +60,18 @@ class DeviceFault(DeviceError):
 
 class FileWriteError(NascliError):
     kind = "file"
+
+
+class RunBusy(NascliError):
+    """Another driver is alive and holds the run (its liveness token): not bad input, so exit 3."""
+
+    kind = "busy"
+    exit_code = 3
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a driver after it had cleaned up: the CLI says how to continue."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id

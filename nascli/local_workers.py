@@ -3,6 +3,8 @@
 They are ordinary workers (the same command a remote box runs), pinned to the run. On Linux each
 child asks the kernel to SIGTERM it when the driver dies, so a killed driver leaves no orphans
 holding leases; a worker's SIGTERM handler releases its task, so nothing is lost either way.
+Each runs in a process group of its own: a terminal's Ctrl-C reaches only the driver, which stops
+its workers with one SIGTERM each (as the `nas worker --gpus` launcher does).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class LocalWorkers:
                         stderr=subprocess.STDOUT,
                         env=child_env,
                         preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                        process_group=0,
                     )
                 )
 

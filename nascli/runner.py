@@ -27,7 +27,7 @@ from typing import Any
 
 from nascli.config import RunConfig, input_shape, search_space_of, task_for, training_config_hash, validate_stored
 from nascli.devices import visible_gpu_count
-from nascli.errors import NascliError, StoreError
+from nascli.errors import NascliError, RunBusy, RunInterrupted, StoreError
 from nascli.ga.genome import parse_genome
 from nascli.ga.operators import minimal_genome
 from nascli.ga.rng import stream_seed
@@ -36,9 +36,14 @@ from nascli.ga.strategies import (Outcome, Proposal, ReplayError, Strategy, cano
 from nascli.stop_rule import StopCurves
 from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, QueueLimits, RunInfo, Store, open_store
 from nascli.metrics import OUTCOME_METRICS, Ranking
+from nascli.store.driver_token import DriverToken, driver_token
 
-# How long a dead driver blocks `nas resume` without --force; tests shorten it.
+# The driver lease: renewed by every step (its write fence) and every lease/3 s while idle. A dead
+# driver's liveness token frees its run at once; the lease only makes `--force` wait (a driver on an
+# unreachable host) and fences a paused one. Tests shorten it.
 DRIVER_LEASE_SECONDS = float(os.environ.get("NASCLI_DRIVER_LEASE_SECONDS", "30"))
+WAIT_POLL_SECONDS = 0.5  # how often `nas resume --wait` tries the token
+FAILED_EVENT = "failed"  # {"reason", "hint"}: why the run was marked failed
 ASK_EVENT = "ask"
 FINAL_EVENT = "final"  # the strategy's snapshot when the budget is spent (populations, best, front)
 
@@ -72,6 +77,8 @@ class Progress:
     failure_kinds: dict[str, int] = field(default_factory=dict)  # error kind -> evaluations, at the end
     budget: int | None = None  # evaluations the strategy plans (None: open-ended)
     cache_sources: list[str] = field(default_factory=list)  # other runs whose results this one reused
+    # resume: evaluations a dead driver's workers still hold, (id, seconds their lease runs); [] once done
+    waiting_on: list[tuple[int, float]] = field(default_factory=list)
 
 
 def outcome_of(key: tuple[int, int, int], finished: FinishedEvaluation) -> Outcome:
@@ -175,30 +182,56 @@ class Driver:
         self.cache_sources: set[str] = set()  # other runs whose results were reused
         self.done_count = 0
         self.stop_curves = StopCurves(self.cfg.train, self.strategy)
-        self._lease_renewed = 0.0
+        self._lease_renewed = self._token_checked = 0.0
         self._workers_counted = -1e9
         self._status_checked = 0.0
+        self.token: DriverToken | None = None  # the run's liveness token (see acquire)
+        self.token_held = False
+        self.inherited: set[int] = set()  # evaluations running when this driver took the run over
 
-    # ---------------------------------------------------------------- lease
-    def acquire(self, force: bool = False) -> None:
-        if not self.store.acquire_driver_lease(self.run.id, self.owner, DRIVER_LEASE_SECONDS, force=force):
-            current = self.store.get_run(self.run.id)
-            remaining = (current.driver_lease_expires_at or 0) - self.store.db_now()
-            if remaining > 0:
-                raise NascliError(
-                    f"run {self.run.id} is being driven by {current.driver_owner} (its lease runs {remaining:.0f} s more)",
-                    hint="one driver per run; if that driver is dead, wait for the lease to expire and use "
-                         "`nas resume --force`")
-            raise NascliError(f"run {self.run.id} has an expired driver lease held by {current.driver_owner}",
-                              hint=f"if that driver is dead, take over with `nas resume {self.run.id} --force`")
-        self._lease_renewed = time.monotonic()
+    # ---------------------------------------------------------------- token and lease
+    def acquire(self, force: bool = False, wait: bool = False) -> None:
+        """Become the run's driver. The liveness token first: whoever can take it knows the previous
+        driver is dead (or cut off), and takes the lease over at once. A held token means a live
+        driver: RunBusy, or with `wait` try again until it ends. `force`: a driver on an unreachable
+        host keeps its token (its session lingers) but cannot renew its lease; take an expired lease
+        without the token (it is taken later, when that session ends)."""
+        self.token = driver_token(self.store, self.run.id)
+        while True:
+            self.token_held = self.token.try_acquire()
+            if self.token_held:
+                self.store.acquire_driver_lease(self.run.id, self.owner, DRIVER_LEASE_SECONDS, takeover=True)
+                break
+            if force and self.store.acquire_driver_lease(self.run.id, self.owner, DRIVER_LEASE_SECONDS, force=True):
+                break
+            if not wait:
+                raise self._busy(force)
+            time.sleep(WAIT_POLL_SECONDS)
+        self._lease_renewed = self._token_checked = time.monotonic()
+
+    def _busy(self, force: bool) -> RunBusy:
+        current = self.store.get_run(self.run.id)
+        remaining = (current.driver_lease_expires_at or 0) - self.store.db_now()
+        lease = f"its lease runs {remaining:.0f} s more" if remaining > 0 else "its lease has expired"
+        if force and remaining > 0:
+            hint = f"--force takes over an expired lease only; wait for it with `nas resume {self.run.id} --wait`"
+        else:
+            hint = (f"one driver per run: stop that one, or wait for it with `nas resume {self.run.id} --wait`; "
+                    f"if it runs on a host that cannot be reached, `nas resume {self.run.id} --force` takes "
+                    "over once its lease has expired")
+        return RunBusy(f"run {self.run.id} is being driven by a live driver, {current.driver_owner or 'starting'} "
+                       f"({lease})", hint=hint)
 
     def renew(self) -> None:
+        """Between steps: check the token now and then, and keep the lease while idle (every step
+        renews it anyway, see _fenced)."""
+        if time.monotonic() - self._token_checked >= DRIVER_LEASE_SECONDS / 3:
+            self._token_checked = time.monotonic()
+            self._check_token()
         if time.monotonic() - self._lease_renewed < DRIVER_LEASE_SECONDS / 3:
             return
         if not self.store.renew_driver_lease(self.run.id, self.owner, DRIVER_LEASE_SECONDS):
-            raise DriverLeaseLost(f"another driver took run {self.run.id} over; this one stops",
-                                  hint="nothing is lost: the other driver continues from the database")
+            raise self._lost()
         self._lease_renewed = time.monotonic()
 
     def check_cancelled(self) -> None:
@@ -209,11 +242,49 @@ class Driver:
         if self.store.run_status(self.run.id) == "cancelled":
             raise RunCancelled(f"run {self.run.id} was cancelled", hint=f"see what it found: `nas report {self.run.id}`")
 
+    def _check_token(self) -> None:
+        if self.token is None:
+            return
+        if not self.token_held:  # taken with --force: take the token once the old driver's session ends
+            try:
+                self.token_held = self.token.try_acquire()
+            except StoreError:
+                pass
+        elif not self.token.still_held():
+            raise self._lost()
+
+    def _lost(self) -> DriverLeaseLost:
+        return DriverLeaseLost(f"another driver took run {self.run.id} over; this one stops",
+                               hint="nothing is lost: the other driver continues from the database")
+
+    def _fenced(self, work: Callable[[], Any], *, what: str) -> Any:
+        """`work` as one transaction that first renews this driver's lease: if another driver took
+        the run over (a paused or cut-off driver coming back), nothing of it is written."""
+
+        def fenced() -> Any:
+            if not self.store.renew_driver_lease(self.run.id, self.owner, DRIVER_LEASE_SECONDS):
+                raise self._lost()
+            return work()
+
+        result = self.store.atomically(fenced, what=what)
+        self._lease_renewed = time.monotonic()
+        return result
+
+    def set_status(self, status: str) -> None:
+        """The run's status, unless another driver has taken the run over."""
+        self.store.set_run_status(self.run.id, status, driver=self.owner)
+
+    def fail(self, error: NascliError) -> None:
+        mark_failed(self.store, self.run.id, error, driver=self.owner)
+
     def release(self) -> None:
         try:
             self.store.release_driver_lease(self.run.id, self.owner)
         except StoreError:
             pass  # the lease expires by itself
+        if self.token is not None:  # after the lease: a free token means no live driver
+            self.token.release()
+            self.token_held = False
 
     # ---------------------------------------------------------------- replay (nas resume)
     def replay(self) -> None:
@@ -316,7 +387,7 @@ class Driver:
 
         if population is None and plan is None:
             return False
-        written = self.store.atomically(writes, what="record a driver step")
+        written = self._fenced(writes, what="record a driver step")
         if population is not None:
             self._population_written(population)
         if plan is not None:
@@ -343,7 +414,7 @@ class Driver:
         """Record the children and get each an evaluation: from the cache, by waiting for an identical
         genome already in flight, or by queueing it. `recovering`: rows may exist already (resume)."""
         plan = self._plan_issue(proposals, recovering=recovering)
-        self._issued(plan, self.store.atomically(lambda: self._write_issue(plan), what="record children"))
+        self._issued(plan, self._fenced(lambda: self._write_issue(plan), what="record children"))
 
     def _plan_issue(self, proposals: list[Proposal], *, recovering: bool = False) -> "_IssuePlan":
         """Decide, without writing, what each child gets (reads: the cache, and rows left by a crash)."""
@@ -406,6 +477,8 @@ class Driver:
         for evaluation in plan.existing.values():
             if evaluation.status in ("pending", "running"):
                 self.in_flight[evaluation.genome_hash] = evaluation.id
+            if evaluation.status == "running":
+                self.inherited.add(evaluation.id)
         queued = iter(evaluation_ids)
         for proposal, row, individual_id, (action, cached) in zip(plan.proposals, plan.rows, ids, plan.actions):
             if self.individual_ids.get(proposal.key) != individual_id:
@@ -444,7 +517,7 @@ class Driver:
         only record, so a crash can never write one twice) with each migrant's copy as an individual
         of its destination island, who is no longer alive, island generations."""
         changes = self._population_changes()
-        self.store.atomically(lambda: self._write_population(changes), what="record population changes")
+        self._fenced(lambda: self._write_population(changes), what="record population changes")
         self._population_written(changes)
 
     def _population_changes(self) -> "_PopulationChanges":
@@ -542,8 +615,10 @@ class Driver:
                 if on_step is not None:
                     on_step()
         self._record_population_changes()
+
         if not self.final_recorded:
-            self.store.append_event(self.run.id, FINAL_EVENT, self.strategy.snapshot())
+            self._fenced(lambda: self.store.append_event(self.run.id, FINAL_EVENT, self.strategy.snapshot()),
+                         what="record the final populations")
             self.final_recorded = True
 
     def progress(self, workers_alive: int, started: float) -> Progress:
@@ -551,7 +626,37 @@ class Driver:
                         evaluations_done=self.done_count, cache_hits=self.cache_hits, workers_alive=workers_alive,
                         started=started, finished=self.strategy.finished, best=self.best,
                         budget=self.budget,
-                        cache_sources=sorted(self.cache_sources))
+                        cache_sources=sorted(self.cache_sources),
+                        waiting_on=self._waiting_on())
+
+    def _waiting_on(self) -> list[tuple[int, float]]:
+        """The inherited evaluations still running, with the seconds their leases run (a dead
+        driver's external workers may finish them, or the leases expire and others take them)."""
+        if not self.inherited:
+            return []
+        now = self.store.db_now()
+        waiting = []
+        for evaluation_id in sorted(self.inherited):
+            evaluation = self.store.evaluation(evaluation_id)
+            if evaluation.status == "running" and evaluation.lease_expires_at is not None:
+                waiting.append((evaluation_id, max(0.0, evaluation.lease_expires_at - now)))
+            else:
+                self.inherited.discard(evaluation_id)
+        return waiting
+
+
+def mark_failed(store: Store, run_id: str, error: NascliError, *, driver: str = "") -> None:
+    """Mark the run failed, with the reason as a `failed` event, unless another driver than
+    `driver` holds it now (it carries on). "" : a run no driver has taken yet."""
+
+    def write() -> None:
+        if store.set_run_status(run_id, "failed", driver=driver) is not None:
+            store.append_event(run_id, FAILED_EVENT, {"reason": error.message, "hint": error.hint})
+
+    try:
+        store.atomically(write, what="mark the run failed")
+    except StoreError:
+        pass  # the database itself is what failed: the run stays as it was, and resumable
 
 
 def _counts(keys: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], int]:
@@ -607,6 +712,13 @@ def live_worker_count(store: Store, window_seconds: float) -> int:
     return sum(1 for worker in store.workers() if worker.last_seen_at >= recent)
 
 
+def _ignore_stop_signals() -> None:
+    # While the driver cleans up after the first stop signal: a second Ctrl-C must not cut the
+    # workers' release or the lease release short (the cleanup is bounded by LocalWorkers.stop).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def queue_limits(cfg: RunConfig) -> QueueLimits:
     return QueueLimits(max_attempts=cfg.worker.max_attempts, max_lease_expiries=cfg.worker.max_lease_expiries)
 
@@ -646,6 +758,9 @@ def plan_local_workers(cfg: RunConfig, workers: int | None) -> LocalWorkerPlan:
 
 
 def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, view: View, resumed: bool) -> int:
+    """Drive the run to its end with local workers. Ctrl-C/SIGTERM: workers release their tasks, the
+    run is marked interrupted, RunInterrupted. Any other NascliError (except a takeover) marks the
+    run failed with the reason before it propagates."""
     from nascli.local_workers import LocalWorkers
 
     cfg = driver.cfg
@@ -655,7 +770,6 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
     driver.count_external_workers = count == 0
     if plan.note:
         view.note(plan.note)
-    view.started(driver.run, resumed)
     started = time.time()
     pool = LocalWorkers(db_url=db_url, run_id=driver.run.id, count=count, devices=plan.devices) if count else None
     last_view = 0.0
@@ -666,28 +780,44 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
             view.update(driver.progress(pool.alive() if pool else 0, started))
             last_view = time.monotonic()
 
-    previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    previous_handlers = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    interrupted = False
     try:
-        store.set_run_status(driver.run.id, "running")
+        view.started(driver.run, resumed)
+        driver.set_status("running")
         if pool:
             pool.start()
+        on_step()  # at once: a resumed run says what it is waiting on
         driver.drive(on_step=on_step, workers_gone=(lambda: pool.alive() == 0) if pool else (lambda: False))
-        return conclude(store, driver.progress(pool.alive() if pool else 0, started), view)
+        return conclude(store, driver.progress(pool.alive() if pool else 0, started), view, driver=driver.owner)
     except RunCancelled:
-        return conclude(store, driver.progress(pool.alive() if pool else 0, started), view, cancelled=True)
+        return conclude(store, driver.progress(pool.alive() if pool else 0, started), view, cancelled=True,
+                        driver=driver.owner)
     except KeyboardInterrupt:
-        store.set_run_status(driver.run.id, "interrupted")
+        interrupted = True
+        _ignore_stop_signals()
+    except DriverLeaseLost:
+        raise
+    except NascliError as error:
+        driver.fail(error)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
-        if pool:
-            pool.stop()
-        driver.release()
-        view.close()
+        try:
+            if pool:
+                pool.stop()  # every worker has released its task before the run is marked
+            if interrupted:
+                driver.set_status("interrupted")
+            driver.release()
+            view.close()
+        finally:
+            signal.signal(signal.SIGINT, previous_handlers[0])
+            signal.signal(signal.SIGTERM, previous_handlers[1])
+    raise RunInterrupted(driver.run.id)
 
 
-def conclude(store: Store, progress: Progress, view: View, *, cancelled: bool = False) -> int:
-    """Record how the run ended and show it; the exit code: 0 finished, 1 cancelled or every evaluation failed."""
+def conclude(store: Store, progress: Progress, view: View, *, cancelled: bool = False, driver: str | None = None) -> int:
+    """Record how the run ended and show it; the exit code: 0 finished, 1 cancelled or every evaluation failed.
+    `driver`: the status is written only while that owner holds the run (see Store.set_run_status)."""
     from nascli.store.reports import ReportQueries
 
     progress.finished = True
@@ -697,7 +827,7 @@ def conclude(store: Store, progress: Progress, view: View, *, cancelled: bool = 
     else:
         nothing_done = progress.queue.get("done", 0) == 0 and progress.queue.get("failed", 0) > 0
         progress.status = "failed" if nothing_done else "finished"
-        store.set_run_status(progress.run.id, progress.status)
+        store.set_run_status(progress.run.id, progress.status, driver=driver)
     view.update(progress)
     return 0 if progress.status == "finished" else EXIT_RUN_FAILED
 
@@ -722,16 +852,21 @@ def start_run(cfg: RunConfig, *, db_url: str, workers: int | None, preset: str |
         refuse_second_run_named(store, cfg.run.name)
         run = store.create_run(cfg.run.name or "", cfg.run.strategy, preset, cfg.run.seed,
                                cfg.model_dump(mode="json"))
-        driver = Driver(store, run, cfg)
+        try:
+            driver = Driver(store, run, cfg)
+        except NascliError as error:  # e.g. a seed genome the strategy cannot use: the run row exists
+            mark_failed(store, run.id, error)
+            raise
         driver.acquire()
         return _execute(store, driver, db_url=db_url, workers=workers, view=view or View(), resumed=False)
     finally:
         store.close()
 
 
-def resume_run(run_ref: str | None, *, db_url: str, workers: int | None, force: bool = False,
+def resume_run(run_ref: str | None, *, db_url: str, workers: int | None, force: bool = False, wait: bool = False,
                view: View | None = None) -> int:
-    """Continue a run from the database: replay its log, re-own what was in flight, drive on."""
+    """Continue a run from the database: take it over (see Driver.acquire), replay its log,
+    re-own what was in flight, drive on."""
     store = open_store(db_url)
     try:
         run = store.get_run(run_ref) if run_ref else newest_unfinished(store)
@@ -741,13 +876,18 @@ def resume_run(run_ref: str | None, *, db_url: str, workers: int | None, force: 
         cfg = validate_stored(run.id, run.config)
         store.limits = queue_limits(cfg)
         driver = Driver(store, run, cfg)
-        driver.acquire(force=force)
+        driver.acquire(force=force, wait=wait)
         try:
             driver.replay()
         except ReplayError as error:
             driver.release()
             raise NascliError(f"cannot resume run {run.id}: {error}",
                               hint="the run was recorded by a different nascli version or configuration") from None
+        except NascliError as error:
+            if not isinstance(error, DriverLeaseLost):
+                driver.fail(error)
+            driver.release()
+            raise
         except BaseException:
             driver.release()
             raise

@@ -469,12 +469,18 @@ def _with_claim(task: Task, claim) -> Task:
 
 
 def install_signal_handlers(worker: Worker) -> None:
-    """First SIGTERM/SIGINT: stop claiming, release the task, exit 0. A second one: exit now."""
+    """First SIGTERM/SIGINT: stop claiming, release the task, exit 0. The same signal again: exit
+    now. The other one is the same stop request (a terminal's Ctrl-C, then its parent's SIGTERM)."""
+    first: list[int] = []
 
     def handle(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
-        if worker.stopping.is_set():
+        if worker.stopping.is_set() and signum in first:
             log.warning("%s second signal: exiting without waiting", worker.worker_id)
             os._exit(130)
+        if worker.stopping.is_set():
+            log.info("%s got %s too: still stopping", worker.worker_id, signal.Signals(signum).name)
+            return
+        first.append(signum)
         log.info("%s got %s: stopping, releasing the current task", worker.worker_id, signal.Signals(signum).name)
         worker.request_stop()
 

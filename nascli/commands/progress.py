@@ -81,6 +81,15 @@ class _Clock:
         return max(0.0, (now - started) / done * (progress.budget - progress.evaluations_done))
 
 
+def waiting_line(progress: "Progress", shown: int = 4) -> str | None:
+    """Resume: the evaluations a dead driver's workers still hold and how long their leases run."""
+    if not progress.waiting_on:
+        return None
+    listed = ", ".join(f"{evaluation_id} ({seconds:.0f} s)" for evaluation_id, seconds in progress.waiting_on[:shown])
+    more = f" and {len(progress.waiting_on) - shown} more" if len(progress.waiting_on) > shown else ""
+    return f"waiting on evaluations still held by workers, with their leases' remaining time: {listed}{more}"
+
+
 def render(progress: "Progress", eta: float | None = None) -> Group:
     snapshot = progress.snapshot
     elapsed = max(1e-9, time.time() - progress.started)
@@ -103,6 +112,9 @@ def render(progress: "Progress", eta: float | None = None) -> Group:
     if waiting_for_workers(progress):
         parts.append(Text.assemble(("waiting for `nas worker` processes", "yellow"),
                                    (f" — start one in another shell: {worker_hint(progress)}", "")))
+    waiting = waiting_line(progress)
+    if waiting:
+        parts.append(Text(waiting, style="yellow"))
     islands = snapshot.get("islands")
     if islands:
         generations = generations_planned(progress)
@@ -193,6 +205,9 @@ class LiveView:
                 self._said_waiting = True
                 self.console.print(f"waiting for `nas worker` processes — start one in another shell: "
                                    f"{worker_hint(progress)}", markup=False, highlight=False)
+            waiting = waiting_line(progress)
+            if waiting:
+                self.console.print(waiting, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self.live is not None:

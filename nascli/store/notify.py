@@ -34,9 +34,10 @@ CHANNELS = (WORK_CHANNEL, RESULT_CHANNEL)
 # pooler in transaction mode (pgbouncer), where LISTEN does not work.
 LISTEN_ENV = "NASCLI_LISTEN"
 
-# Dead-peer detection for the idle LISTEN connection (libpq parameters): a partitioned link is
-# noticed in about keepalives_idle + interval * count seconds; callers poll meanwhile anyway.
-_LISTEN_CONNECT_ARGS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
+# Dead-peer detection for an idle connection of our own (libpq parameters; LISTEN here, the driver's
+# liveness token in driver_token.py): a partitioned link is noticed in about keepalives_idle +
+# interval * count seconds; callers poll meanwhile anyway.
+KEEPALIVE_CONNECT_ARGS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
                         "keepalives_count": 3, "tcp_user_timeout": 20_000, "application_name": "nascli-listen"}
 _NOTIFIES_SLICE_SECONDS = 0.5  # how often the listener thread looks at its close flag
 _RECONNECT_FIRST, _RECONNECT_MAX = 0.5, 10.0
@@ -102,7 +103,7 @@ def open_waiter(store: Any, channel: str, run_id: str | None = None) -> Waiter:
     if engine is None or getattr(store, "backend", None) != "postgresql" or not listening_enabled():
         return waiter
     cargs, cparams = engine.dialect.create_connect_args(engine.url)
-    waiter._listener = _Listener(waiter, channel, run_id, list(cargs), {**cparams, **_LISTEN_CONNECT_ARGS})
+    waiter._listener = _Listener(waiter, channel, run_id, list(cargs), {**cparams, **KEEPALIVE_CONNECT_ARGS})
     waiter._listener.start()
     return waiter
 

@@ -326,32 +326,44 @@ class Store(QueueOperations, RunManagement):
 
         return self._read(body, what="list runs")
 
-    def set_run_status(self, run_id: str, status: str) -> RunInfo:
-        """Set the run's status (one of RUN_STATUSES); terminal ones also stamp finished_at."""
+    def set_run_status(self, run_id: str, status: str, *, driver: str | None = None) -> RunInfo | None:
+        """Set the run's status (one of RUN_STATUSES); terminal ones also stamp finished_at.
+        `driver`: only while the run's driver lease is that owner's or nobody's (a driver that was
+        taken over must not overwrite the new driver's status); None when it is not."""
         if status not in RUN_STATUSES:
             raise StoreError(f"unknown run status {status!r}", hint=f"one of {', '.join(RUN_STATUSES)}")
 
-        def body(conn: Connection) -> RunInfo:
+        def body(conn: Connection) -> RunInfo | None:
             now = self._now()
             values: dict[str, Any] = {"status": status, "updated_at": now}
             values["finished_at"] = now if status in TERMINAL_RUN_STATUSES else None
-            row = conn.execute(sa.update(R).where(R.c.id == run_id).values(**values).returning(*R.c)).first()
+            where = [R.c.id == run_id]
+            if driver is not None:
+                where.append(sa.or_(R.c.driver_owner.is_(None), R.c.driver_owner == driver))
+            row = conn.execute(sa.update(R).where(*where).values(**values).returning(*R.c)).first()
             if row is None:
+                if driver is not None and conn.execute(sa.select(R.c.id).where(R.c.id == run_id)).first() is not None:
+                    return None
                 raise self._run_not_found(conn, run_id)
             return convert.run_info(row)
 
         return self._write(body, what="set run status")
 
     # ---------------------------------------------------------------- driver lease
-    def acquire_driver_lease(self, run_id: str, owner: str, seconds: float, force: bool = False) -> bool:
+    def acquire_driver_lease(self, run_id: str, owner: str, seconds: float, force: bool = False,
+                             takeover: bool = False) -> bool:
         """Become the run's one driver for `seconds` (database clock). True if the lease was free
         (never taken or released) or already `owner`'s; an expired lease of another owner only
-        with `force` (`nas resume --force`). A live lease of another owner is never taken."""
+        with `force` (`nas resume --force`). `takeover`: the caller holds the run's liveness token
+        (store.driver_token), so whoever holds the lease is dead or cut off: take it, live or not;
+        that driver's next fenced write (renew_driver_lease) fails."""
 
         def body(conn: Connection) -> bool:
             now = self._now()
             takeable = sa.or_(R.c.driver_owner.is_(None), R.c.driver_owner == owner)
-            if force:
+            if takeover:
+                takeable = sa.true()
+            elif force:
                 takeable = sa.or_(takeable, R.c.driver_lease_expires_at < now)
             updated = conn.execute(sa.update(R).where(R.c.id == run_id, takeable).values(
                 driver_owner=owner, driver_lease_expires_at=now + float(seconds), updated_at=now)).rowcount
@@ -362,7 +374,9 @@ class Store(QueueOperations, RunManagement):
         return self._write(body, what="acquire driver lease")
 
     def renew_driver_lease(self, run_id: str, owner: str, seconds: float) -> bool:
-        """Extend `owner`'s lease; False if someone else holds it now (stop driving)."""
+        """Extend `owner`'s lease; False if someone else holds it now (stop driving). Called inside
+        a driver step's transaction it is the step's fence: on PostgreSQL the row lock it takes
+        orders it against a takeover, so a paused driver never writes after one."""
 
         def body(conn: Connection) -> bool:
             now = self._now()

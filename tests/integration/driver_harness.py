@@ -1,0 +1,97 @@
+"""Helpers for the driver process tests: real `nas run` / `nas resume` processes on a long synthetic
+run, their output lines, and the run's row as the database has it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from nascli.store import open_store
+
+# Long enough never to finish during a test; quick evaluations so results keep arriving.
+LONG_RUN = ["--preset", "synthetic-quick", "--set", "task.synthetic_seconds=0.05", "--set", "ga.generations=100000"]
+
+
+def nas(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nascli", *args]
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+    env.pop("NAS_DB_URL", None)
+    return env
+
+
+class Driver:
+    """A `nas run`/`nas resume` process whose stdout and stderr are collected by a thread."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(nas(*args), env=env or environment(), stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_line(self, marker: str, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if marker in line:
+                    return line
+            if self.process.poll() is not None:
+                self._reader.join(5)
+                if any(marker in line for line in self.lines):
+                    continue
+                raise AssertionError(f"exited {self.process.returncode} without {marker!r}:\n{self.output}")
+            time.sleep(0.02)
+        raise AssertionError(f"no {marker!r} within {timeout} s:\n{self.output}")
+
+    def wait(self, timeout: float = 60) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.wait()
+
+
+def run_row(url: str, run_id: str):
+    store = open_store(url)
+    try:
+        return store.get_run(run_id)
+    finally:
+        store.close()
+
+
+def finished_evaluations(url: str, run_id: str) -> int:
+    store = open_store(url)
+    try:
+        counts = store.queue_counts(run_id)
+        return counts["done"] + counts["failed"]
+    finally:
+        store.close()
+
+
+def start_long_run(url: str, *extra: str) -> tuple[Driver, str]:
+    """A driver of a run that will not finish, once it has folded a result; (driver, run id)."""
+    driver = Driver("run", *LONG_RUN, "--workers", "1", "--db", url, *extra)
+    run_id = driver.wait_for_line("started run").split()[-1]
+    deadline = time.monotonic() + 90
+    while finished_evaluations(url, run_id) < 1:
+        assert time.monotonic() < deadline, f"no result within 90 s:\n{driver.output}"
+        assert driver.process.poll() is None, driver.output
+        time.sleep(0.1)
+    return driver, run_id
