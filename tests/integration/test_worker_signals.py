@@ -43,6 +43,23 @@ def test_sigterm_stops_claiming_releases_and_exits_0(backend, tmp_path):
         assert re.search(r"released (evaluation \d+ )?for another worker", log_text(tmp_path / "logs"))
 
 
+def test_sigint_then_sigterm_is_one_stop_request(tmp_path):
+    # A terminal's Ctrl-C, then the parent's SIGTERM a moment later: the worker still releases its
+    # task and exits 0 (only the same signal twice means "exit now").
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    run_id = prepare_run(url, synthetic_tasks(2, seconds=60))
+    store = open_store(url)
+    try:
+        worker = start_worker(url, tmp_path / "logs", "--run", run_id, "--lease", "30")
+        wait_for(lambda: running(store, run_id), 30, "the worker to claim a task")
+        worker.send_signal(signal.SIGINT)
+        worker.send_signal(signal.SIGTERM)
+        assert wait_all([worker], timeout=10) == [0]
+        assert [row.status for row in store.evaluations(run_id)] == ["pending"] * 2
+    finally:
+        store.close()
+
+
 def test_idle_worker_exits_within_a_second_of_sigterm(tmp_path):
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     prepare_run(url, [])
