@@ -63,41 +63,39 @@ class FileToken:
 
 
 class AdvisoryLockToken:
+    """The lock lives as long as the connection's session; one connection serves every attempt."""
+
     def __init__(self, connect_args: list[Any], connect_params: dict[str, Any], run_id: str) -> None:
         self.connect_args, self.connect_params, self.run_id = connect_args, connect_params, run_id
         self._connection: Any = None
+        self._held = False
 
     def try_acquire(self) -> bool:
         import psycopg
 
         try:
-            return self._lock_on_new_connection()
+            return self._try_lock()
         except psycopg.Error as error:
+            self.release()
             raise StoreError(f"cannot take the driver token of run {self.run_id}: {str(error).strip().splitlines()[0]}",
                              hint="check that the database server is up and reachable") from error
 
-    def _lock_on_new_connection(self) -> bool:
+    def _try_lock(self) -> bool:
         import psycopg
 
-        self.release()
-        connection = psycopg.connect(*self.connect_args, **self.connect_params, autocommit=True)
-        try:
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(*self.connect_args, **self.connect_params, autocommit=True)
             for setting in _SERVER_KEEPALIVES:  # so the server also notices a vanished host, not only a dead process
-                connection.execute(setting)
-            taken = connection.execute(f"SELECT pg_try_advisory_lock({_PG_KEY})", (self.run_id,)).fetchone()[0]
-        except BaseException:
-            connection.close()
-            raise
-        if not taken:
-            connection.close()
-            return False
-        self._connection = connection
-        return True
+                self._connection.execute(setting)
+        if not self._held:
+            self._held = self._connection.execute(f"SELECT pg_try_advisory_lock({_PG_KEY})",
+                                                  (self.run_id,)).fetchone()[0]
+        return self._held
 
     def still_held(self) -> bool:
         import psycopg
 
-        if self._connection is None:
+        if not self._held:
             return False
         try:
             self._connection.execute("SELECT 1")
@@ -111,7 +109,7 @@ class AdvisoryLockToken:
             return True  # the server is unreachable: so is any other driver's takeover; the lease decides
 
     def release(self) -> None:
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._held = self._connection, None, False
         if connection is not None:
             try:
                 connection.close()  # ends the session: the server drops the advisory lock

@@ -135,3 +135,34 @@ def test_an_error_after_the_run_exists_marks_it_failed_with_the_reason(store_url
         store.close()
     assert run.status == "failed"
     assert len(failed) == 1 and "bad module layer" in failed[0]["reason"]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_driver_whose_token_connection_was_cut_is_taken_over_and_stops(pg_schema_url: str) -> None:
+    import psycopg
+    from worker_harness import libpq_dsn
+
+    driver, run_id = start_long_run(pg_schema_url)
+    driver.process.send_signal(signal.SIGSTOP)  # paused, so it cannot take its token again before the resume does
+    with psycopg.connect(libpq_dsn(pg_schema_url.split("?")[0]), autocommit=True) as admin:
+        schema = pg_schema_url.rsplit("%3D", 1)[1]
+        (cut,) = admin.execute(  # the session holding this run's advisory lock: the driver's token connection
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND "
+            "((classid::bigint << 32) | objid::bigint) = hashtextextended('nascli-driver:' || %s || ':' || %s, 0)",
+            (schema, run_id)).fetchone()
+    assert cut
+    resumed = Driver("resume", run_id, "--workers", "1", "--db", pg_schema_url)
+    try:
+        resumed.wait_for_line(f"resuming run {run_id}")
+        driver.process.send_signal(signal.SIGCONT)
+        assert driver.wait(60) == 2, driver.output  # its next fenced step (or token check) finds the takeover
+        assert f"another driver took run {run_id} over" in driver.output
+        assert resumed.process.poll() is None
+    finally:
+        driver.process.send_signal(signal.SIGCONT)
+        driver.kill()
+        resumed.process.send_signal(signal.SIGINT)
+        assert resumed.wait() == 130, resumed.output
+    assert run_row(pg_schema_url, run_id).status == "interrupted"
+    assert_nothing_written_twice(pg_schema_url, run_id)
