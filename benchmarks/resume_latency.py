@@ -5,7 +5,7 @@ times: let the current driver work for a moment, SIGKILL it, start `nas resume R
 at once (no --force, no waiting) and time from the SIGKILL to the resumed driver's "resuming run"
 line. That line is printed after it took the run's liveness token and driver lease and replayed the
 log, i.e. when it is driving; the script also checks that the run's driver lease changed owner.
-Prints one JSON object (seconds); asserts nothing about time. Python start-up and imports are
+Prints one JSON object (seconds) and writes it to --json; asserts nothing about time. Python start-up and imports are
 part of the figure (a user pays them too).
 
     python benchmarks/resume_latency.py                      # SQLite in a temporary directory
@@ -23,9 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from nascli.store import open_store
 
+HERE = Path(__file__).resolve().parent
 SETTINGS = ["--set", "task.synthetic_seconds=0.05", "--set", "ga.generations=100000", "--workers", "1"]
 
 
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--db", help="database URL (default: a SQLite file in a temporary directory)")
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--work-seconds", type=float, default=1.0, help="how long each driver drives before the kill")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "resume_latency.json")
     options = parser.parse_args()
     directory = tempfile.mkdtemp(prefix="nascli-resume-latency-")
     url = options.db or f"sqlite:///{directory}/nas.db"
@@ -93,9 +96,13 @@ def main() -> None:
                 os.system(f"py-spy dump --pid {driver.pid}")
                 driver.kill()
     backend = url.split(":", 1)[0].split("+")[0]
-    print(json.dumps({"backend": backend, "kills": len(latencies), "median_s": round(statistics.median(latencies), 3),
-                      "max_s": round(max(latencies), 3), "min_s": round(min(latencies), 3),
-                      "all_s": [round(x, 3) for x in latencies]}))
+    figures = json.dumps({"backend": backend, "kills": len(latencies),
+                          "median_s": round(statistics.median(latencies), 3), "max_s": round(max(latencies), 3),
+                          "min_s": round(min(latencies), 3), "load_average": os.getloadavg(),
+                          "all_s": [round(x, 3) for x in latencies]})
+    print(figures)
+    options.json.parent.mkdir(parents=True, exist_ok=True)
+    options.json.write_text(figures + "\n")
 
 
 if __name__ == "__main__":
