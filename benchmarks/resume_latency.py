@@ -93,7 +93,6 @@ def main() -> None:
             try:
                 driver.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.system(f"py-spy dump --pid {driver.pid}")
                 driver.kill()
     backend = url.split(":", 1)[0].split("+")[0]
     figures = json.dumps({"backend": backend, "kills": len(latencies),
