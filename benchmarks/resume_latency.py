@@ -5,8 +5,9 @@ times: let the current driver work for a moment, SIGKILL it, start `nas resume R
 at once (no --force, no waiting) and time from the SIGKILL to the resumed driver's "resuming run"
 line. That line is printed after it took the run's liveness token and driver lease and replayed the
 log, i.e. when it is driving; the script also checks that the run's driver lease changed owner.
-Prints one JSON object (seconds) and writes it to --json; asserts nothing about time. Python start-up and imports are
-part of the figure (a user pays them too).
+Prints one JSON object (seconds) and writes it to --json (default
+benchmarks/results/resume_latency-BACKEND.json); asserts nothing about time. Python start-up and
+imports are part of the figure (a user pays them too).
 
     python benchmarks/resume_latency.py                      # SQLite in a temporary directory
     python benchmarks/resume_latency.py --db postgresql+psycopg://user@host/db
@@ -59,7 +60,7 @@ def main() -> None:
     parser.add_argument("--db", help="database URL (default: a SQLite file in a temporary directory)")
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--work-seconds", type=float, default=1.0, help="how long each driver drives before the kill")
-    parser.add_argument("--json", type=Path, default=HERE / "results" / "resume_latency.json")
+    parser.add_argument("--json", type=Path, help="where to write the figures (default: results/resume_latency-BACKEND.json)")
     options = parser.parse_args()
     directory = tempfile.mkdtemp(prefix="nascli-resume-latency-")
     url = options.db or f"sqlite:///{directory}/nas.db"
@@ -100,8 +101,9 @@ def main() -> None:
                           "min_s": round(min(latencies), 3), "load_average": os.getloadavg(),
                           "all_s": [round(x, 3) for x in latencies]})
     print(figures)
-    options.json.parent.mkdir(parents=True, exist_ok=True)
-    options.json.write_text(figures + "\n")
+    path = options.json or HERE / "results" / f"resume_latency-{backend}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(figures + "\n")
 
 
 if __name__ == "__main__":
