@@ -90,7 +90,7 @@ def main() -> None:
                 raise SystemExit(f"the resumed driver does not hold the lease ({owner_before} -> {owner_after})")
     finally:
         if driver.poll() is None:
-            driver.send_signal(signal.SIGINT)
+            driver.send_signal(signal.SIGTERM)  # stops it like Ctrl-C (SIGINT may be ignored in a background job)
             try:
                 driver.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -4,6 +4,7 @@ run, their output lines, and the run's row as the database has it."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +20,12 @@ def nas(*args: str) -> list[str]:
     return [sys.executable, "-m", "nascli", *args]
 
 
+def default_sigint() -> None:
+    # In the child before exec: a test runner started in the background may ignore SIGINT, and a
+    # process that starts with SIGINT ignored keeps ignoring it (as a shell's background job should).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def environment(**extra: str) -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
     env.pop("NAS_DB_URL", None)
@@ -30,7 +37,7 @@ class Driver:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(nas(*args), env=env or environment(), stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
+                                        stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from driver_harness import LONG_RUN, environment, nas
+from driver_harness import LONG_RUN, default_sigint, environment, nas
 
 from nascli.store import open_store
 
@@ -28,6 +28,7 @@ class Terminal:
 
         def controlling_terminal() -> None:  # in the child, after setsid: the pty becomes its terminal
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            default_sigint()  # as a shell starts a foreground command
 
         self.process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
                                         start_new_session=True, preexec_fn=controlling_terminal)
