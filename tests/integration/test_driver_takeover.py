@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 import pytest
-from driver_harness import Driver, run_row, start_long_run
+from driver_harness import LONG_RUN, Driver, run_row, start_long_run
 
 from nascli.store import open_store
 
@@ -166,3 +166,33 @@ def test_a_driver_whose_token_connection_was_cut_is_taken_over_and_stops(pg_sche
         assert resumed.wait() == 130, resumed.output
     assert run_row(pg_schema_url, run_id).status == "interrupted"
     assert_nothing_written_twice(pg_schema_url, run_id)
+
+
+@pytest.mark.slow
+def test_a_resumed_driver_says_which_evaluations_it_waits_on(tmp_path) -> None:
+    from worker_harness import start_worker
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    driver = Driver("run", *LONG_RUN, "--set", "task.synthetic_seconds=60", "--workers", "0", "--db", url)
+    run_id = driver.wait_for_line("started run").split()[-1]
+    worker = start_worker(url, tmp_path / "logs", "--run", run_id, "--lease", "120")
+    try:
+        store = open_store(url)
+        try:
+            deadline = time.monotonic() + 90
+            while not (held := store.evaluations(run_id, status="running")):
+                assert time.monotonic() < deadline, "the external worker never claimed a task"
+                time.sleep(0.1)
+        finally:
+            store.close()
+        driver.kill()  # the external worker keeps its task
+        resumed = Driver("resume", run_id, "--workers", "0", "--db", url)
+        try:
+            line = resumed.wait_for_line("waiting on evaluations still held by workers")
+            assert f"{held[0].id} (" in line
+        finally:
+            resumed.process.send_signal(signal.SIGINT)
+            assert resumed.wait() == 130, resumed.output
+    finally:
+        worker.kill()
+        worker.wait()
