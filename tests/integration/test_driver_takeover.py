@@ -5,6 +5,7 @@ for a lease to expire."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections import Counter
@@ -122,19 +123,22 @@ def test_a_stopped_driver_keeps_its_run_and_wait_takes_over_when_it_ends(store_u
 
 @pytest.mark.slow
 def test_an_error_after_the_run_exists_marks_it_failed_with_the_reason(store_url: str) -> None:
-    # A modules seed genome that does not parse is found by the driver, after the run row is written.
-    driver = Driver("run", "--preset", "synthetic-quick", "--workers", "1", "--db", store_url,
-                    "--set", 'task.genome_family="modules"', "--set", 'ga.seed_genome="In_8_8:D_10"')
-    assert driver.wait() == 2, driver.output
-    assert driver.output.count("error:") == 1 and "bad module layer" in driver.output
+    # The driver finds its only local worker gone (killed here): a NascliError in the drive loop.
+    from test_local_workers import children_of
+
+    driver, run_id = start_long_run(store_url)
+    for worker in children_of(driver.process.pid):
+        os.kill(worker, signal.SIGKILL)
+    assert driver.wait(60) == 2, driver.output
+    assert driver.output.count("error:") == 1 and "every local worker" in driver.output
     store = open_store(store_url)
     try:
-        run = store.list_runs()[0]
-        failed = [e.payload for e in store.events(run.id) if e.kind == "failed"]
+        run = store.get_run(run_id)
+        failed = [e.payload for e in store.events(run_id) if e.kind == "failed"]
     finally:
         store.close()
-    assert run.status == "failed"
-    assert len(failed) == 1 and "bad module layer" in failed[0]["reason"]
+    assert run.status == "failed" and run.driver_owner is None
+    assert len(failed) == 1 and "every local worker" in failed[0]["reason"]
 
 
 @pytest.mark.slow
