@@ -79,7 +79,7 @@ def running_evaluations(url: str) -> int | None:
 
 @pytest.mark.slow
 def test_ctrl_c_leaves_nothing_running_and_says_how_to_continue(store_url: str, tmp_path) -> None:
-    env = environment(LANG="C.UTF-8", TERM="xterm-256color", XDG_CACHE_HOME=str(tmp_path))
+    env = environment(LANG="C.UTF-8", TERM="xterm-256color", XDG_CACHE_HOME=str(tmp_path / "cache"))
     terminal = Terminal(nas("run", *LONG_RUN, "--set", "task.synthetic_seconds=0.5", "--workers", "2",
                             "--db", store_url), env)
     try:
