@@ -21,7 +21,8 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -712,6 +713,25 @@ def live_worker_count(store: Store, window_seconds: float) -> int:
     return sum(1 for worker in store.workers() if worker.last_seen_at >= recent)
 
 
+@contextmanager
+def _stop_signals_deferred() -> Iterator[None]:
+    """Starting local workers forks, and an exception raised in an at-fork hook (logging's lock
+    release) is only printed: a Ctrl-C landing there would be lost and the driver drive on. Hold
+    SIGINT/SIGTERM (those not ignored) until the forks are done, then act on them."""
+    caught: list[int] = []
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(signum, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _ignore_stop_signals() -> None:
     # While the driver cleans up after the first stop signal: a second Ctrl-C must not cut the
     # workers' release or the lease release short (the cleanup is bounded by LocalWorkers.stop).
@@ -786,7 +806,8 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
         view.started(driver.run, resumed)
         driver.set_status("running")
         if pool:
-            pool.start()
+            with _stop_signals_deferred():
+                pool.start()
         on_step()  # at once: a resumed run says what it is waiting on
         driver.drive(on_step=on_step, workers_gone=(lambda: pool.alive() == 0) if pool else (lambda: False))
         return conclude(store, driver.progress(pool.alive() if pool else 0, started), view, driver=driver.owner)
