@@ -157,7 +157,8 @@ def _ranked_narrow(connection, run_id: str, ranking: Ranking) -> list[dict[str, 
                            *[E.c[name] for name in ranking.columns])
                  .select_from(E.join(I, E.c.individual_id == I.c.id))
                  .where(E.c.run_id == run_id, E.c.status == "done",
-                        E.c.extra_json.not_like(f'%"{STOPPED}"%'))  # not ranked (Ranking.key)
+                        sa.or_(E.c.extra_json.is_(None),  # not ranked (Ranking.key)
+                               E.c.extra_json.not_like(f'%"{STOPPED}"%')))
                  .order_by(E.c.id))
     scored = []
     for row in _rows(connection, statement):
@@ -210,7 +211,8 @@ def objective_rows(connection, run_id: str, columns: Sequence[str]) -> list[dict
     statement = (sa.select(E.c.id.label("evaluation_id"), E.c.individual_id, E.c.genome_hash,
                            *[E.c[name] for name in columns])
                  .where(E.c.run_id == run_id, E.c.status == "done",
-                        E.c.extra_json.not_like(f'%"{STOPPED}"%'))  # not ranked (Ranking.key)
+                        sa.or_(E.c.extra_json.is_(None),  # not ranked (Ranking.key)
+                               E.c.extra_json.not_like(f'%"{STOPPED}"%')))
                  .order_by(E.c.id))
     return _rows(connection, statement)
 

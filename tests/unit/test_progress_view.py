@@ -33,7 +33,8 @@ def test_python_ranking_agrees_with_the_report_query(rows, primary, threshold, r
     meta = sa.MetaData()
     evaluation = sa.Table(E.name, meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("run_id", sa.Text),
                           sa.Column("individual_id", sa.Integer), sa.Column("status", sa.Text),
-                          sa.Column("genome_hash", sa.Text), *[sa.Column(c, sa.Float) for c in ranking.columns])
+                          sa.Column("genome_hash", sa.Text), sa.Column("extra_json", sa.Text),
+                          *[sa.Column(c, sa.Float) for c in ranking.columns])
     individual = sa.Table(I.name, meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("island", sa.Integer))
     meta.create_all(engine)
     with engine.begin() as connection:
