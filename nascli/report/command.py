@@ -9,12 +9,12 @@ from pathlib import Path
 
 from nascli.commands.common import OutputFormat
 from nascli.errors import NascliError
+from nascli.store.records import TERMINAL_RUN_STATUSES
 
 RUN_SECTIONS = ("summary", "islands", "top", "pareto", "workers", "generations", "migrations")
 ALL_SECTIONS = ("runs",) + RUN_SECTIONS
 DEFAULT_RUN_SECTIONS = ("summary", "islands", "top", "migrations")  # + pareto for multi-objective runs
 MULTI_OBJECTIVE = ("nsga2", "linas")
-FINISHED = ("finished", "failed", "cancelled")
 
 
 class ReportError(NascliError):
@@ -151,7 +151,7 @@ def _watch(queries, run_id: str, sections: list[str], request: ReportRequest) ->
     with Live(render.to_renderable(views, console.width), console=console, auto_refresh=False, transient=False) as live:
         while True:
             status = queries.run(run_id).status
-            if status in FINISHED:
+            if status in TERMINAL_RUN_STATUSES:
                 break
             time.sleep(request.interval)  # Ctrl-C here ends watching: the CLI maps it to exit 130
             views = gather.run_views(queries, run_id, sections, top=request.top, rank_by=request.rank_by,

@@ -14,6 +14,7 @@ from nascli.errors import StoreError
 from nascli.store import convert
 from nascli.store.models import EvaluationRow, EventRow, IndividualRow, IslandRow, MigrationRow, RunRow
 from nascli.store.notify import RESULT_CHANNEL, notify
+from nascli.store.records import TERMINAL_RUN_STATUSES
 
 R = RunRow.__table__
 E = EvaluationRow.__table__
@@ -22,7 +23,6 @@ ISL = IslandRow.__table__
 MIG = MigrationRow.__table__
 EV = EventRow.__table__
 
-STOPPED_RUN_STATUSES = ("finished", "failed", "cancelled")  # cancel has nothing left to stop
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class RunManagement:
             status = conn.execute(sa.select(R.c.status).where(R.c.id == run_id).with_for_update()).scalar_one_or_none()
             if status is None:
                 raise self._run_not_found(conn, run_id)
-            if status in STOPPED_RUN_STATUSES:
+            if status in TERMINAL_RUN_STATUSES:
                 raise StoreError(f"run {run_id} is already {status}", hint=f"see it with `nas report {run_id}`")
             counts = {}
             for state in ("pending", "running"):
@@ -94,7 +94,7 @@ class RunManagement:
         """The newest run called `name` that has not stopped (RunInfo), or None."""
 
         def body(conn: Connection):
-            row = conn.execute(sa.select(R).where(R.c.name == name, R.c.status.not_in(STOPPED_RUN_STATUSES))
+            row = conn.execute(sa.select(R).where(R.c.name == name, R.c.status.not_in(TERMINAL_RUN_STATUSES))
                                .order_by(R.c.number.desc()).limit(1)).first()
             return None if row is None else convert.run_info(row)
 

@@ -12,6 +12,7 @@ from typing import Any
 from nascli.task import Result, Task
 
 RUN_STATUSES = ("created", "running", "finished", "failed", "cancelled", "interrupted")
+TERMINAL_RUN_STATUSES = ("finished", "failed", "cancelled")  # a run in one of these never drives again
 EVALUATION_STATUSES = ("pending", "running", "done", "failed", "cancelled")
 FINISHED_STATUSES = ("done", "failed")
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from nascli.store.models import RESULT_COLUMNS, EvaluationRow, RunRow
 from nascli.store.notify import RESULT_CHANNEL
+from nascli.store.records import TERMINAL_RUN_STATUSES
 
 E = EvaluationRow.__table__
 R = RunRow.__table__
@@ -44,7 +45,7 @@ def _fair_run() -> sa.ScalarSelect:
     in_flight = (sa.select(sa.func.count()).select_from(running)
                  .where(running.c.run_id == R.c.id, running.c.status == "running").scalar_subquery().correlate(R))
     # three comparisons, not NOT IN (...): an expanding IN cannot be compiled once and reused raw
-    live = sa.and_(*(R.c.status != status for status in ("finished", "failed", "cancelled")))
+    live = sa.and_(*(R.c.status != status for status in TERMINAL_RUN_STATUSES))
     return (sa.select(R.c.id).where(live, top_priority.is_not(None))
             .order_by(top_priority.desc(), in_flight, sa.func.random()).limit(1).scalar_subquery())
 

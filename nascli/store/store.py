@@ -44,6 +44,7 @@ from nascli.store.statements import QueueStatements, RawStatements
 from nascli.store.step_statements import StepStatements
 from nascli.store.records import (
     RUN_STATUSES,
+    TERMINAL_RUN_STATUSES,
     Event,
     IndividualInfo,
     IslandInfo,
@@ -64,7 +65,6 @@ MIG = MigrationRow.__table__
 W = WorkerRow.__table__
 EV = EventRow.__table__
 
-TERMINAL_RUN_STATUSES = ("finished", "failed", "cancelled")
 _SCHEMA_LOCK_KEY = 0x6E617363  # pg_advisory_xact_lock key serialising schema creation ('nasc')
 _RUN_LOCK_KEY = 0x6E617372  # ... and run creation (run numbers)
 _INIT_HINT = "run `nas init --db URL` first"
