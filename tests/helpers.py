@@ -87,13 +87,14 @@ def _exit_code_and_stderr(result: Any) -> tuple[int, str]:
     return result.exit_code, result.stderr  # click.testing.Result
 
 
-def assert_one_line_error(result: Any, *fragments: str) -> str:
+def assert_one_line_error(result: Any, *fragments: str, exit_code: int = 2) -> str:
     """A user error as the README promises it: exit 2, exactly one line on stderr starting 'error: ',
-    no traceback; every fragment appears in that line. Returns the line.
+    no traceback; every fragment appears in that line. Returns the line. `exit_code` is for the
+    other one-line endings (1: the run itself failed).
 
     `result` is a CliRunner result or a finished subprocess.CompletedProcess."""
     code, stderr = _exit_code_and_stderr(result)
-    assert code == 2, (code, stderr)
+    assert code == exit_code, (code, stderr)
     lines = stderr.splitlines()
     assert len(lines) == 1, f"expected one stderr line, got {len(lines)}:\n{stderr}"
     assert lines[0].startswith("error: ") and "Traceback" not in stderr, stderr

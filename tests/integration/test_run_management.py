@@ -123,8 +123,7 @@ def test_run_format_json_is_one_object_on_stdout_and_names_resolve(store_url, tm
 def test_a_run_where_every_evaluation_failed_exits_1_with_the_failure_kinds(store_url, tmp_path):
     result = nas("run", *QUICK, "--db", store_url, "--set", "task.synthetic_fail_genomes=['In']",
                  "--set", "task.synthetic_seconds=0", cwd=tmp_path)
-    assert result.returncode == 1, result.stderr
-    line = one_error_line(result)
+    line = one_error_line(result, exit_code=1)
     assert "every evaluation of run" in line and "(18 crash)" in line
     with open_store(store_url) as store:
         assert store.get_run("latest").status == "failed"
