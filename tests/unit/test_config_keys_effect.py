@@ -100,6 +100,10 @@ INFORMATIONAL: dict[str, str] = {
     "train.proxy_samples": "read by nascli.train.engine._proxy_subset in proxy mode; tests/unit/test_train.py",
     "train.measure_latency": "read by nascli.train.engine after training (latency_ms); tests/unit/test_train.py",
     "train.threads": "torch.set_num_threads in the worker process before training",
+    "train.stop_rule": "read by the driver (nascli.runner's stop curves sent with each task) and by the trainer's "
+                       "per-epoch check; tests/unit/test_stop_rule.py, tests/integration/test_stop_rule_runs.py",
+    "train.stop_margin": "nascli.stop_rule.should_stop, with stop_rule; tests/unit/test_stop_rule.py",
+    "train.stop_min_epochs": "nascli.stop_rule.should_stop, with stop_rule; tests/unit/test_stop_rule.py",
 }
 
 BASE = ["ga.islands=3", "ga.population=4", "ga.generations=5", "migration.period=2", "task.dataset=digits",
