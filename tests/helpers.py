@@ -54,6 +54,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread for the test (as a worker trains), then as it was. Autouse where imported."""
+    import torch  # helpers stay importable without torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
     """predicate()'s first truthy value within `timeout` seconds, else AssertionError naming `what`."""
     deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ import pytest
 
 from nascli.errors import RunNotFoundError
 from nascli.store import open_store
-from tests.helpers import assert_one_line_error, run_nas
+from tests.helpers import assert_one_line_error, run_nas, wait_for
 
 QUICK = ("--preset", "synthetic-quick", "--set", "ga.generations=3")  # 2 islands x (6 + 3): 18 evaluations
 
@@ -38,14 +38,6 @@ def same_network(best: dict, other: dict) -> bool:
                                                                      other["params"])
 
 
-def until(condition, timeout: float = 60.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 # ---------------------------------------------------------------- RUN references
@@ -156,17 +148,17 @@ def test_cancel_stops_the_driver_the_queue_and_running_evaluations(store_url, tm
     worker = None
     try:
         with open_store(store_url, create=True) as store:  # the driver may not have created it yet
-            run = until(lambda: next((r for r in store.list_runs() if r.name == "doomed"), None))
+            run = wait_for(lambda: next((r for r in store.list_runs() if r.name == "doomed"), None), 60, "the run")
             with worker_log.open("w") as log:
                 worker = subprocess.Popen([sys.executable, "-m", "nascli", "worker", "--db", store_url, "--run",
                                            "doomed"], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-            until(lambda: store.queue_counts(run.id)["running"] >= 1)
+            wait_for(lambda: store.queue_counts(run.id)["running"] >= 1, 60, "a running evaluation")
             cancelled = nas("cancel", "doomed", "--db", store_url, cwd=tmp_path)
             assert cancelled.returncode == 0 and f"cancelled run {run.id}" in cancelled.stdout
             # the driver notices at once (it checks its run's status every step) and ends with 1
             assert driver.wait(timeout=15) == 1
             # the worker's next heartbeat (0.5 s) is refused: it abandons the training, writes nothing
-            until(lambda: "abandoning the task" in worker_log.read_text(), timeout=10)
+            wait_for(lambda: "abandoning the task" in worker_log.read_text(), 10, "the worker to abandon its task")
             counts = store.queue_counts(run.id)
             assert counts["pending"] == counts["running"] == counts["done"] == 0 and counts["cancelled"] >= 12
             assert store.get_run(run.id).status == "cancelled"

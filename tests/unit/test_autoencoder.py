@@ -13,14 +13,9 @@ from nascli.ga.modules import ModuleGenome, ModuleLayer
 from nascli.layers.autoencoder import autoencoder_cost, build_autoencoder
 from nascli.task import Task
 from nascli.train.evaluate import evaluate
+from tests.helpers import one_torch_thread  # noqa: F401 - autouse: training on one thread, as a worker trains
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 module_genomes = st.lists(st.builds(ModuleLayer, st.sampled_from([1, 2, 3, 5, 7]), st.integers(1, 12)),

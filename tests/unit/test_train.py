@@ -14,18 +14,13 @@ from nascli.layers.build import GenomeNet
 from nascli.task import Task
 from nascli.train.data import DatasetSpec, load_dataset
 from nascli.train.evaluate import evaluate
+from tests.helpers import one_torch_thread  # noqa: F401 - autouse: training on one thread, as a worker trains
 
 SMALL = "In_8_8:C_3-3-1-1-16:P_2-2-2-2-0:D_10"
 QUICK_TRAIN = {"epochs": 6, "patience": 6, "batch_size": 64, "lr": 3e-3, "loss": "cross_entropy", "dropout": 0.25,
                "threads": 1}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def digits_task(genome: str = SMALL, seed: int = 3, **train) -> Task:

@@ -30,18 +30,13 @@ from nascli.train.data import OFFLINE_ENV, DatasetSpec, load_dataset
 from nascli.train.evaluate import evaluate
 from nascli.train.objectives import Classification
 from nascli.train.trainer import TrainSettings, score
+from tests.helpers import one_torch_thread  # noqa: F401 - autouse: training on one thread, as a worker trains
 
 SMALL = "In_8_8:C_3-3-1-1-16:P_2-2-2-2-0:D_10"
 QUICK_TRAIN = {"epochs": 3, "patience": 3, "batch_size": 64, "lr": 3e-3, "loss": "cross_entropy", "dropout": 0.25,
                "threads": 1}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def digits_task(tmp_path: Path, *, run_id: str | None = "r-abc123", evaluation_id: int | None = 7,

@@ -16,6 +16,7 @@ from nascli.train import data
 from nascli.train.data import DatasetSpec
 from nascli.train.objectives import Classification, Reconstruction
 from nascli.train.trainer import TrainSettings, fit, precision_of, resolve_precision, score
+from tests.helpers import one_torch_thread  # noqa: F401 - autouse: training on one thread, as a worker trains
 
 # Ops that make the host wait for the device (a value read back, or a data-dependent shape).
 _SYNCING = ("_local_scalar_dense", "item", "nonzero", "is_nonzero", "equal", "masked_select", "allclose",
@@ -33,12 +34,6 @@ class SyncCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _images(n: int = 256, channels: int = 3):
