@@ -2,7 +2,7 @@
 
     python benchmarks/driver_overhead.py [--generations 200] [--db URL] [--json PATH]
 
-Overhead: a real `nascli.runner.Driver` drives a `synthetic` run (0 s per evaluation) against a real
+Overhead: a real `nascli.driver.step.Driver` drives a `synthetic` run (0 s per evaluation) against a real
 store (a fresh SQLite file unless --db names another database). Between two driver steps an
 in-process stand-in worker claims, evaluates (synthetic, instant) and completes every pending
 evaluation; only the time spent inside `Driver.step()` is counted: folding results
@@ -34,7 +34,9 @@ from nascli.config import resolve, task_for
 from nascli.ga.genome import format_genome
 from nascli.ga.rng import rng_for
 from nascli.ga.strategies import Outcome
-from nascli.runner import Driver, build_strategy, queue_limits
+from nascli.driver.session import queue_limits
+from nascli.driver.step import Driver
+from nascli.driver.strategy import build_strategy
 from nascli.store import open_store
 from nascli.worker import evaluate_task
 

@@ -5,7 +5,7 @@
 
 Each (variant, seed) is a real run of the `digits-quick` preset (island GA, 2 islands x 6) with its
 generations set so the run asks for `--budget` evaluations, driven in-process by
-`nascli.runner.start_run` with `--workers` local `nas worker` processes, real training, a fresh
+`nascli.driver.session.start_run` with `--workers` local `nas worker` processes, real training, a fresh
 SQLite database per run. Variants: `plain` (train.stop_rule = off, the papers' setting) and
 `stop-rule` (below-worst, `--margin`, `--min-epochs`).
 
@@ -41,7 +41,7 @@ def variant_settings(variant: str, margin: float, min_epochs: int) -> list[str]:
 
 
 def run_once(variant: str, seed: int, budget: int, settings: list[str], workers: int, directory: Path) -> dict:
-    from nascli.runner import start_run
+    from nascli.driver.session import start_run
     from nascli.store import open_store
 
     cfg = config_for("island-ga", budget, seed, settings)

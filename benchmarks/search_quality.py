@@ -5,7 +5,7 @@
     python benchmarks/search_quality.py --budget 112 --seeds 5 --workers 2 --strategies island-ga random
 
 Each (strategy, seed) is a real run: the strategy's `digits-*` preset with its generation count set
-so that the run spends exactly `--budget` evaluations, driven in-process by `nascli.runner.start_run`
+so that the run spends exactly `--budget` evaluations, driven in-process by `nascli.driver.session.start_run`
 with `--workers` local `nas worker` processes, real training, a fresh SQLite database per run (no
 cache shared between runs). A cache hit (a genome already evaluated in the run) counts as an
 evaluation, as a failed one does: the budget is what the strategy asked for.
@@ -74,7 +74,7 @@ def config_for(strategy: str, budget: int, seed: int, settings: list[str]):
 
 
 def run_once(strategy: str, budget: int, seed: int, *, settings: list[str], workers: int, directory: Path) -> dict:
-    from nascli.runner import start_run
+    from nascli.driver.session import start_run
     from nascli.store import open_store
 
     cfg = config_for(strategy, budget, seed, settings)

@@ -19,7 +19,7 @@ from nascli.commands import common
 from nascli.report.render import human_count, human_duration, human_value
 
 if TYPE_CHECKING:
-    from nascli.runner import Progress
+    from nascli.driver.progress import Progress
 
 BAR_WIDTH = 40
 LINE_SECONDS = 5.0  # how often the view prints a line when stdout is no terminal (logs, CI)

@@ -32,11 +32,11 @@ def command(
 
     A run whose driver is still alive is refused with exit code 3 (--wait waits for that driver).
     """
-    runner = importlib.import_module("nascli.runner")  # lazily: torch-free `nas --help`
+    session = importlib.import_module("nascli.driver.session")  # lazily: torch-free `nas --help`
     from nascli.commands.progress import LiveView
     from nascli.config import resolve_db_url
 
-    exit_code = runner.resume_run(run, db_url=resolve_db_url(db), workers=workers, force=force, wait=wait,
-                                  view=LiveView())
+    exit_code = session.resume_run(run, db_url=resolve_db_url(db), workers=workers, force=force, wait=wait,
+                                   view=LiveView())
     if exit_code:
         raise typer.Exit(exit_code)

@@ -106,10 +106,10 @@ def _db_url(ctx: typer.Context, db: str | None, cfg) -> str:
 
 def launch(cfg, *, db_url: str, workers: int | None, preset: str | None = None, view=None) -> int:
     """Hand the validated configuration to the search driver; returns the exit code (0 finished, 1 failed)."""
-    runner = importlib.import_module("nascli.runner")  # lazily: torch-free `nas --help`
+    session = importlib.import_module("nascli.driver.session")  # lazily: torch-free `nas --help`
     from nascli.commands.progress import LiveView
 
-    return int(runner.start_run(cfg, db_url=db_url, workers=workers, preset=preset, view=view or LiveView()) or 0)
+    return int(session.start_run(cfg, db_url=db_url, workers=workers, preset=preset, view=view or LiveView()) or 0)
 
 
 def print_presets(output_format: OutputFormat | str) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from nascli.runner import MIGRATION_OPERATOR
+from nascli.driver.events import MIGRATION_OPERATOR
 from nascli.store import open_store
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from nascli.config import resolve
-from nascli.runner import MIGRATION_OPERATOR, Driver
+from nascli.driver.events import MIGRATION_OPERATOR
+from nascli.driver.step import Driver
 from nascli.store import open_store
 from nascli.train.synthetic import evaluate_synthetic
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nascli.config import resolve
-from nascli.runner import ASK_EVENT, Driver
+from nascli.driver.events import ASK_EVENT
+from nascli.driver.step import Driver
 from nascli.store import open_store
 
 

@@ -20,7 +20,7 @@ from worker_harness import assert_done_exactly_once, log_text, prepare_run, star
 from nascli.devices import EXIT_DEVICE_FAULT, FAKE_GPUS_ENV, INJECT_FAULT_ENV
 from nascli.errors import DeviceFault
 from nascli.gpu_launcher import GpuLauncher
-from nascli.runner import live_worker_count
+from nascli.driver.workers import live_worker_count
 from nascli.store import open_store
 from nascli.worker import Worker, WorkerOptions
 from tests.helpers import clean_env, wait_for

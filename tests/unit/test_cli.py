@@ -179,7 +179,7 @@ def test_run_hands_the_validated_config_to_the_driver(monkeypatch):
         calls.append((cfg, db_url, workers))
         return 1  # the run itself failed
 
-    monkeypatch.setitem(sys.modules, "nascli.runner", types.SimpleNamespace(start_run=start_run))
+    monkeypatch.setitem(sys.modules, "nascli.driver.session", types.SimpleNamespace(start_run=start_run))
     result = nas("run", "-p", "synthetic-quick", "--workers", "0", "--db", "postgresql+psycopg://u:pw@h/db")
     assert result.exit_code == 1
     (cfg, db_url, workers), = calls

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from nascli.config import known_keys, resolve, task_for
-from nascli.runner import build_strategy, queue_limits
+from nascli.driver.session import queue_limits
+from nascli.driver.strategy import build_strategy
 
 # key -> (context overrides, the changed value as --set writes it[; other keys the change needs])
 CHANGES: dict[str, tuple[list[str], str]] = {
@@ -94,13 +95,13 @@ INFORMATIONAL: dict[str, str] = {
     "run.name": "a label shown by nas report and nas run; no decision reads it",
     "run.description": "the preset's one-line description (nas run --list-presets)",
     "store.url": "which database the commands open (resolve_db_url); not a setting of the search",
-    "cache.scope": "whose results the driver's genotype cache reuses (nascli.runner.Driver), not a strategy, "
+    "cache.scope": "whose results the driver's genotype cache reuses (nascli.driver.step.Driver), not a strategy, "
                    "worker or trainer setting; its tests are under tests/integration",
     "train.kfolds": "read by nascli.train.evaluate (k-fold loop around one training); tests/unit/test_train.py",
     "train.proxy_samples": "read by nascli.train.engine._proxy_subset in proxy mode; tests/unit/test_train.py",
     "train.measure_latency": "read by nascli.train.engine after training (latency_ms); tests/unit/test_train.py",
     "train.threads": "torch.set_num_threads in the worker process before training",
-    "train.stop_rule": "read by the driver (nascli.runner's stop curves sent with each task) and by the trainer's "
+    "train.stop_rule": "read by the driver (nascli.driver.step.Driver's stop curves sent with each task) and by the trainer's "
                        "per-epoch check; tests/unit/test_stop_rule.py, tests/integration/test_stop_rule_runs.py",
     "train.stop_margin": "nascli.stop_rule.should_stop, with stop_rule; tests/unit/test_stop_rule.py",
     "train.stop_min_epochs": "nascli.stop_rule.should_stop, with stop_rule; tests/unit/test_stop_rule.py",

@@ -132,7 +132,7 @@ def _config(strategy: str = "island-ga", kind: str = "classification", **ga):
 
 
 def test_nas_run_starts_no_more_gpu_workers_than_the_strategy_keeps_busy(gpus):
-    from nascli.runner import plan_local_workers
+    from nascli.driver.workers import plan_local_workers
 
     gpus(8)
     island5 = plan_local_workers(_config(islands=5, offspring_per_generation=1), None)

@@ -10,7 +10,7 @@ import pytest
 
 from nascli.config import RunConfig, dataset_shape, list_presets, load_preset, preset_names, resolve
 from nascli.config.example import example_toml
-from nascli.runner import check_seed_genome
+from nascli.driver.session import check_seed_genome
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRED = (
@@ -103,7 +103,7 @@ def test_config_presets_are_klos_table_2(number):
 
 
 def test_seed_genome_of_config9_fits_cifar10():
-    from nascli.runner import check_seed_genome
+    from nascli.driver.session import check_seed_genome
 
     cfg = preset("cifar10-config9")
     check_seed_genome(cfg)  # what `nas run` checks first: it parses, fits the input, the classes and the space

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from nascli.commands.progress import LiveView, render
-from nascli.runner import Progress
+from nascli.driver.progress import Progress
 from nascli.store.records import RunInfo
 from nascli.metrics import Ranking
 from nascli.store.reports import E, I, _ranked_narrow

@@ -1,4 +1,4 @@
-"""The driver: connects a pure ask/tell strategy to the store, and nothing else does.
+"""The step loop: the `Driver` connects a pure ask/tell strategy to the store, and nothing else does.
 
 The driver's state is a fold over the database. Two things are recorded, in order:
 - every `ask` as an event `{"n", "after_seq", "keys"}`: how many children were asked for, after
@@ -16,41 +16,34 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nascli.config import RunConfig, input_shape, search_space_of, task_for, training_config_hash, validate_stored
-from nascli.devices import visible_gpu_count
-from nascli.errors import NascliError, RunBusy, RunInterrupted, StoreError
-from nascli.ga.genome import parse_genome
-from nascli.ga.operators import minimal_genome
+from nascli.config import RunConfig, task_for, training_config_hash
+from nascli.driver.events import ASK_EVENT, FAILED_EVENT, FINAL_EVENT, MIGRANT_SLOT, MIGRATION_OPERATOR, outcome_of
+from nascli.driver.progress import Progress
+from nascli.driver.strategy import build_strategy
+from nascli.driver.workers import live_worker_count
+from nascli.errors import NascliError, RunBusy, StoreError
 from nascli.ga.rng import stream_seed
-from nascli.ga.strategies import (Outcome, Proposal, ReplayError, Strategy, canonical_hash, make_module_variation,
-                                  make_strategy, make_variation, planned_evaluations, steady_parallelism)
+from nascli.ga.strategies import Proposal, ReplayError, canonical_hash, planned_evaluations
+from nascli.metrics import Ranking
 from nascli.stop_rule import StopCurves
-from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, QueueLimits, RunInfo, Store, open_store
-from nascli.metrics import OUTCOME_METRICS, Ranking
+from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, RunInfo, Store
 from nascli.store.driver_token import DriverToken, driver_token
+
 
 # The driver lease: renewed by every step (its write fence) and every lease/3 s while idle. A dead
 # driver's liveness token frees its run at once; the lease only makes `--force` wait (a driver on an
 # unreachable host) and fences a paused one. Tests shorten it.
 DRIVER_LEASE_SECONDS = float(os.environ.get("NASCLI_DRIVER_LEASE_SECONDS", "30"))
 WAIT_POLL_SECONDS = 0.5  # how often `nas resume --wait` tries the token
-FAILED_EVENT = "failed"  # {"reason", "hint"}: why the run was marked failed
-ASK_EVENT = "ask"
-FINAL_EVENT = "final"  # the strategy's snapshot when the budget is spent (populations, best, front)
-
-
 STATUS_CHECK_SECONDS = 0.5  # how often a driving loop looks for `nas cancel`
-EXIT_RUN_FAILED = 1  # every evaluation failed, or the run was cancelled
 
 
 class DriverLeaseLost(NascliError):
@@ -59,58 +52,6 @@ class DriverLeaseLost(NascliError):
 
 class RunCancelled(NascliError):
     """`nas cancel` stopped the run; its driver stops too."""
-
-
-@dataclass
-class Progress:
-    """What a progress view shows; refreshed by the driver after every step."""
-
-    run: RunInfo
-    snapshot: dict[str, Any]
-    queue: dict[str, int]
-    evaluations_done: int
-    cache_hits: int
-    workers_alive: int
-    started: float
-    finished: bool = False
-    best: dict[str, Any] | None = None  # the run's best result so far, ranked as `nas report` ranks
-    status: str = "running"  # the run's status once driving ends: finished | failed | cancelled
-    failure_kinds: dict[str, int] = field(default_factory=dict)  # error kind -> evaluations, at the end
-    budget: int | None = None  # evaluations the strategy plans (None: open-ended)
-    cache_sources: list[str] = field(default_factory=list)  # other runs whose results this one reused
-    # resume: evaluations a dead driver's workers still hold, (id, seconds their lease runs); [] once done
-    waiting_on: list[tuple[int, float]] = field(default_factory=list)
-
-
-def outcome_of(key: tuple[int, int, int], finished: FinishedEvaluation) -> Outcome:
-    result = finished.result
-    metrics = {name: getattr(result, name) for name in OUTCOME_METRICS if getattr(result, name) is not None}
-    if result.status == "failed":
-        metrics["error_kind"] = result.error_kind
-    if result.extra.get("stopped_at_epoch") is not None:  # the stop rule ended it (nascli.stop_rule)
-        metrics["stopped_at_epoch"] = result.extra["stopped_at_epoch"]
-    return Outcome(key=key, status=result.status, metrics=metrics)
-
-
-def build_strategy(cfg: RunConfig) -> Strategy:
-    """The run's strategy with the real operators of its genome family, seeded by run.seed."""
-    channels, height, width, classes = input_shape(cfg.task)
-    if cfg.task.genome_family == "modules":  # Hajewski module genomes (seed 002 autoencoders)
-        from nascli.ga.module_operators import ModuleSpace, minimal_module_genome
-        from nascli.ga.modules import parse_module_genome
-
-        space = ModuleSpace.from_search_space(search_space_of(cfg), channels=channels,
-                                              reductions=cfg.task.reduction_modules)
-        seed_module = parse_module_genome(cfg.ga.seed_genome) if cfg.ga.seed_genome else minimal_module_genome(space)
-        variation = make_module_variation(space, seed_module, init_mutations=cfg.ga.init_mutations,
-                                          init_probabilities=cfg.ga.operators.model_dump(),
-                                          uniform_init=cfg.run.strategy == "random")  # seed 002's baseline
-        return make_strategy(cfg.model_dump(mode="json"), variation, seed=cfg.run.seed)
-    seed_genome = (parse_genome(cfg.ga.seed_genome) if cfg.ga.seed_genome
-                   else minimal_genome(width, height, channels, classes))
-    variation = make_variation(search_space_of(cfg), seed_genome, init_mutations=cfg.ga.init_mutations,
-                               init_probabilities=cfg.ga.operators.model_dump())
-    return make_strategy(cfg.model_dump(mode="json"), variation, seed=cfg.run.seed)
 
 
 @dataclass
@@ -125,10 +66,6 @@ class _IssuePlan:
     existing: dict[int, Any] = field(default_factory=dict)
 
 
-# A migrant's copy on its destination island is an individual row of its own at (destination, migration
-# generation, MIGRANT_SLOT + n): far above any child's slot, so it never takes a child's key.
-MIGRANT_SLOT = 1_000_000
-MIGRATION_OPERATOR = "migration"
 
 
 @dataclass
@@ -659,266 +596,9 @@ def mark_failed(store: Store, run_id: str, error: NascliError, *, driver: str = 
     except StoreError:
         pass  # the database itself is what failed: the run stays as it was, and resumable
 
-
 def _counts(keys: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], int]:
     counts: dict[tuple[int, int, int], int] = defaultdict(int)
     for key in keys:
         counts[key] += 1
     return counts
 
-
-def check_seed_genome(cfg: RunConfig) -> None:
-    """A user-given seed genome must fit the task and the search space (e.g. not be too large)."""
-    if not cfg.ga.seed_genome or cfg.task.genome_family != "layers":
-        return
-    from nascli.errors import ConfigError
-    from nascli.ga.operators import violations
-
-    genome = parse_genome(cfg.ga.seed_genome)
-    channels, height, width, classes = input_shape(cfg.task)
-    expected = f"In_{width}_{height}" + (f"_{channels}" if channels != 1 else "")
-    if (genome.input.width, genome.input.height, genome.input.channels) != (width, height, channels):
-        raise ConfigError(f"ga.seed_genome starts with {str(genome).split(':')[0]} but the "
-                          f"{cfg.task.dataset} input is {expected}", hint=f"start the genome with {expected}")
-    if genome.output.units != classes:
-        raise ConfigError(f"ga.seed_genome ends with D_{genome.output.units} but {cfg.task.dataset} has {classes} "
-                          f"classes", hint=f"end the genome with D_{classes}")
-    problems = violations(genome, search_space_of(cfg))
-    if problems:
-        raise ConfigError(f"ga.seed_genome is outside the search space: {problems[0]}",
-                          hint="raise search_space.max_params / max_layers or widen the allowed values")
-
-
-def ensure_local_data(cfg: RunConfig) -> None:
-    """Download the dataset once for this host's local workers (DatasetError, one line, when impossible)."""
-    if cfg.task.kind == "synthetic":
-        return
-    from nascli.config import data_dir_of
-    from nascli.train import data
-
-    if cfg.task.dataset in data.DOWNLOADABLE:
-        data.ensure_files(cfg.task.dataset, data_dir_of(cfg.task.model_dump(mode="json")))
-
-
-def _sigterm_as_interrupt(signum, frame) -> None:
-    # A stopped pod or `kill` ends the driver like Ctrl-C: run marked interrupted, lease released,
-    # local workers release their tasks; `nas resume` continues at once.
-    raise KeyboardInterrupt
-
-
-def live_worker_count(store: Store, window_seconds: float) -> int:
-    """Workers seen in the last `window_seconds` (database clock). A training worker stays in the
-    count: its heartbeat thread refreshes `last_seen_at` at every beat."""
-    recent = store.db_now() - window_seconds
-    return sum(1 for worker in store.workers() if worker.last_seen_at >= recent)
-
-
-@contextmanager
-def _stop_signals_deferred() -> Iterator[None]:
-    """Starting local workers forks, and an exception raised in an at-fork hook (logging's lock
-    release) is only printed: a Ctrl-C landing there would be lost and the driver drive on. Hold
-    SIGINT/SIGTERM (those not ignored) until the forks are done, then act on them."""
-    caught: list[int] = []
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    for signum, handler in previous.items():
-        if handler is not signal.SIG_IGN:
-            signal.signal(signum, lambda number, frame: caught.append(number))
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if caught:
-        raise KeyboardInterrupt
-
-
-def _ignore_stop_signals() -> None:
-    # While the driver cleans up after the first stop signal: a second Ctrl-C must not cut the
-    # workers' release or the lease release short (the cleanup is bounded by LocalWorkers.stop).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def queue_limits(cfg: RunConfig) -> QueueLimits:
-    return QueueLimits(max_attempts=cfg.worker.max_attempts, max_lease_expiries=cfg.worker.max_lease_expiries)
-
-
-class View:
-    """What `run`/`resume` show while driving (commands/progress.py renders it with rich)."""
-
-    def note(self, line: str) -> None: ...
-    def started(self, run: RunInfo, resumed: bool) -> None: ...
-    def update(self, progress: Progress) -> None: ...
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class LocalWorkerPlan:
-    count: int
-    devices: list[str]  # handed out round-robin
-    note: str | None = None  # one line for the user when the default was capped
-
-
-def plan_local_workers(cfg: RunConfig, workers: int | None) -> LocalWorkerPlan:
-    """`--workers N` as given; by default one worker per visible GPU (1 without a GPU, or for
-    synthetic tasks), but no more than the strategy keeps busy (`steady_parallelism`): a GPU
-    beyond that would sit idle."""
-    gpus = 0 if cfg.task.kind == "synthetic" else visible_gpu_count()
-    devices = [f"cuda:{index}" for index in range(gpus)] or ["cpu"]
-    if workers is not None:
-        return LocalWorkerPlan(workers, devices)
-    if gpus <= 1:
-        return LocalWorkerPlan(1, devices)
-    busy = steady_parallelism(cfg.run.strategy, cfg.model_dump(mode="json"))
-    if gpus <= busy:
-        return LocalWorkerPlan(gpus, devices)
-    return LocalWorkerPlan(busy, devices[:busy], (
-        f"{gpus} GPUs visible, but {cfg.run.strategy} keeps at most {busy} evaluation{'s' if busy > 1 else ''} in "
-        f"flight: starting {busy} local worker{'s' if busy > 1 else ''} (--workers {gpus} starts one per GPU anyway)"))
-
-
-def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, view: View, resumed: bool) -> int:
-    """Drive the run to its end with local workers. Ctrl-C/SIGTERM: workers release their tasks, the
-    run is marked interrupted, RunInterrupted. Any other NascliError (except a takeover) marks the
-    run failed with the reason before it propagates."""
-    from nascli.local_workers import LocalWorkers
-
-    cfg = driver.cfg
-    plan = plan_local_workers(cfg, workers)
-    count = plan.count
-    driver.in_flight_target = max(1, count if count else cfg.ga.offspring_per_generation)
-    driver.count_external_workers = count == 0
-    if plan.note:
-        view.note(plan.note)
-    started = time.time()
-    pool = LocalWorkers(db_url=db_url, run_id=driver.run.id, count=count, devices=plan.devices) if count else None
-    last_view = 0.0
-
-    def on_step() -> None:
-        nonlocal last_view
-        if time.monotonic() - last_view >= 0.5:
-            view.update(driver.progress(pool.alive() if pool else 0, started))
-            last_view = time.monotonic()
-
-    previous_handlers = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    interrupted = False
-    try:
-        view.started(driver.run, resumed)
-        driver.set_status("running")
-        if pool:
-            with _stop_signals_deferred():
-                pool.start()
-        on_step()  # at once: a resumed run says what it is waiting on
-        driver.drive(on_step=on_step, workers_gone=(lambda: pool.alive() == 0) if pool else (lambda: False))
-        return conclude(store, driver.progress(pool.alive() if pool else 0, started), view, driver=driver.owner)
-    except RunCancelled:
-        return conclude(store, driver.progress(pool.alive() if pool else 0, started), view, cancelled=True,
-                        driver=driver.owner)
-    except KeyboardInterrupt:
-        interrupted = True
-        _ignore_stop_signals()
-    except DriverLeaseLost:
-        raise
-    except NascliError as error:
-        driver.fail(error)
-        raise
-    finally:
-        try:
-            if pool:
-                pool.stop()  # every worker has released its task before the run is marked
-            if interrupted:
-                driver.set_status("interrupted")
-            driver.release()
-            view.close()
-        finally:
-            signal.signal(signal.SIGINT, previous_handlers[0])
-            signal.signal(signal.SIGTERM, previous_handlers[1])
-    raise RunInterrupted(driver.run.id)
-
-
-def conclude(store: Store, progress: Progress, view: View, *, cancelled: bool = False, driver: str | None = None) -> int:
-    """Record how the run ended and show it; the exit code: 0 finished, 1 cancelled or every evaluation failed.
-    `driver`: the status is written only while that owner holds the run (see Store.set_run_status)."""
-    from nascli.store.reports import ReportQueries
-
-    progress.finished = True
-    progress.failure_kinds = ReportQueries(store).failure_kinds(progress.run.id)
-    if cancelled:
-        progress.status = "cancelled"  # `nas cancel` wrote it
-    else:
-        nothing_done = progress.queue.get("done", 0) == 0 and progress.queue.get("failed", 0) > 0
-        progress.status = "failed" if nothing_done else "finished"
-        store.set_run_status(progress.run.id, progress.status, driver=driver)
-    view.update(progress)
-    return 0 if progress.status == "finished" else EXIT_RUN_FAILED
-
-
-def refuse_second_run_named(store: Store, name: str | None) -> None:
-    """`nas run --name X` while run X is unfinished: say so and how to continue it, start nothing."""
-    existing = store.unfinished_run_named(name) if name else None
-    if existing is not None:
-        raise NascliError(f"run {existing.id} named {name!r} is {existing.status} and unfinished",
-                          hint=f"continue it with `nas resume {existing.id}`, stop it with `nas cancel {existing.id}`, "
-                               "or choose another --name")
-
-
-def start_run(cfg: RunConfig, *, db_url: str, workers: int | None, preset: str | None = None,
-              view: View | None = None) -> int:
-    """Create a run from a validated configuration and drive it to the end. Returns the exit code."""
-    check_seed_genome(cfg)
-    if workers is None or workers > 0:
-        ensure_local_data(cfg)  # fail before anything is written, not once per evaluation in every worker
-    store = open_store(db_url, create=True, limits=queue_limits(cfg))  # the embedded default needs no `nas init`
-    try:
-        refuse_second_run_named(store, cfg.run.name)
-        run = store.create_run(cfg.run.name or "", cfg.run.strategy, preset, cfg.run.seed,
-                               cfg.model_dump(mode="json"))
-        try:
-            driver = Driver(store, run, cfg)
-        except NascliError as error:  # e.g. a seed genome the strategy cannot use: the run row exists
-            mark_failed(store, run.id, error)
-            raise
-        driver.acquire()
-        return _execute(store, driver, db_url=db_url, workers=workers, view=view or View(), resumed=False)
-    finally:
-        store.close()
-
-
-def resume_run(run_ref: str | None, *, db_url: str, workers: int | None, force: bool = False, wait: bool = False,
-               view: View | None = None) -> int:
-    """Continue a run from the database: take it over (see Driver.acquire), replay its log,
-    re-own what was in flight, drive on."""
-    store = open_store(db_url)
-    try:
-        run = store.get_run(run_ref) if run_ref else newest_unfinished(store)
-        if run.status in ("finished", "cancelled"):
-            raise NascliError(f"run {run.id} has already {'finished' if run.status == 'finished' else 'been cancelled'}",
-                              hint=f"see it with `nas report {run.id}`")
-        cfg = validate_stored(run.id, run.config)
-        store.limits = queue_limits(cfg)
-        driver = Driver(store, run, cfg)
-        driver.acquire(force=force, wait=wait)
-        try:
-            driver.replay()
-        except ReplayError as error:
-            driver.release()
-            raise NascliError(f"cannot resume run {run.id}: {error}",
-                              hint="the run was recorded by a different nascli version or configuration") from None
-        except NascliError as error:
-            if not isinstance(error, DriverLeaseLost):
-                driver.fail(error)
-            driver.release()
-            raise
-        except BaseException:
-            driver.release()
-            raise
-        return _execute(store, driver, db_url=db_url, workers=workers, view=view or View(), resumed=True)
-    finally:
-        store.close()
-
-
-def newest_unfinished(store: Store) -> RunInfo:
-    for run in store.list_runs():
-        if run.status not in ("finished", "cancelled"):
-            return run
-    raise NascliError("there is no unfinished run to resume", hint="start one with `nas run --preset NAME`")
