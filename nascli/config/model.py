@@ -182,6 +182,14 @@ class GaSection(Section):
     generations: int = Field(1000, ge=0, le=MAX_GENERATIONS, description="Generations per island (termination criterion).")
     init_mutations: int = Field(1000, ge=0, le=MAX_MUTATIONS, description="Random mutations applied to the seed genome "
                                 "for each initial individual.")
+    init_proxy: bool = Field(False, description="Klos config #9 seed architectures: keep each of the "
+                             "init_mutations mutations only if a short proxy training (init_proxy_*) scores the "
+                             "mutated network at least as well as the one before; the proxy trainings run on workers. "
+                             "island-ga with layer genomes.")
+    init_proxy_iterations: int = Field(5, ge=1, description="init_proxy: optimizer steps of each proxy training.")
+    init_proxy_samples: int = Field(256, ge=1, description="init_proxy: training samples of each proxy training.")
+    init_proxy_val_share: float = Field(0.1, gt=0, le=1, description="init_proxy: validation samples, as a share "
+                                        "of the training split's size (at most the whole validation split).")
     offspring_per_generation: int = Field(1, ge=1, le=MAX_POPULATION, description="Children per island per generation "
                                           "(Klos: 1; lambda for mu-plus-lambda).")
     min_parent_age: int = Field(1, ge=1, description="Generations an individual must have lived before it may "
@@ -250,6 +258,9 @@ class TrainSection(Section):
                                            "(few samples and iterations).")
     proxy_samples: int = Field(1024, ge=1, description="proxy: training samples used.")
     proxy_iterations: int = Field(50, ge=1, description="proxy: optimizer steps.")
+    proxy_val_share: float | None = Field(
+        None, gt=0, le=1, description="proxy: validation samples as a share of the training split's size (at most "
+        "the whole validation split); none: the whole validation split.", json_schema_extra=_example(0.1))
     keep_checkpoints: bool = Field(False, description="Keep every evaluated network's weights in artifact_dir.")
     artifact_dir: str | None = Field(None, description="Where checkpoints go (none: beside the data, per run).",
                                      json_schema_extra=_example("artifacts"))
@@ -264,7 +275,7 @@ class TrainSection(Section):
                                "accuracy) a child may be before it stops.")
     stop_min_epochs: int = Field(1, ge=1, description="stop_rule: the first epoch at which a child may be stopped.")
 
-    accept_none_word = field_validator("artifact_dir", mode="before")(_none_word_to_none)
+    accept_none_word = field_validator("artifact_dir", "proxy_val_share", mode="before")(_none_word_to_none)
 
     @field_validator("amp", mode="before")
     @classmethod
@@ -406,6 +417,9 @@ def cross_field_problems(cfg: RunConfig) -> list[tuple[str, str]]:
         allowed = " or ".join(supported) if supported else "none (it has its own survivor selection)"
         problems.append(("ga.replacement", f"{cfg.run.strategy} does not support {ga.replacement!r}: "
                          f"use {allowed}"))
+    if ga.init_proxy and (cfg.run.strategy != "island-ga" or task.genome_family != "layers"):
+        problems.append(("ga.init_proxy", f"proxy-scored initial walks (Klos #9) need run.strategy = island-ga and "
+                         f"task.genome_family = layers, not {cfg.run.strategy} with {task.genome_family}"))
     uses_tournament = ga.selection == "tournament" or cfg.run.strategy == "regularized-evolution"
     if uses_tournament and ga.tournament_size > ga.population:
         problems.append(("ga.tournament_size", f"must not exceed ga.population ({ga.population})"))

@@ -27,12 +27,13 @@ from typing import Any
 from nascli.config import RunConfig, task_for, training_config_hash
 from nascli.driver.events import ASK_EVENT, FAILED_EVENT, FINAL_EVENT, MIGRANT_SLOT, MIGRATION_OPERATOR, outcome_of
 from nascli.driver.progress import Progress
-from nascli.driver.strategy import build_strategy
+from nascli.driver.strategy import build_strategy, layer_seed_genome
 from nascli.driver.workers import live_worker_count
 from nascli.errors import NascliError, RunBusy, StoreError
 from nascli.ga.rng import stream_seed
 from nascli.ga.strategies import Proposal, ReplayError, canonical_hash, planned_evaluations
 from nascli.metrics import Ranking
+from nascli.proxy_init import ProxyInitialisation
 from nascli.stop_rule import StopCurves
 from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, RunInfo, Store
 from nascli.store.driver_token import DriverToken, driver_token
@@ -92,7 +93,9 @@ class Driver:
     count_external_workers: bool = False  # `--workers 0`: size in_flight_target by the workers seen
 
     def __post_init__(self) -> None:
-        self.strategy = build_strategy(self.cfg)
+        # Klos #9: initial individuals are walked with proxy evaluations before the first ask
+        self.proxy_init = ProxyInitialisation(self.cfg, layer_seed_genome(self.cfg)) if self.cfg.ga.init_proxy else None
+        self.strategy = build_strategy(self.cfg, self.proxy_init.genomes if self.proxy_init else None)
         self.budget = planned_evaluations(self.cfg.model_dump(mode="json"))
         self.config_hash = training_config_hash(self.cfg)
         self.cache_scope = self.cfg.cache.scope
@@ -243,6 +246,7 @@ class Driver:
             self.individual_ids[key] = individual.id
             self.key_of_individual[individual.id] = key
             self.placed[(individual.island, key)].append(individual.id)
+        self._walk_initial_individuals()  # from the stored proxy results: the same decisions
         position = 0
         previous_ask = None
         for event in self.store.events(self.run.id):
@@ -263,7 +267,7 @@ class Driver:
         self._fold(results, position, until_seq=None)
         self.migrations_recorded = len(self.store.migrations(self.run.id))
         self._record_population_changes()
-        self.done_count = sum(1 for finished in results if finished.individual_id not in self.copy_ids)
+        self.done_count = sum(1 for finished in results if self._is_child_result(finished))
         # Children issued but not finished: make sure each has its individual row and an evaluation.
         outstanding = self.strategy.outstanding
         if outstanding:
@@ -275,8 +279,20 @@ class Driver:
             position += 1
         return position
 
+    def _is_child_result(self, finished: FinishedEvaluation) -> bool:
+        """Not a migrant's copy (its source was told already), nor a proxy evaluation of an initial
+        walk (no individual row, nascli.proxy_init)."""
+        return finished.individual_id is not None and finished.individual_id not in self.copy_ids
+
+    def _walk_initial_individuals(self) -> bool:
+        """Advance the proxy-scored initial walks (ga.init_proxy); True while they move."""
+        if self.proxy_init is None or self.proxy_init.done:
+            return False
+        return self.proxy_init.step(self.store, self.run.id,
+                                    lambda work: self._fenced(work, what="queue proxy evaluations"))
+
     def _tell(self, finished: FinishedEvaluation) -> None:
-        if finished.individual_id in self.copy_ids:  # a migrant's copy: its source was told already
+        if not self._is_child_result(finished):
             self.last_seq = finished.seq
             return
         key = self.key_of_individual.get(finished.individual_id)
@@ -299,10 +315,12 @@ class Driver:
         The step's writes (population mirror, ask event, children, cache hits, queue) are one
         transaction: one commit per step, and a crash leaves all or none of them."""
         self.renew()
+        if self.proxy_init is not None and not self.proxy_init.done:
+            return self._walk_initial_individuals()
         progressed = False
         for finished in self.store.results(self.run.id, after_id=self.last_seq):
             self._tell(finished)
-            if finished.individual_id in self.copy_ids:
+            if not self._is_child_result(finished):
                 continue
             self.done_count += 1
             self._satisfy_waiters(finished)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 import resource
 import sys
 import time
@@ -225,14 +226,14 @@ def _failed(kind: str, message: str, plan: ModelPlan, device: torch.device) -> R
                           extra={"peak_memory_kind": measured, "device": str(device)})
 
 
-def _proxy_subset(data: ResidentData, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed random subset of the training split (the same for every individual)."""
-    n = len(data.train_x)
+def _proxy_subset(x: torch.Tensor, y: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random subset of a split (the same for every individual)."""
+    n = len(x)
     if samples >= n:
-        return data.train_x, data.train_y
+        return x, y
     chosen = np.sort(np.random.default_rng(SPLIT_SEED).permutation(n)[:samples])
-    index = torch.from_numpy(chosen).to(data.train_x.device)
-    return data.train_x[index], data.train_y[index]
+    index = torch.from_numpy(chosen).to(x.device)
+    return x[index], y[index]
 
 
 def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSpec, settings: TrainSettings,
@@ -248,12 +249,16 @@ def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSp
         model = None
         model = plan.build().to(device)
         train_x, train_y = data.train_x, data.train_y
+        val_x, val_y = data.val_x, data.val_y
         if train_cfg.mode == "proxy":
-            train_x, train_y = _proxy_subset(data, train_cfg.proxy_samples)
+            train_x, train_y = _proxy_subset(data.train_x, data.train_y, train_cfg.proxy_samples)
+            if train_cfg.proxy_val_share is not None:  # Klos #9: validate on 1/10 of the training set size
+                samples = max(1, math.ceil(train_cfg.proxy_val_share * len(data.train_x)))
+                val_x, val_y = _proxy_subset(data.val_x, data.val_y, samples)
         fold_progress = progress
         if progress is not None and folds > 1:
             fold_progress = (lambda f: lambda epoch, metrics: progress(epoch, {**metrics, "fold": f}))(fold)
-        outcome = fit(model, train_x, train_y, data.val_x, data.val_y, plan.objective, settings, seed=seed,
+        outcome = fit(model, train_x, train_y, val_x, val_y, plan.objective, settings, seed=seed,
                       progress=fold_progress, should_stop=should_stop, stop_early=stop_check(task.train))
         # Test metrics of the best-validation weights: reported, never fed back into training.
         loss_sum, correct = score(model, data.test_x, data.test_y, plan.objective, settings, split=2)
@@ -289,7 +294,9 @@ def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSp
                            "val_accuracy": o.val_accuracy, "test_loss": t[0], "test_accuracy": t[1]}
                           for o, t in zip(outcomes, tests)]
     if train_cfg.mode == "proxy":
-        extra["proxy"] = {"samples": min(train_cfg.proxy_samples, len(train_x)), "steps": settings.max_steps}
+        extra["proxy"] = {"samples": len(train_x), "steps": settings.max_steps}
+        if train_cfg.proxy_val_share is not None:
+            extra["proxy"]["val_samples"] = len(val_x)
     return Result(
         status="done",
         val_accuracy=mean([o.val_accuracy for o in outcomes]),

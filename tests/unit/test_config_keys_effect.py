@@ -97,6 +97,16 @@ INFORMATIONAL: dict[str, str] = {
     "store.url": "which database the commands open (resolve_db_url); not a setting of the search",
     "cache.scope": "whose results the driver's genotype cache reuses (nascli.driver.step.Driver), not a strategy, "
                    "worker or trainer setting; its tests are under tests/integration",
+    "ga.init_proxy": "read by the driver (nascli.proxy_init walks the initial individuals before the strategy's "
+                     "first ask); tests/unit/test_proxy_init.py, tests/integration/test_proxy_init_resume.py",
+    "ga.init_proxy_iterations": "the walks' proxy training (nascli.proxy_init.proxy_config -> train.proxy_iterations)"
+                                "; tests/unit/test_proxy_init.py",
+    "ga.init_proxy_samples": "the walks' proxy training (nascli.proxy_init.proxy_config -> train.proxy_samples); "
+                             "tests/unit/test_proxy_init.py",
+    "ga.init_proxy_val_share": "the walks' proxy training (nascli.proxy_init.proxy_config -> train.proxy_val_share); "
+                               "tests/unit/test_proxy_init.py",
+    "train.proxy_val_share": "read by nascli.train.engine in proxy mode (the validation subset); "
+                             "tests/unit/test_train.py",
     "train.kfolds": "read by nascli.train.evaluate (k-fold loop around one training); tests/unit/test_train.py",
     "train.proxy_samples": "read by nascli.train.engine._proxy_subset in proxy mode; tests/unit/test_train.py",
     "train.measure_latency": "read by nascli.train.engine after training (latency_ms); tests/unit/test_train.py",

@@ -44,10 +44,11 @@ def test_every_preset_validates_and_describes_itself_in_one_line(name):
     assert RunConfig.model_validate(cfg.model_dump(mode="json")) == cfg
 
 
-def klos_table5(cfg: RunConfig) -> None:
-    """Klos et al., Appendix A, Table 5 (evolution, migration and training rows)."""
+def klos_table5(cfg: RunConfig, init_mutations: int = 1000) -> None:
+    """Klos et al., Appendix A, Table 5 (evolution, migration and training rows); config #9 builds its
+    initial individuals with 50 mutations instead (Sec. 4.2)."""
     assert cfg.run.strategy == "island-ga"
-    assert cfg.ga.init_mutations == 1000 and cfg.ga.generations == 1000
+    assert cfg.ga.init_mutations == init_mutations and cfg.ga.generations == 1000
     assert cfg.ga.operators.model_dump() == {"insert": 0.2, "switch": 0.1, "delete": 0.2, "adjust": 0.4,
                                              "crossover": 0.1}
     assert (cfg.ga.selection, cfg.ga.replacement, cfg.ga.offspring_per_generation) == ("roulette",
@@ -92,13 +93,18 @@ TABLE_2 = {
 def test_config_presets_are_klos_table_2(number):
     extra, variants, min_age, kfolds, population, seeded = TABLE_2[number]
     cfg = preset(f"cifar10-config{number}")
-    klos_table5(cfg)
+    klos_table5(cfg, init_mutations=50 if seeded else 1000)
     assert set(cfg.search_space.layers) == {"C", "P", "D", *extra}
     if "I" in extra:
         assert cfg.search_space.inception_variants == variants
     assert (cfg.ga.islands, cfg.ga.population, cfg.ga.min_parent_age, cfg.train.kfolds) == (1, population, min_age,
                                                                                             kfolds)
     assert (cfg.ga.seed_genome is not None) == seeded
+    # Sec. 4.2: after each of the 50 mutations a proxy training (5 iterations, 256 samples, validation on
+    # 1/10 of the training set size) approximates the fitness
+    assert cfg.ga.init_proxy == seeded
+    if seeded:
+        assert (cfg.ga.init_proxy_iterations, cfg.ga.init_proxy_samples, cfg.ga.init_proxy_val_share) == (5, 256, 0.1)
     assert cfg.train.activation == "relu" and cfg.task.dataset == "cifar10"
 
 

@@ -3,6 +3,7 @@ failure kinds (OOM with retry, NaN, too large, invalid, crash), cancellation, k-
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import time
@@ -203,6 +204,20 @@ def test_proxy_mode_trains_few_steps_on_few_samples():
     assert result.status == "done"
     assert result.extra["proxy"] == {"samples": 128, "steps": 5}
     assert result.epochs_run == 2 and len(result.extra["history"]) == 1  # 4 steps per pass; validated once
+
+
+def test_proxy_mode_validates_on_a_share_of_the_training_split_size():
+    """Klos #9 validates its proxy on 1/10 of the training set size; here 1/20 of digits' 1,367
+    training rows (69), fewer than its validation split holds (136)."""
+    result = evaluate(digits_task(mode="proxy", proxy_samples=64, proxy_iterations=2, batch_size=32,
+                                  proxy_val_share=0.05))
+    assert result.status == "done"
+    from nascli.train.data import DatasetSpec, load_dataset
+
+    data = load_dataset(DatasetSpec.from_task(digits_task().task), torch.device("cpu"))
+    expected = math.ceil(0.05 * len(data.train_x))
+    assert expected < len(data.val_x)
+    assert result.extra["proxy"] == {"samples": 64, "steps": 2, "val_samples": expected}
 
 
 def test_synthetic_tasks_do_not_import_torch():
