@@ -64,8 +64,19 @@ def plot_generations(rows: Sequence[GenerationRow], path: Path, title: str, *, f
     return _save(fig, path, force)
 
 
+def front_labels(report: ParetoReport) -> list[tuple[float, float, str]]:
+    """(x, y, label) of each front point as plot_pareto draws it: cost on x, the first objective on
+    y, labelled with the individual id the report's Pareto table shows and `nas export --individual`
+    takes (an evaluation without an individual: e<evaluation id>)."""
+    x_name, y_name = report.objectives[1], report.objectives[0]
+    return [(point.objectives[x_name], point.objectives[y_name],
+             f"#{point.individual_id}" if point.individual_id is not None else f"e{point.evaluation_id}")
+            for point in sorted(report.front, key=lambda point: point.objectives[x_name])]
+
+
 def plot_pareto(report: ParetoReport, cloud: Sequence[Mapping[str, float]], path: Path, title: str, *, force: bool = False) -> Path:
-    """The first two objectives: every evaluation in gray, the non-dominated front in red."""
+    """The first two objectives: every evaluation in gray, the non-dominated front in red, each front
+    point labelled with its individual id."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     x_name, y_name = report.objectives[1], report.objectives[0]  # cost on x, accuracy on y (the usual picture)
@@ -74,7 +85,11 @@ def plot_pareto(report: ParetoReport, cloud: Sequence[Mapping[str, float]], path
     if report.front:
         front = sorted(report.front, key=lambda point: point.objectives[x_name])
         ax.step([p.objectives[x_name] for p in front], [p.objectives[y_name] for p in front], where="post",
-                color="tab:red", marker="o", markersize=4, label="Pareto front")
+                color="tab:red", marker="o", markersize=4, label="Pareto front (individual ids)")
+        for index, (x, y, label) in enumerate(front_labels(report)):
+            # alternate above/below so neighbouring labels on a dense front do not overlap
+            ax.annotate(label, (x, y), xytext=(3, 5 if index % 2 == 0 else -10), textcoords="offset points",
+                        fontsize="x-small", color="tab:red")
         ax.legend(loc="lower right", fontsize="small")
     else:
         _empty(ax, "no finished evaluations yet")
