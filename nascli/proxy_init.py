@@ -107,3 +107,9 @@ class ProxyInitialisation:
 
     def _seed(self, genome_hash: str) -> int:
         return stream_seed(self.cfg.run.seed, TRAIN_STREAM, genome_hash) % (2**31)
+
+    def status(self) -> str:
+        """One line for the live view while the walks run."""
+        finished = sum(walk.done for walk in self.walks)
+        return (f"walking the initial individuals (ga.init_proxy, Klos #9): {finished} of {len(self.walks)} walks "
+                f"done, {len(self.scores)} proxy trainings finished")

@@ -115,6 +115,8 @@ def render(progress: "Progress", eta: float | None = None) -> Group:
     waiting = waiting_line(progress)
     if waiting:
         parts.append(Text(waiting, style="yellow"))
+    if progress.initial_walks:
+        parts.append(Text(progress.initial_walks))
     islands = snapshot.get("islands")
     if islands:
         generations = generations_planned(progress)
@@ -208,6 +210,8 @@ class LiveView:
             waiting = waiting_line(progress)
             if waiting:
                 self.console.print(waiting, highlight=False, soft_wrap=True)
+            if progress.initial_walks:
+                self.console.print(progress.initial_walks, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         if self.live is not None:

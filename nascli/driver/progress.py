@@ -27,6 +27,7 @@ class Progress:
     cache_sources: list[str] = field(default_factory=list)  # other runs whose results this one reused
     # resume: evaluations a dead driver's workers still hold, (id, seconds their lease runs); [] once done
     waiting_on: list[tuple[int, float]] = field(default_factory=list)
+    initial_walks: str | None = None  # ga.init_proxy: how far the initial walks are, while they run
 
 
 class View:

@@ -583,7 +583,8 @@ class Driver:
                         started=started, finished=self.strategy.finished, best=self.best,
                         budget=self.budget,
                         cache_sources=sorted(self.cache_sources),
-                        waiting_on=self._waiting_on())
+                        waiting_on=self._waiting_on(),
+                        initial_walks=self.proxy_init.status() if self.proxy_init and not self.proxy_init.done else None)
 
     def _waiting_on(self) -> list[tuple[int, float]]:
         """The inherited evaluations still running, with the seconds their leases run (a dead

@@ -149,3 +149,13 @@ def test_a_resumed_run_says_which_evaluations_it_waits_on_and_for_how_long():
     out = io.StringIO()
     Console(file=out, width=200).print(render(progress(finished=False)))
     assert "waiting on" not in out.getvalue()
+
+
+def test_while_the_initial_walks_run_the_view_says_how_far_they_are():
+    line = "walking the initial individuals (ga.init_proxy, Klos #9): 3 of 12 walks done, 118 proxy trainings finished"
+    out = io.StringIO()
+    Console(file=out, width=200).print(render(progress(initial_walks=line, finished=False, evaluations_done=0)))
+    assert line in out.getvalue()
+    out = io.StringIO()
+    LiveView(Console(file=out, force_terminal=False, width=200)).update(progress(initial_walks=line))
+    assert line in out.getvalue()

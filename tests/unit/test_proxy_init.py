@@ -155,3 +155,12 @@ def test_the_proxy_training_takes_the_init_proxy_sizes():
 def test_proxy_walks_are_refused_where_no_island_ga_of_layer_genomes_runs(overrides):
     with pytest.raises(ConfigError, match="ga.init_proxy"):
         resolve(preset="cifar10-config9", overrides=overrides, project_file=None, env={})
+
+
+def test_the_walks_say_how_far_they_are():
+    from nascli.proxy_init import ProxyInitialisation
+
+    cfg = resolve(preset="cifar10-config9", project_file=None, env={})
+    walks = ProxyInitialisation(cfg, layer_seed_genome(cfg))
+    assert len(walks.walks) == 20 and not walks.done
+    assert walks.status().endswith("0 of 20 walks done, 0 proxy trainings finished")
