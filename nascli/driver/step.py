@@ -33,7 +33,7 @@ from nascli.errors import NascliError, RunBusy, StoreError
 from nascli.ga.rng import stream_seed
 from nascli.ga.strategies import Proposal, ReplayError, canonical_hash, planned_evaluations
 from nascli.metrics import Ranking
-from nascli.proxy_init import ProxyInitialisation
+from nascli.driver.proxy_init import ProxyInitialisation
 from nascli.stop_rule import StopCurves
 from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, RunInfo, Store
 from nascli.store.driver_token import DriverToken, driver_token
@@ -281,7 +281,7 @@ class Driver:
 
     def _is_child_result(self, finished: FinishedEvaluation) -> bool:
         """Not a migrant's copy (its source was told already), nor a proxy evaluation of an initial
-        walk (no individual row, nascli.proxy_init)."""
+        walk (no individual row, nascli.driver.proxy_init)."""
         return finished.individual_id is not None and finished.individual_id not in self.copy_ids
 
     def _walk_initial_individuals(self) -> bool:

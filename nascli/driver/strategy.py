@@ -21,7 +21,7 @@ def layer_seed_genome(cfg: RunConfig):
 
 def build_strategy(cfg: RunConfig, walked: Callable[[], Sequence[Any]] | None = None) -> Strategy:
     """The run's strategy with the real operators of its genome family, seeded by run.seed.
-    `walked`: the genomes of the proxy-scored initial walks (ga.init_proxy, nascli.proxy_init), which
+    `walked`: the genomes of the proxy-scored initial walks (ga.init_proxy, nascli.driver.proxy_init), which
     its first `random_init` calls return."""
     if cfg.task.genome_family == "modules":  # Hajewski module genomes (seed 002 autoencoders)
         from nascli.ga.module_operators import ModuleSpace, minimal_module_genome

@@ -10,7 +10,7 @@ mutation is not kept (a failed seed is beaten by any scored mutation).
 
 Pure: a walk draws only from its own `random.Random` and decides only from the scores it is told,
 so replaying the same scores in any interleaving of walks makes the same decisions. The driver
-(nascli.proxy_init) runs the proxy trainings on workers and tells the scores.
+(nascli.driver.proxy_init) runs the proxy trainings on workers and tells the scores.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from nascli.config import resolve, search_space_of, training_config_hash
 from nascli.errors import ConfigError
 from nascli.ga import operators
 from nascli.ga.proxy_init import InitWalk, proxy_score, walked_init
-from nascli.proxy_init import proxy_config
+from nascli.driver.proxy_init import proxy_config
 from nascli.driver.strategy import layer_seed_genome
 
 
@@ -158,7 +158,7 @@ def test_proxy_walks_are_refused_where_no_island_ga_of_layer_genomes_runs(overri
 
 
 def test_the_walks_say_how_far_they_are():
-    from nascli.proxy_init import ProxyInitialisation
+    from nascli.driver.proxy_init import ProxyInitialisation
 
     cfg = resolve(preset="cifar10-config9", project_file=None, env={})
     walks = ProxyInitialisation(cfg, layer_seed_genome(cfg))
