@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from nascli.devices import EXIT_DEVICE_FAULT, child_visible_devices
+from nascli.train.time_limit import EXIT_HUNG_EVALUATION
 
 MAX_BACKOFF_SECONDS = 60.0
 # A child that stayed up this long was healthy: its failure streak starts again from zero.
@@ -39,9 +40,16 @@ _USER_ERROR = 2
 def exit_reason(code: int) -> str:
     if code == EXIT_DEVICE_FAULT:
         return "device fault"
+    if code == EXIT_HUNG_EVALUATION:
+        return "hung evaluation"
     if code < 0:
         return f"killed by {signal.Signals(-code).name}" if -code in signal.Signals._value2member_map_ else f"signal {-code}"
     return f"exit {code}"
+
+
+def restart_pause(backoff: float, failures: int) -> float:
+    """Seconds before a worker's restart after `failures` failures in a row: doubling, capped."""
+    return min(MAX_BACKOFF_SECONDS, backoff * 2 ** (failures - 1))
 
 
 @dataclass
@@ -142,7 +150,7 @@ class GpuLauncher:
                          f"{child.failures} times in a row (last: {exit_reason(code)}); check nvidia-smi and the "
                          f"kernel log, then start a worker for it again")
             return
-        pause = min(MAX_BACKOFF_SECONDS, self.backoff * 2 ** (child.failures - 1))
+        pause = restart_pause(self.backoff, child.failures)
         child.restart_at = now + pause
         child.state = f"{exit_reason(code)}; restarting in {pause:g} s"
         self.say(f"{name}: worker ended ({exit_reason(code)}); restarting it in {pause:g} s")

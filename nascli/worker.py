@@ -46,6 +46,7 @@ from nascli.task import Result, Task
 # for the import (and the genome parser's) while its first task waits, all at once (0.5 s on 2
 # cores with 32 workers; see benchmarks/scaling.py).
 from nascli.train.synthetic import evaluate_synthetic
+from nascli.train.time_limit import Watchdog, grace_seconds, hang_if_asked, limit_seconds, timeout_result
 
 log = logging.getLogger("nascli.worker")
 
@@ -142,6 +143,7 @@ def evaluate_task(task: Task, *, device: str = "cpu", progress: ProgressCallback
                   should_stop: Callable[[], bool] | None = None) -> Result:
     """Route a task to its evaluator; synthetic tasks never import torch."""
     inject_fault_if_asked(device)  # a test seam: nothing unless NASCLI_INJECT_DEVICE_FAULT is set
+    hang_if_asked()  # a test seam: nothing unless NASCLI_INJECT_HANG_ONCE is set
     if task.kind == "synthetic":
         return evaluate_synthetic(task, progress=progress, should_stop=should_stop)
     from nascli.train.evaluate import evaluate  # torch lives behind this import
@@ -196,6 +198,7 @@ class Worker:
         self._waiter = None  # a nascli.store.notify.Waiter while run() is running
         self._next_claim = None  # a claim taken together with the previous result (complete_and_claim)
         self._heartbeat_thread = HeartbeatThread()  # serves each claim's Heartbeat in turn
+        self._watchdog = Watchdog()  # each evaluation's train.max_seconds (nascli.train.time_limit)
         self.unhealthy: NascliError | None = None  # the host fault that ended this worker
 
     # ------------------------------------------------------------------ control
@@ -293,11 +296,14 @@ class Worker:
         heartbeat.start()
         if self.stopping.is_set():
             heartbeat.wake()  # a signal between claim and start: release now
+        # Past the limit: no more heartbeats, should_stop answers True, the attempt is a timeout;
+        # a training that still does not return ends this process (nascli.train.time_limit).
+        limit = self._watchdog.arm(task.evaluation_id, limit_seconds(task), grace_seconds(lease), heartbeat.finish)
 
         def should_stop() -> bool:
             if heartbeat.lost.is_set() or self.stopping.is_set():
                 current.stop_seen = True
-            return current.stop_seen
+            return current.stop_seen or limit.expired.is_set()
 
         def progress(epoch: int, metrics: Mapping[str, Any]) -> None:
             self.reporter.epoch(task, epoch, metrics)
@@ -316,8 +322,11 @@ class Worker:
                                 type(error).__name__, exc_info=True)
                     result = failure_from_exception(error)
         finally:
+            self._watchdog.disarm(limit)
             heartbeat.finish()
             self._current = None
+        if limit.expired.is_set() and host_fault is None:
+            result = timeout_result(result, limit.seconds, limit.elapsed)
         if host_fault is not None:
             self._give_back_and_stop(task, claim.attempt, heartbeat, host_fault)
         self._settle(task, claim.attempt, heartbeat, current.stop_seen, result, lease)

@@ -15,7 +15,8 @@ from nascli.task import Task
 # [task] and [train] keys that do not change what training a genome yields (so they stay out of the
 # genotype-cache key): how long the synthetic evaluator sleeps, where files live, thread counts.
 _COSMETIC_TASK_KEYS = frozenset({"synthetic_seconds", "data_dir"})
-_COSMETIC_TRAIN_KEYS = frozenset({"keep_checkpoints", "artifact_dir", "threads"})
+# max_seconds: a limit decides whether an evaluation ends, never what a finished one measured
+_COSMETIC_TRAIN_KEYS = frozenset({"keep_checkpoints", "artifact_dir", "threads", "max_seconds"})
 _HASH_VERSION = "1"
 
 SEARCH_SPACE_KEYS = ("layers", "inception_variants", "kernels", "strides", "filters", "dense_units",

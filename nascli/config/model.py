@@ -274,8 +274,13 @@ class TrainSection(Section):
     stop_margin: float = Field(0.0, ge=0, le=1, description="stop_rule: how far below the comparison (validation "
                                "accuracy) a child may be before it stops.")
     stop_min_epochs: int = Field(1, ge=1, description="stop_rule: the first epoch at which a child may be stopped.")
+    max_seconds: float | None = Field(
+        None, gt=0, description="Wall-clock limit of one evaluation: past it the attempt fails as timeout, and a "
+        "worker whose training does not stop within half a lease exits, so its task goes to another worker when the "
+        "lease expires. none: from the task's budget, 600 s + 600 s per epoch (train.epochs; 1 in proxy mode), times "
+        "train.kfolds; synthetic tasks 60 s + 4 x task.synthetic_seconds.", json_schema_extra=_example(7200))
 
-    accept_none_word = field_validator("artifact_dir", "proxy_val_share", mode="before")(_none_word_to_none)
+    accept_none_word = field_validator("artifact_dir", "proxy_val_share", "max_seconds", mode="before")(_none_word_to_none)
 
     @field_validator("amp", mode="before")
     @classmethod

@@ -110,6 +110,8 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
 
     def on_step() -> None:
         nonlocal last_view
+        if pool:
+            pool.tend()  # a dead worker (a hung evaluation, a crash) is started again
         if time.monotonic() - last_view >= 0.5:
             view.update(driver.progress(pool.alive() if pool else 0, started))
             last_view = time.monotonic()
@@ -123,7 +125,7 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
             with _stop_signals_deferred():
                 pool.start()
         on_step()  # at once: a resumed run says what it is waiting on
-        driver.drive(on_step=on_step, workers_gone=(lambda: pool.alive() == 0) if pool else (lambda: False))
+        driver.drive(on_step=on_step, workers_gone=pool.gone if pool else (lambda: False))
         return conclude(store, driver.progress(pool.alive() if pool else 0, started), view, driver=driver.owner)
     except RunCancelled:
         return conclude(store, driver.progress(pool.alive() if pool else 0, started), view, cancelled=True,

@@ -1,6 +1,6 @@
 """Every configuration key does something: for each key of the config model, changing it (in a
 context where it applies) changes what the run resolves to — the strategy (its settings and first
-proposals), the worker (lease, heartbeat, poll, queue limits) or the trainer (training settings,
+proposals), the worker (lease, heartbeat, poll, queue limits, an evaluation's time limit) or the trainer (training settings,
 data split, the built network, checkpoints, the synthetic evaluator's answer) — or the key is
 listed below as informational, with the reason. A new key must be put in one of the two tables."""
 
@@ -78,6 +78,7 @@ CHANGES: dict[str, tuple[list[str], str]] = {
     "train.proxy_iterations": (["train.mode=proxy"], "7"),
     "train.keep_checkpoints": ([], "true"),
     "train.artifact_dir": (["train.keep_checkpoints=true"], "/artefacts"),
+    "train.max_seconds": ([], "60"),
     "worker.lease_seconds": ([], "300"),
     "worker.heartbeat_seconds": ([], "5"),
     "worker.max_attempts": ([], "5"),
@@ -148,6 +149,7 @@ def strategy_settings(cfg) -> tuple:
 
 
 def worker_settings(cfg) -> tuple:
+    from nascli.train.time_limit import limit_seconds
     from nascli.worker import Worker, WorkerOptions
 
     class RunStore:
@@ -156,7 +158,8 @@ def worker_settings(cfg) -> tuple:
 
     worker = Worker(RunStore(), WorkerOptions(run_id="r-1"))
     lease = worker._lease_seconds("r-1")
-    return lease, worker._heartbeat_seconds("r-1", lease), worker._poll_seconds("r-1"), queue_limits(cfg)
+    return (lease, worker._heartbeat_seconds("r-1", lease), worker._poll_seconds("r-1"), queue_limits(cfg),
+            limit_seconds(task_for(cfg, LAYER_GENOME, 0)))
 
 
 def trainer_settings(cfg) -> tuple:
