@@ -180,6 +180,15 @@ def scratch_file(directory: Path | str, name: str) -> Iterator[tuple[BinaryIO, P
         _remove(temporary)
 
 
+def open_lock_file(path: Path | str) -> int:
+    """A descriptor of a lock file (for flock), created if absent; never through a symlink, never
+    truncated (another process may hold it)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o644)
+    except OSError as error:
+        raise describe_os_error(error, path, "open the lock file") from None
+
+
 def open_append(path: Path | str) -> BinaryIO:
     """Open a log file for appending; never through a symlink."""
     path = Path(path)

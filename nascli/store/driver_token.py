@@ -52,6 +52,10 @@ class FileToken:
             self._lock.acquire(blocking=False)
         except Timeout:
             return False
+        except OSError as error:  # filelock opens with O_NOFOLLOW: a link planted at the name ends here
+            from nascli.safe_files import describe_os_error
+
+            raise describe_os_error(error, self.path, "open the lock file") from None
         return True
 
     def still_held(self) -> bool:

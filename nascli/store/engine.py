@@ -34,6 +34,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
 from nascli.errors import StoreError
+from nascli.safe_files import open_lock_file
 from nascli.url_secrets import redact
 
 log = logging.getLogger("nascli.store")
@@ -241,7 +242,7 @@ class SQLiteWriterLock:
             self.forget_inherited()
         with self._mutex:
             if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                self._fd = open_lock_file(self.path)  # beside the database; a planted link is refused
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 yield

@@ -140,25 +140,35 @@ def ensure_files(name: str, data_dir: Path, *, download: bool = True) -> Path:
     from filelock import FileLock
 
     # Several workers on one host start together: one downloads, the others wait and then find the files.
-    with FileLock(str(data_dir / f".{name}.download.lock")):
+    # filelock opens the lock file with O_NOFOLLOW: a link planted at its name is refused, not followed.
+    lock_path = data_dir / f".{name}.download.lock"
+    try:
+        lock = FileLock(str(lock_path))
+        lock.acquire()
+    except OSError as exc:
+        raise DatasetError(f"cannot lock {lock_path}: {exc.strerror or exc}",
+                           hint="remove that file if it is a symbolic link, or choose another task.data_dir") from None
+    try:
         if _missing_files(source, folder):  # still missing after waiting for the lock
             try:
                 _download(source, data_dir)
+            except DatasetError:
+                raise
             except Exception as exc:  # offline, DNS, HTTP error, checksum: all one message for the user
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise _unavailable(name, folder, source, f"the download failed ({reason})") from None
         missing = _missing_files(source, folder)
         if missing:
             raise _unavailable(name, folder, source, f"the download did not provide {', '.join(missing)}")
+    finally:
+        lock.release()
     return folder
 
 
 def _download(source: _Source, data_dir: Path) -> None:
-    import torchvision.datasets
+    from nascli.train.download import download_staged  # a planted symlink cannot redirect it
 
-    dataset_class = getattr(torchvision.datasets, source.torchvision)
-    for arguments in source.splits:
-        dataset_class(str(data_dir), download=True, **arguments)
+    download_staged(source.torchvision, source.splits, source.folder, data_dir)
 
 
 def _read(name: str, folder: Path) -> RawDataset:
