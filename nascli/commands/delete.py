@@ -23,10 +23,11 @@ def command(
     """Delete a run: its individuals, evaluations, migrations and events, in one transaction.
 
     Asks first unless --yes. Other runs keep the results they reused from it. A run that is being
-    driven is refused: `nas cancel` it first.
+    driven is refused: `nas cancel` it first. A killed driver's unexpired lease does not stop it.
     """
     from nascli.config import resolve_db_url
     from nascli.store import open_store
+    from nascli.store.driver_token import driver_token
 
     with open_store(resolve_db_url(db)) as store:
         info = store.get_run(run)
@@ -41,7 +42,15 @@ def command(
             if not typer.confirm(question, default=False):
                 common.error_console().print("nothing deleted", highlight=False)
                 raise typer.Exit(EXIT_DECLINED)
-        deleted = store.delete_run(info.id)
+        # A live driver holds the run's liveness token; when it is free the lease's holder is dead.
+        token = driver_token(store, info.id)
+        driver_dead = token.try_acquire()
+        try:
+            deleted = store.delete_run(info.id, driver_dead=driver_dead)
+        except BaseException:
+            token.release()
+            raise
+        token.discard()  # no lock file left beside a SQLite database for a run that is gone
     removed = ", ".join(f"{count} {table}" for table, count in deleted.rows.items() if count and table != "runs")
     common.console().print(f"deleted run {deleted.run_id}" + (f" ({removed})" if removed else ""),
                            markup=False, highlight=False, soft_wrap=True)

@@ -16,7 +16,9 @@ lost, takes the lock again on a new one; False means another driver has the toke
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +38,8 @@ class DriverToken(Protocol):
     def still_held(self) -> bool: ...
 
     def release(self) -> None: ...
+
+    def discard(self) -> None: ...
 
 
 class FileToken:
@@ -64,6 +68,13 @@ class FileToken:
     def release(self) -> None:
         if self._lock.is_locked:
             self._lock.release(force=True)
+
+    def discard(self) -> None:
+        """The run is gone: remove the token's file (while holding it), then let go."""
+        if self._lock.is_locked:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        self.release()
 
 
 class AdvisoryLockToken:
@@ -111,6 +122,10 @@ class AdvisoryLockToken:
             return self.try_acquire()
         except StoreError:
             return True  # the server is unreachable: so is any other driver's takeover; the lease decides
+
+    def discard(self) -> None:
+        """The run is gone; an advisory lock leaves nothing behind."""
+        self.release()
 
     def release(self) -> None:
         connection, self._connection, self._held = self._connection, None, False

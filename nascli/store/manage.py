@@ -65,10 +65,12 @@ class RunManagement:
 
         return self._write(body, what="cancel run")
 
-    def delete_run(self, run_id: str) -> Deleted:
+    def delete_run(self, run_id: str, *, driver_dead: bool = False) -> Deleted:
         """Remove the run and everything that belongs to it, in one transaction. Refused while a
-        driver holds a live lease on it (cancel it first: its driver releases the lease as it stops). Other runs keep their cached results:
-        a cache hit is a copy of the source row in the run that reused it, not a reference."""
+        driver holds a live lease on it (cancel it first: its driver releases the lease as it stops),
+        unless `driver_dead`: the caller holds the run's driver token, so the lease's holder is gone.
+        Other runs keep their cached results: a cache hit is a copy of the source row in the run that
+        reused it, not a reference."""
 
         def body(conn: Connection) -> Deleted:
             run = conn.execute(sa.select(R.c.status, R.c.driver_owner, R.c.driver_lease_expires_at)
@@ -76,7 +78,7 @@ class RunManagement:
             if run is None:
                 raise self._run_not_found(conn, run_id)
             now = self._now_value(conn)
-            if run.driver_owner and (run.driver_lease_expires_at or 0) > now:
+            if run.driver_owner and (run.driver_lease_expires_at or 0) > now and not driver_dead:
                 raise StoreError(f"run {run_id} is being driven by {run.driver_owner}",
                                  hint=f"stop it first with `nas cancel {run_id}` (its driver lets go within a second), "
                                       "then delete it")
