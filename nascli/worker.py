@@ -14,6 +14,11 @@ device-side assert, any non-OOM CUDA error; `nascli.devices.is_device_fault`). T
 unhealthy (`unhealthy`, it claims nothing more) and the error ends it (`nas worker` prints it on
 one line and exits 2, or `nascli.devices.EXIT_DEVICE_FAULT` for a fault, which its launcher restarts).
 
+Each evaluation has a wall-clock limit (`train.max_seconds`; `nascli.train.time_limit`): past it
+the heartbeat stops and `should_stop` answers True, and the attempt is recorded as `timeout`; a
+training that does not return within half a lease more ends the process (exit 72), so the task
+goes to another worker when its lease expires.
+
 While a task trains, the heartbeat thread also refreshes the worker's `last_seen_at`, so the
 driver's count of live workers does not lose a worker in the middle of a long evaluation.
 

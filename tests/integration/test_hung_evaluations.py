@@ -19,7 +19,7 @@ from worker_harness import assert_done_exactly_once, prepare_run, synthetic_task
 
 from nascli.store import open_store
 from nascli.train.time_limit import EXIT_HUNG_EVALUATION, INJECT_HANG_ENV
-from tests.helpers import clean_env, nas_command, run_nas
+from tests.helpers import clean_env, nas_command, one_torch_thread, run_nas  # noqa: F401 - autouse fixture
 
 SMALL_RUN = ("--preset", "synthetic-quick", "--workers", "1", "--set", "ga.population=2", "--set",
              "ga.generations=2", "--set", "migration.period=1")
@@ -99,3 +99,34 @@ def test_the_driver_restarts_a_local_worker_that_exited_on_a_hung_evaluation(tmp
     rows = evaluation_rows(url)
     assert {row.status for row in rows} == {"done"}
     assert sorted(row.lease_expiries for row in rows)[-1] == 1  # the hung one came back after its lease
+
+
+@pytest.mark.slow
+def test_real_training_past_its_limit_is_recorded_as_timeout(tmp_path: Path) -> None:
+    """The torch trainer obeys the limit too (it polls should_stop between batches): in-process worker,
+    real digits training of 10,000 epochs, limit 1 s. The lease is long: the first batch comes after
+    the data load and model build (14 s at load 22 on 2 cores), and half a lease past the limit
+    the watchdog would end this process."""
+    import dataclasses
+
+    from nascli.config import resolve, task_for
+    from nascli.store import EvaluationRequest
+    from nascli.worker import Worker, WorkerOptions
+
+    cfg = resolve(preset="digits-quick", overrides=["train.epochs=10000", "train.patience=10000",
+                                                    "train.max_seconds=1"])
+    task = task_for(cfg, "In_8_8:C_3-3-1-1-16:P_2-2-2-2-0:D_1-1-1-1-32:D_10", 0)
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    store = open_store(url, create=True)
+    try:
+        run = store.create_run("limit", "random", None, 0, {"worker": {"lease_seconds": 600}})
+        store.enqueue(run.id, [EvaluationRequest(None, dataclasses.replace(task, run_id=run.id))])
+        started = time.monotonic()
+        stats = Worker(store, WorkerOptions(run_id=run.id, max_tasks=1)).run()
+        took = time.monotonic() - started
+        (row,) = store.evaluations(run.id)
+    finally:
+        store.close()
+    assert (stats.failed, row.status, row.result.error_kind) == (1, "failed", "timeout"), row.result
+    assert "past its limit of 1 s" in row.result.error_message
+    assert took < 120, f"the limit of 1 s ended the training after {took:.1f} s"

@@ -66,3 +66,11 @@ def test_an_evaluation_that_returns_in_time_or_within_the_grace_is_left_alone() 
     watchdog.disarm(stopped)  # returned within the grace: recorded as timeout, the process goes on
     time.sleep(0.6)
     assert seen.exit_codes == []
+
+
+def test_launchers_name_the_hung_evaluation_exit() -> None:
+    from nascli.gpu_launcher import exit_reason
+    from nascli.local_workers import RESTART_CODES
+
+    assert exit_reason(EXIT_HUNG_EVALUATION) == "hung evaluation"
+    assert EXIT_HUNG_EVALUATION in RESTART_CODES
