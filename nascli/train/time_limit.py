@@ -93,16 +93,25 @@ class Limit:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def due(self) -> float:
+        """When the watchdog acts next: at the limit, then at the end of the grace."""
+        return self.started + self.seconds + (self.grace if self.expired.is_set() else 0.0)
+
 
 class Watchdog:
     """One daemon thread per worker, watching one evaluation's Limit at a time (`arm` / `disarm`).
     `exit_process` ends the process when a training does not return (os._exit: a thread stuck in
-    a device call cannot be interrupted, and at-exit handlers could wait on it)."""
+    a device call cannot be interrupted, and at-exit handlers could wait on it).
+
+    Neither call wakes the thread in the steady state (a task after a task): it sleeps until the
+    earlier evaluation's limit, finds a later one armed (or none) and sleeps on; a wake-up per task
+    would cost context switches on short tasks, as the heartbeat thread's docstring measures."""
 
     def __init__(self, exit_process: Callable[[int], None] = os._exit) -> None:
         self._changed = threading.Condition()
         self._armed: Limit | None = None
         self._thread: threading.Thread | None = None
+        self._wakes_at: float | None = None  # when the thread's current wait ends (None: when notified)
         self._exit_process = exit_process
 
     def arm(self, evaluation_id: int | None, seconds: float, grace: float, on_expired: Callable[[], None]) -> Limit:
@@ -112,29 +121,29 @@ class Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="time-limit", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            elif self._wakes_at is None or limit.due() < self._wakes_at:
+                self._changed.notify()
         return limit
 
     def disarm(self, limit: Limit) -> None:
-        """The evaluation returned: nothing more happens to it."""
+        """The evaluation returned: nothing more happens to it (the thread finds out when it wakes)."""
         with self._changed:
             if self._armed is limit:
                 self._armed = None
-            self._changed.notify()
 
     def _loop(self) -> None:
         while True:
             with self._changed:
                 limit = self._armed
                 if limit is None:
+                    self._wakes_at = None
                     self._changed.wait()
                     continue
-                expired = limit.expired.is_set()
-                remaining = limit.seconds + (limit.grace if expired else 0.0) - limit.elapsed
-                if remaining > 0:
-                    self._changed.wait(remaining)
+                self._wakes_at = due = limit.due()
+                if due > time.monotonic():
+                    self._changed.wait(due - time.monotonic())
                     continue
-                if expired:  # under the lock: a disarm racing with this cannot be lost
+                if limit.expired.is_set():  # under the lock: a disarm racing with this cannot be lost
                     self._hung(limit)
                     return
                 limit.expired.set()

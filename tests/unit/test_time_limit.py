@@ -59,7 +59,7 @@ def test_past_the_limit_the_heartbeat_stops_and_past_the_grace_the_process_ends(
 def test_an_evaluation_that_returns_in_time_or_within_the_grace_is_left_alone() -> None:
     seen = Recorder()
     watchdog = Watchdog(exit_process=seen.exit_process)
-    in_time = watchdog.arm(1, 0.3, 0.2, seen.expired.set)
+    in_time = watchdog.arm(1, 100.0, 0.2, seen.expired.set)  # the thread sleeps towards 100 s
     watchdog.disarm(in_time)
     stopped = watchdog.arm(2, 0.1, 0.3, seen.expired.set)  # the next evaluation: the thread is reused
     assert seen.expired.wait(5) and stopped.expired.is_set() and not in_time.expired.is_set()
