@@ -1,8 +1,9 @@
 """Every configuration key does something: for each key of the config model, changing it (in a
 context where it applies) changes what the run resolves to — the strategy (its settings and first
-proposals), the worker (lease, heartbeat, poll, queue limits, an evaluation's time limit) or the trainer (training settings,
-data split, the built network, checkpoints, the synthetic evaluator's answer) — or the key is
-listed below as informational, with the reason. A new key must be put in one of the two tables."""
+proposals), the worker (lease, heartbeat, poll, queue limits, an evaluation's time limit) or the
+trainer (training settings, data split, the built network, checkpoints, the synthetic evaluator's
+answer) — or the key is listed below as informational, with the reason. A new key must be put in
+one of the two tables."""
 
 from __future__ import annotations
 
