@@ -111,7 +111,7 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
     def on_step() -> None:
         nonlocal last_view
         if pool:
-            pool.tend()  # a dead worker (a hung evaluation, a crash) is started again
+            pool.tend()  # a worker that ended on a hung evaluation or a device fault is started again
         if time.monotonic() - last_view >= 0.5:
             view.update(driver.progress(pool.alive() if pool else 0, started))
             last_view = time.monotonic()
