@@ -280,7 +280,8 @@ class TrainSection(Section):
         "lease expires. none: from the task's budget, 600 s + 600 s per epoch (train.epochs; 1 in proxy mode), times "
         "train.kfolds; synthetic tasks 60 s + 4 x task.synthetic_seconds.", json_schema_extra=_example(7200))
 
-    accept_none_word = field_validator("artifact_dir", "proxy_val_share", "max_seconds", mode="before")(_none_word_to_none)
+    accept_none_word = field_validator("artifact_dir", "proxy_val_share", "max_seconds",
+                                       mode="before")(_none_word_to_none)
 
     @field_validator("amp", mode="before")
     @classmethod
