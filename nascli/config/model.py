@@ -136,6 +136,8 @@ class SearchSpaceSection(Section):
                                    description="Hidden dense layer widths.")
     max_layers: int = Field(20, ge=1, le=MAX_LAYERS, description="Most hidden layers a genome may have.")
     max_params: int = Field(10_000_000, ge=1, description="Most trainable parameters a genome may have.")
+    module_dropout: bool = Field(True, description="modules genomes: 2D dropout (p = 0.5) is a layer choice besides "
+                                 "the convolutions (Hajewski seed 002).")
 
     @field_validator("layers", "inception_variants")
     @classmethod

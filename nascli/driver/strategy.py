@@ -28,7 +28,8 @@ def build_strategy(cfg: RunConfig, walked: Callable[[], Sequence[Any]] | None = 
         from nascli.ga.modules import parse_module_genome
 
         space = ModuleSpace.from_search_space(search_space_of(cfg), channels=input_shape(cfg.task)[0],
-                                              reductions=cfg.task.reduction_modules)
+                                              reductions=cfg.task.reduction_modules,
+                                              dropout=cfg.search_space.module_dropout)
         seed_module = parse_module_genome(cfg.ga.seed_genome) if cfg.ga.seed_genome else minimal_module_genome(space)
         variation = make_module_variation(space, seed_module, init_mutations=cfg.ga.init_mutations,
                                           init_probabilities=cfg.ga.operators.model_dump(),

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 from nascli.errors import GenomeError
-from nascli.ga.modules import ModuleGenome, ModuleLayer
+from nascli.ga.modules import DROPOUT2D, ModuleGenome, ModuleLayer, channels_after
 from nascli.layers.autoencoder import autoencoder_cost, build_autoencoder
 from nascli.task import Task
 from nascli.train.evaluate import evaluate
@@ -18,8 +18,15 @@ from tests.helpers import one_torch_thread  # noqa: F401 - autouse: training on 
 
 
 
-module_genomes = st.lists(st.builds(ModuleLayer, st.sampled_from([1, 2, 3, 5, 7]), st.integers(1, 12)),
+module_genomes = st.lists(st.one_of(st.builds(ModuleLayer, st.sampled_from([1, 2, 3, 5, 7]), st.integers(1, 12)),
+                                    st.just(DROPOUT2D)),
                           min_size=1, max_size=3).map(lambda layers: ModuleGenome(tuple(layers)))
+
+
+def module_channels(genome: ModuleGenome, channels: int) -> int:
+    for layer in genome.layers:
+        channels = channels_after(layer, channels)
+    return channels
 
 
 @settings(max_examples=25, deadline=None)
@@ -34,9 +41,19 @@ def test_builder_matches_the_cost_model_and_keeps_the_input_shape(genome, channe
         code = model.encoder(x[:1])
         out = model.decoder(code)
     assert counter.get_total_flops() == cost.flops
-    assert tuple(code.shape[1:]) == cost.code_shape == (genome.layers[-1].filters * 2 ** reductions,
+    assert tuple(code.shape[1:]) == cost.code_shape == (module_channels(genome, channels) * 2 ** reductions,
                                                         16 >> reductions, 8 >> reductions)
     assert out.shape == x[:1].shape and out.abs().max() <= 1  # tanh output
+
+
+def test_dropout2d_builds_seed_002_channel_dropout():
+    """Seed 002 Table 3 greyscale module: dropout p = 0.5 of whole channels, in training only."""
+    model = build_autoencoder("3x3conv2d:16,dropout2d,1x1conv2d:32", (1, 8, 8), 2)
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout2d)]
+    assert len(dropouts) == 2 and all(m.p == 0.5 for m in dropouts)  # once in the encoder, once in the decoder
+    x = torch.randn(1, 1, 8, 8)
+    model.eval()
+    assert torch.equal(model(x), model(x))
 
 
 def test_paper_example_string_builds():

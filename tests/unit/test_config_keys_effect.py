@@ -40,6 +40,7 @@ CHANGES: dict[str, tuple[list[str], str]] = {
     "search_space.dense_units": ([], "[32]"),
     "search_space.max_layers": ([], "2"),
     "search_space.max_params": (["task.kind=synthetic"], "1000"),
+    "search_space.module_dropout": (["@autoencoder"], "false"),
     "ga.islands": ([], "2"),
     "ga.population": ([], "3"),
     "ga.generations": ([], "7"),

@@ -30,7 +30,7 @@ from nascli.ga.module_operators import (
     uniform_module_genome,
     violations,
 )
-from nascli.ga.modules import ModuleGenome, ModuleLayer, format_module_genome, parse_module_genome
+from nascli.ga.modules import DROPOUT2D, ModuleGenome, ModuleLayer, format_module_genome, parse_module_genome
 
 PRESET = ModuleSpace(kernels=(1, 2, 3, 5, 7), filters=(8, 16, 32, 64), max_layers=10, channels=3, reductions=2)
 
@@ -41,7 +41,8 @@ def spaces(draw) -> ModuleSpace:
     kernels = draw(st.lists(st.integers(1, 7), min_size=1, max_size=5, unique=True))
     filters = draw(st.lists(st.sampled_from([1, 2, 4, 8, 16, 32, 64]), min_size=1, max_size=4, unique=True))
     space = ModuleSpace(kernels=tuple(kernels), filters=tuple(filters), max_layers=draw(st.integers(1, 10)),
-                        max_params=10**12, channels=draw(st.integers(1, 3)), reductions=draw(st.integers(0, 3)))
+                        max_params=10**12, channels=draw(st.integers(1, 3)), reductions=draw(st.integers(0, 3)),
+                        dropout=draw(st.booleans()))
     floor = autoencoder_params(minimal_module_genome(space), space.channels, space.reductions)
     headroom = draw(st.one_of(st.just(0), st.integers(0, 20_000), st.just(10**9)))
     return dataclasses.replace(space, max_params=floor + headroom)
@@ -51,7 +52,8 @@ def spaces(draw) -> ModuleSpace:
 def space_and_module(draw, space_strategy=None):
     """A space and a valid module of it (drawn layer by layer, cut back to fit the cap)."""
     space = draw(spaces() if space_strategy is None else space_strategy)
-    layers = draw(st.lists(st.builds(ModuleLayer, st.sampled_from(space.kernels), st.sampled_from(space.filters)),
+    convolutions = st.builds(ModuleLayer, st.sampled_from(space.kernels), st.sampled_from(space.filters))
+    layers = draw(st.lists(st.one_of(convolutions, st.just(DROPOUT2D)) if space.dropout else convolutions,
                            min_size=1, max_size=space.max_layers))
     genome = ModuleGenome(tuple(layers))
     while violations(genome, space) and len(genome.layers) > 1:
@@ -257,11 +259,41 @@ def test_invalid_parents_are_refused_with_a_hint():
 
 def test_parents_may_carry_values_outside_the_space_but_children_add_none():
     parent = ModuleGenome((ModuleLayer(9, 100), ModuleLayer(3, 16)))
-    space = ModuleSpace(kernels=(3,), filters=(16,), max_layers=4)
+    space = ModuleSpace(kernels=(3,), filters=(16,), max_layers=4, dropout=False)
     for seed in range(50):
         child = mutate(parent, "insert", space, random.Random(seed))
         new = Counter(child.layers) - Counter(parent.layers)
         assert all(layer == ModuleLayer(3, 16) for layer in new)
+    with_dropout = dataclasses.replace(space, dropout=True)
+    added = Counter()
+    for seed in range(50):
+        added += Counter(mutate(parent, "insert", with_dropout, random.Random(seed)).layers) - Counter(parent.layers)
+    assert set(added) == {ModuleLayer(3, 16), DROPOUT2D}  # 1 convolution + the dropout: each about half
+
+
+def test_dropout_is_one_choice_among_the_convolutions():
+    """Seed 002: 4 kernels x 4 filters + 2D dropout = 17 equally likely layer choices."""
+    space = ModuleSpace(kernels=(1, 3, 5, 7), filters=(8, 16, 32, 64), max_layers=10)
+    rng = random.Random(7)
+    draws = [mo._random_layer(space, rng) for _ in range(17_000)]
+    assert 800 < draws.count(DROPOUT2D) < 1200
+    assert DROPOUT2D not in [mo._random_layer(dataclasses.replace(space, dropout=False), rng) for _ in range(2000)]
+
+
+def test_adjust_leaves_a_dropout_alone_and_delete_removes_it():
+    parent = parse_module_genome("dropout2d,3x3conv2d:16")
+    for seed in range(30):
+        adjusted = mutate(parent, "adjust", PRESET, random.Random(seed))
+        assert adjusted.layers[0] == DROPOUT2D and adjusted.layers[1] != ModuleLayer(3, 16)
+    deleted = {mutate(parent, "delete", PRESET, random.Random(seed)) for seed in range(30)}
+    assert deleted == {parse_module_genome("dropout2d"), parse_module_genome("3x3conv2d:16")}
+
+
+def test_a_space_without_dropout_calls_a_dropout_a_violation():
+    genome = parse_module_genome("3x3conv2d:16,dropout2d")
+    assert violations(genome, PRESET) == []
+    assert violations(genome, dataclasses.replace(PRESET, dropout=False)) == [
+        "dropout2d is not a layer choice of this space"]
 
 
 def test_module_space_rejects_bad_values():
@@ -358,7 +390,7 @@ def test_every_strategy_searches_module_genomes(strategy):
         for proposal in proposals:
             genome = proposal.genome
             assert isinstance(genome, ModuleGenome) and violations(genome, space) == []
-            loss = 1.0 / (1 + sum(layer.filters for layer in genome.layers if layer.kernel == 3))
+            loss = 1.0 / (1 + sum(layer.filters for layer in genome.layers if layer != DROPOUT2D and layer.kernel == 3))
             search.tell(Outcome(proposal.key, "done", {"val_loss": loss, "inverse_val_loss": 1 / loss,
                                                        "params": autoencoder_params(genome, 3, 2)}))
             seen += 1

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from nascli.errors import GenomeError
 from nascli.ga.modules import (
+    DROPOUT2D,
     ModuleGenome,
     ModuleLayer,
     check_module_genome,
@@ -18,7 +19,8 @@ from nascli.ga.modules import (
 
 module_genomes = st.builds(
     ModuleGenome,
-    st.lists(st.builds(ModuleLayer, st.sampled_from([1, 2, 3, 5, 7]), st.sampled_from([8, 16, 32, 64])),
+    st.lists(st.one_of(st.builds(ModuleLayer, st.sampled_from([1, 2, 3, 5, 7]), st.sampled_from([8, 16, 32, 64])),
+                       st.just(DROPOUT2D)),
              min_size=1, max_size=6).map(tuple),
 )
 
@@ -28,6 +30,13 @@ def test_paper_example():
     genome = parse_module_genome(text)
     assert genome == ModuleGenome((ModuleLayer(5, 16), ModuleLayer(3, 32), ModuleLayer(3, 32)))
     assert format_module_genome(genome) == str(genome) == text
+
+
+def test_dropout_example_of_table_3():
+    """Seed 002 Table 3: 16-3x3conv2d – Dropout2D – 32-1x1conv2d."""
+    genome = parse_module_genome("3x3conv2d:16,dropout2d,1x1conv2d:32")
+    assert genome == ModuleGenome((ModuleLayer(3, 16), DROPOUT2D, ModuleLayer(1, 32)))
+    assert str(genome) == "3x3conv2d:16,dropout2d,1x1conv2d:32"
 
 
 @given(module_genomes)
