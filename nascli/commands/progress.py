@@ -143,6 +143,8 @@ def closing_summary(progress: "Progress", ended: float | None = None) -> list[st
     lines = [f"[bold]run[/] [bold cyan]{run_id}[/] [bold]{progress.status}[/] after {elapsed}: "
              f"{progress.evaluations_done} evaluations, {failed} failed"
              + (f", {cancelled} cancelled" if cancelled else "")]
+    if progress.stop_reason:
+        lines.append(f"stopped by {escape(progress.stop_reason)}")
     reused = reuse_line(progress)
     if reused:
         lines.append(reused)

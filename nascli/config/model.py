@@ -83,6 +83,19 @@ class RunSection(Section):
     seed: int = Field(0, ge=0, description="Base seed: every random choice derives from (seed, island, generation, purpose).")
     strategy: Literal[STRATEGIES] = Field("island-ga", description="Search strategy.")
     description: str = Field("", description="One line saying what this configuration is for (shown by --list-presets).")
+    max_evaluations: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Stop once this many evaluations have finished, besides the "
+        "strategy's own budget (none: no limit). Resumed runs count the stored ones.",
+        json_schema_extra=_example(500))
+    max_hours: float | None = Field(
+        None, gt=0, description="Stop once drivers have driven the run this many hours (time interrupted does "
+        "not count; resumed runs go on from the stored clock). Running evaluations finish first. None: no limit.",
+        json_schema_extra=_example(12.0))
+    target: float | None = Field(
+        None, description="Stop once a result's fitness.primary reaches this (e.g. 0.99 val_accuracy). None: no target.",
+        json_schema_extra=_example(0.99))
+
+    accept_none_word = field_validator("max_evaluations", "max_hours", "target", mode="before")(_none_word_to_none)
 
 
 class TaskSection(Section):
@@ -96,11 +109,12 @@ class TaskSection(Section):
     val_fraction: float = Field(1 / 11, gt=0, lt=1, description="Held-out validation share of the training data "
                                 "(Klos train/validation 10/1 = 1/11). Selection never sees the test set.")
     genome_family: Literal["layers", "modules"] = Field(
-        "layers", description="layers: Klos layer strings; modules: Hajewski repeated module + reductions.")
+        "layers", description="layers: Klos layer strings; modules: Hajewski repeated module + reductions (an "
+        "autoencoder for denoise/reconstruct, a classifier with a linear head for classification).")
     noise_sigma: float = Field(math.sqrt(1 / 3), ge=0, description="denoise: std of the added Gaussian noise "
                                "(Hajewski et al. sigma^2 = 1/3).")
-    reduction_modules: Literal[2, 3] = Field(2, description="reconstruct/denoise: reduction modules "
-                                             "(each halves height and width).")
+    reduction_modules: Literal[2, 3] = Field(2, description="modules genomes: reduction modules (each halves "
+                                             "height and width; the classifier repeats the module after each).")
     synthetic_seconds: float = Field(0.0, ge=0, description="synthetic: seconds each evaluation sleeps "
                                      "(to exercise the machinery).")
     synthetic_fail_genomes: list[str] = Field(
@@ -397,6 +411,11 @@ def cross_field_problems(cfg: RunConfig) -> list[tuple[str, str]]:
             problems.append(("fitness.threshold", "must be in [0, 1] when fitness.primary is val_accuracy"))
         if fitness.primary == "inverse_val_loss" and fitness.threshold <= 0:
             problems.append(("fitness.threshold", "must be > 0 when fitness.primary is inverse_val_loss"))
+    if cfg.run.target is not None:
+        if fitness.primary == "val_accuracy" and not 0 <= cfg.run.target <= 1:
+            problems.append(("run.target", "must be in [0, 1] when fitness.primary is val_accuracy"))
+        if fitness.primary == "inverse_val_loss" and cfg.run.target <= 0:
+            problems.append(("run.target", "must be > 0 when fitness.primary is inverse_val_loss"))
     if task.kind in ("denoise", "reconstruct"):
         if task.genome_family != "modules":
             problems.append(("task.genome_family", f"must be modules for task.kind {task.kind} "
@@ -406,14 +425,12 @@ def cross_field_problems(cfg: RunConfig) -> list[tuple[str, str]]:
         if fitness.primary != "inverse_val_loss":
             problems.append(("fitness.primary", f"must be inverse_val_loss for task.kind {task.kind} "
                              "(there is no accuracy)"))
+    if task.genome_family == "modules" and task.kind != "synthetic":
         _, height, width, _ = input_shape(task)
         factor = 2 ** task.reduction_modules
         if height % factor or width % factor:
             problems.append(("task.reduction_modules", f"{task.reduction_modules} reductions need height and width "
                              f"divisible by {factor}; {task.dataset} is {height}x{width}"))
-    if task.kind == "classification" and task.genome_family == "modules":
-        problems.append(("task.genome_family", "modules genomes build Hajewski autoencoders (task.kind denoise or "
-                         "reconstruct); classification needs layers"))
     if ga.seed_genome is not None:
         problem = _seed_genome_problem(ga.seed_genome, task.genome_family)
         if problem:

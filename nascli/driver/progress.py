@@ -28,6 +28,7 @@ class Progress:
     # resume: evaluations a dead driver's workers still hold, (id, seconds their lease runs); [] once done
     waiting_on: list[tuple[int, float]] = field(default_factory=list)
     initial_walks: str | None = None  # ga.init_proxy: how far the initial walks are, while they run
+    stop_reason: str | None = None  # the run-level rule that ended the run (nascli.run_stop), if one did
 
 
 class View:

@@ -133,6 +133,7 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
     except KeyboardInterrupt:
         interrupted = True
         _ignore_stop_signals()
+        driver.keep_clock()
     except DriverLeaseLost:
         raise
     except NascliError as error:

@@ -32,8 +32,10 @@ from nascli.driver.workers import live_worker_count
 from nascli.errors import NascliError, RunBusy, StoreError
 from nascli.ga.rng import stream_seed
 from nascli.ga.strategies import Proposal, ReplayError, canonical_hash, planned_evaluations
-from nascli.metrics import Ranking
+from nascli.metrics import Ranking, value
 from nascli.driver.proxy_init import ProxyInitialisation
+from nascli.run_stop import (CLOCK_EVENT, CLOCK_EVERY_SECONDS, STOP_EVENT, RunState, StopLimits, StopReason,
+                             children_allowed, stop_reason)
 from nascli.stop_rule import StopCurves
 from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, RunInfo, Store
 from nascli.store.driver_token import DriverToken, driver_token
@@ -129,6 +131,15 @@ class Driver:
         self.token: DriverToken | None = None  # the run's liveness token (see acquire)
         self.token_held = False
         self.inherited: set[int] = set()  # evaluations running when this driver took the run over
+        # run-level stopping rules (nascli.run_stop): the limits, what they compare, the rule once it fired
+        self.stop_limits = StopLimits.of_run_section(self.cfg.run)
+        if self.stop_limits.max_evaluations is not None:
+            self.budget = min(self.budget or self.stop_limits.max_evaluations, self.stop_limits.max_evaluations)
+        self.stopped: StopReason | None = None
+        self.best_primary: float | None = None
+        self.clock_base = 0.0  # driving seconds recorded by earlier drivers of the run
+        self._clock_started: float | None = None
+        self._clock_recorded = 0.0
 
     # ---------------------------------------------------------------- token and lease
     def acquire(self, force: bool = False, wait: bool = False) -> None:
@@ -252,6 +263,7 @@ class Driver:
         for event in self.store.events(self.run.id):
             if event.kind != ASK_EVENT:
                 self.final_recorded |= event.kind == FINAL_EVENT
+                self._replay_stop_event(event)
                 continue
             if event.payload == previous_ask:
                 # A retried write whose first commit had landed: a strategy never issues the same keys
@@ -305,6 +317,9 @@ class Driver:
         self.stop_curves.tell(key, finished.result)
         # A child the stop rule ended (stopped_at_epoch in its metrics) has no rank: never the run's best.
         rank = self.ranking.key(outcome.metrics) if outcome.status == "done" else None
+        primary = value(outcome.metrics, self.cfg.fitness.primary) if rank is not None else None
+        if primary is not None and (self.best_primary is None or primary > self.best_primary):
+            self.best_primary = primary
         if rank is not None and (self._best_rank is None or rank > self._best_rank):
             self.best, self._best_rank = {"key": list(key), "genome": finished.genome,
                                           "metrics": dict(outcome.metrics)}, rank
@@ -326,8 +341,9 @@ class Driver:
             self._satisfy_waiters(finished)
             progressed = True
         population = self._population_changes() if progressed else None
-        n = self._ask_size()
-        proposals = self.strategy.ask(n) if n != 0 else []
+        self._check_stop_rules()  # before asking: a run a rule has ended asks for nothing more
+        n = children_allowed(self.stop_limits, len(self.individual_ids), self._ask_size())
+        proposals = self.strategy.ask(n) if n != 0 and self.stopped is None else []
         ask_event = {"n": n, "after_seq": self.last_seq, "keys": [list(p.key) for p in proposals]}
         plan = self._plan_issue(proposals) if proposals else None
 
@@ -556,9 +572,12 @@ class Driver:
         from nascli.store.notify import RESULT_CHANNEL, open_waiter
 
         idle = 0.02
+        self._clock_started = time.monotonic()
         with open_waiter(self.store, RESULT_CHANNEL, self.run.id) as waiter:
             while not self.strategy.finished:
                 self.check_cancelled()
+                if self._run_stopped():
+                    break
                 if self.step():
                     idle = 0.02
                 else:
@@ -570,6 +589,7 @@ class Driver:
                         idle = min(max(poll_seconds, 1.0) if waiter.listening else poll_seconds, idle * 2)
                 if on_step is not None:
                     on_step()
+        self._record_clock(force=True)
         self._record_population_changes()
 
         if not self.final_recorded:
@@ -584,7 +604,62 @@ class Driver:
                         budget=self.budget,
                         cache_sources=sorted(self.cache_sources),
                         waiting_on=self._waiting_on(),
-                        initial_walks=self.proxy_init.status() if self.proxy_init and not self.proxy_init.done else None)
+                        initial_walks=self.proxy_init.status() if self.proxy_init and not self.proxy_init.done else None,
+                        stop_reason=str(self.stopped) if self.stopped else None)
+
+    # ---------------------------------------------------------------- run-level stopping rules
+    def _replay_stop_event(self, event) -> None:
+        if event.kind == CLOCK_EVENT:
+            self.clock_base = max(self.clock_base, float(event.payload.get("seconds", 0.0)))
+        elif event.kind == STOP_EVENT:
+            self.stopped = StopReason.of_payload(event.payload)
+
+    def driving_seconds(self) -> float:
+        running = time.monotonic() - self._clock_started if self._clock_started is not None else 0.0
+        return self.clock_base + running
+
+    def _record_clock(self, force: bool = False) -> None:
+        """Store the driving clock (only runs with run.max_hours keep one), at most every CLOCK_EVERY_SECONDS."""
+        if self.stop_limits.max_hours is None or self._clock_started is None:
+            return
+        if not force and time.monotonic() - self._clock_recorded < CLOCK_EVERY_SECONDS:
+            return
+        seconds = self.driving_seconds()
+        self._fenced(lambda: self.store.append_event(self.run.id, CLOCK_EVENT, {"seconds": seconds}),
+                     what="record the run clock")
+        self._clock_recorded = time.monotonic()
+
+    def keep_clock(self) -> None:
+        """Interrupted: store the driving clock, so the resumed run goes on from it (best effort:
+        if the database is what failed, the run loses the time since the last recorded total)."""
+        try:
+            self._record_clock(force=True)
+        except NascliError:
+            pass
+
+    def _check_stop_rules(self) -> None:
+        """Record the first run-level rule that holds for the folded state (once)."""
+        if self.stopped is not None or not self.stop_limits.active:
+            return
+        self._record_clock()
+        reason = stop_reason(self.stop_limits, RunState(self.done_count, self.driving_seconds(), self.best_primary))
+        if reason is not None:
+            self._fenced(lambda: self.store.append_event(self.run.id, STOP_EVENT, reason.payload()),
+                         what="record the stop rule")
+            self.stopped = reason
+
+    def _run_stopped(self) -> bool:
+        """Whether a run-level rule (nascli.run_stop) ended the run and its last evaluations are in.
+        When a rule first holds it is recorded; from then on no child is asked for, queued ones are
+        cancelled, and the driver waits for the running ones and folds their results."""
+        self._check_stop_rules()
+        if self.stopped is None:
+            return False
+        self._fenced(lambda: self.store.cancel_pending(self.run.id), what="cancel the queued children")
+        if self.store.queue_counts(self.run.id).get("running", 0):
+            return False
+        self.step()  # fold the last results (asks for nothing now)
+        return True
 
     def _waiting_on(self) -> list[tuple[int, float]]:
         """The inherited evaluations still running, with the seconds their leases run (a dead

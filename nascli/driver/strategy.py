@@ -23,13 +23,15 @@ def build_strategy(cfg: RunConfig, walked: Callable[[], Sequence[Any]] | None = 
     """The run's strategy with the real operators of its genome family, seeded by run.seed.
     `walked`: the genomes of the proxy-scored initial walks (ga.init_proxy, nascli.driver.proxy_init), which
     its first `random_init` calls return."""
-    if cfg.task.genome_family == "modules":  # Hajewski module genomes (seed 002 autoencoders)
+    if cfg.task.genome_family == "modules":  # Hajewski module genomes (seed 002 autoencoders, seed 001 classifiers)
         from nascli.ga.module_operators import ModuleSpace, minimal_module_genome
         from nascli.ga.modules import parse_module_genome
 
-        space = ModuleSpace.from_search_space(search_space_of(cfg), channels=input_shape(cfg.task)[0],
+        channels, _, _, classes = input_shape(cfg.task)
+        space = ModuleSpace.from_search_space(search_space_of(cfg), channels=channels,
                                               reductions=cfg.task.reduction_modules,
-                                              dropout=cfg.search_space.module_dropout)
+                                              dropout=cfg.search_space.module_dropout,
+                                              classes=classes if cfg.task.kind == "classification" else None)
         seed_module = parse_module_genome(cfg.ga.seed_genome) if cfg.ga.seed_genome else minimal_module_genome(space)
         variation = make_module_variation(space, seed_module, init_mutations=cfg.ga.init_mutations,
                                           init_probabilities=cfg.ga.operators.model_dump(),

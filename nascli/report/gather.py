@@ -27,6 +27,7 @@ from nascli.report.model import (
 from nascli.ga.pareto import hypervolume, non_dominated
 from nascli.report.render import SectionView
 from nascli.metrics import Ranking, column_of, is_maximised
+from nascli.run_stop import STOP_EVENT, describe_stop
 from nascli.metrics import value as metric_value
 from nascli.store.reports import fitness_of
 
@@ -131,6 +132,7 @@ def summary(queries, run, rank_by: str | None = None) -> RunSummary:
         best_individual_id=best.get("individual_id"), best_genome=best.get("genome"),
         best_val_accuracy=best.get("val_accuracy"), best_test_accuracy=best.get("test_accuracy"),
         best_params=best.get("params"),
+        stop_reason=describe_stop(run.status, queries.last_event(run.id, STOP_EVENT)),
     )
 
 

@@ -70,6 +70,9 @@ class RunSummary:
     ranked_by: str | None = None  # what rank 1 means (the run's fitness rule, or --rank-by)
     evaluations_trained: int = 0  # finished by a worker
     evaluations_cached: int = 0  # answered from the genotype cache (no training)
+    # why the run ended (nascli.run_stop.describe_stop): a run-level rule, the spent budget, cancelled,
+    # failed; None while it has not ended
+    stop_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def runs_section(rows: Sequence[RunRow]) -> SectionView:
 
 
 SUMMARY_TABLE = [
-    "run_id", "name", "preset", "strategy", "status", "seed", "dataset", "task_kind", "islands", "population",
+    "run_id", "name", "preset", "strategy", "status", "stop_reason", "seed", "dataset", "task_kind", "islands", "population",
     "generations", "epochs", "fitness_primary", "created_at", "started_at", "finished_at", "elapsed_seconds",
     "generation_reached", "individuals", "evaluations_total", "evaluations_done", "evaluations_failed",
     "evaluations_running", "evaluations_pending", "evaluations_trained", "evaluations_cached", "evaluations_per_hour",

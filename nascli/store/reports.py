@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from nascli.metrics import ACCURACIES, METRIC_COLUMNS, STOPPED, Ranking, value
-from nascli.store.models import EvaluationRow, IndividualRow, MigrationRow, RunRow, WorkerRow
+from nascli.store.models import EvaluationRow, EventRow, IndividualRow, MigrationRow, RunRow, WorkerRow
 
 E = EvaluationRow.__table__
 I = IndividualRow.__table__  # noqa: E741 - the individual table, as in SQL
@@ -359,6 +359,15 @@ def all_rows(connection, run_id: str) -> list[dict[str, Any]]:
     return _rows(connection, statement)
 
 
+def last_event(connection, run_id: str, kind: str) -> dict[str, Any] | None:
+    """The payload of the run's newest event of this kind (None: there is none)."""
+    events = EventRow.__table__
+    payload = connection.execute(sa.select(events.c.payload_json)
+                                 .where(events.c.run_id == run_id, events.c.kind == kind)
+                                 .order_by(events.c.seq.desc()).limit(1)).scalar_one_or_none()
+    return json.loads(payload) if payload is not None else None
+
+
 def run_rows(connection) -> list[dict[str, Any]]:
     statement = sa.select(R.c.id, R.c.name, R.c.strategy, R.c.preset, R.c.seed, R.c.status, R.c.config_json,
                           R.c.created_at, R.c.updated_at, R.c.finished_at).order_by(R.c.number.desc())
@@ -453,6 +462,9 @@ class ReportQueries:
 
     def all_rows(self, run_id: str) -> list[dict[str, Any]]:
         return self._read(all_rows, run_id)
+
+    def last_event(self, run_id: str, kind: str) -> dict[str, Any] | None:
+        return self._read(last_event, run_id, kind)
 
 
 @contextmanager

@@ -72,6 +72,15 @@ def plan_model(genome: str, task: TaskSection, train: TrainSection) -> ModelPlan
         sigma = task.noise_sigma if task.kind == "denoise" else 0.0
         return ModelPlan(lambda: build_autoencoder(modules, shape, task.reduction_modules), cost.params, cost.flops,
                          shape, Reconstruction(noise_sigma=sigma), "symmetric")
+    if task.genome_family == "modules":  # seed 001's modular classifier
+        from nascli.ga.modules import parse_module_genome
+        from nascli.layers.modular import build_modular_classifier, classifier_cost
+
+        modules = parse_module_genome(genome)
+        shape = (channels, height, width)
+        cost = classifier_cost(modules, shape, task.reduction_modules, classes)
+        return ModelPlan(lambda: build_modular_classifier(modules, shape, task.reduction_modules, classes),
+                         cost.params, cost.flops, shape, Classification(train.loss, classes), "standardize")
 
     from nascli.ga.cost import analyse
     from nascli.ga.genome import parse_genome

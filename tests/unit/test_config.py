@@ -233,7 +233,9 @@ def test_unknown_preset_lists_the_available_ones():
     (["task.synthetic_shape=[1, 8]"], "task.synthetic_shape", "three positive"),
     (["run.strategy=regularized-evolution", "ga.replacement=worst-if-better"], "ga.replacement", "use aging"),
     (["run.strategy=nsga2", "ga.replacement=aging"], "ga.replacement", "own survivor selection"),
-    (["task.genome_family=modules"], "task.genome_family", "classification needs layers"),
+    # seed 001's modular classifier repeats the module after each reduction: mnist's 28x28 halves only twice
+    (["task.genome_family=modules", "task.dataset=mnist", "task.reduction_modules=3"], "task.reduction_modules",
+     "divisible by 8; mnist is 28x28"),
     (["task.kind=denoise", "task.genome_family=modules", "train.loss=mse", "fitness.primary=inverse_val_loss",
       "task.dataset=stl10", "ga.seed_genome=In_96_96_3:C_3-3-1-1-8:D_10"], "ga.seed_genome", "not a modules genome"),
     (["ga.seed_genome=3x3conv2d:16"], "ga.seed_genome", "not a layers genome"),

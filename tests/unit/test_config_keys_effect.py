@@ -118,6 +118,12 @@ INFORMATIONAL: dict[str, str] = {
                        "per-epoch check; tests/unit/test_stop_rule.py, tests/integration/test_stop_rule_runs.py",
     "train.stop_margin": "nascli.stop_rule.should_stop, with stop_rule; tests/unit/test_stop_rule.py",
     "train.stop_min_epochs": "nascli.stop_rule.should_stop, with stop_rule; tests/unit/test_stop_rule.py",
+    "run.max_evaluations": "a run-level stopping rule the driver applies (nascli.run_stop); "
+                           "tests/unit/test_run_stop.py, tests/integration/test_run_stop_rules.py",
+    "run.max_hours": "a run-level stopping rule the driver applies (nascli.run_stop); "
+                     "tests/unit/test_run_stop.py, tests/integration/test_run_stop_rules.py",
+    "run.target": "a run-level stopping rule the driver applies (nascli.run_stop); "
+                  "tests/unit/test_run_stop.py, tests/integration/test_run_stop_rules.py",
 }
 
 BASE = ["ga.islands=3", "ga.population=4", "ga.generations=5", "migration.period=2", "task.dataset=digits",
