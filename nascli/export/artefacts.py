@@ -74,13 +74,32 @@ class ExportSpec:
     normalisation: dict[str, Any] | None = None  # per-channel mean/std the inputs were standardised with
 
 
+def modular_classifier_of(task: dict[str, Any]) -> tuple[tuple[int, int, int], int, int] | None:
+    """(input shape, reduction modules, classes) when the run's networks are seed 001 modular
+    classifiers (task.genome_family = modules); None for Klos layer genomes."""
+    from nascli.config import input_shape
+
+    if task.get("genome_family") != "modules":
+        return None
+    if task.get("kind") != "classification":
+        raise ExportError(f"nas export writes classifiers; this run's modules genomes are {task.get('kind')} "
+                          "autoencoders", hint="export a run with task.kind = classification")
+    channels, height, width, classes = input_shape(task)
+    return (channels, height, width), int(task.get("reduction_modules", 2)), classes
+
+
 def build_reference(spec: ExportSpec, state_dict: dict | None):
     """The in-process model (nascli.layers) with the exported weights, in eval mode."""
     from nascli.layers import build_model
+    from nascli.layers.modular import build_modular_classifier
 
-    model = build_model(spec.genome, activation=spec.training.get("activation", "leaky_relu"),
-                        bn_momentum=spec.training.get("bn_momentum", 0.01),
-                        dropout=spec.training.get("dropout", 0.5))
+    modular = modular_classifier_of(spec.task)
+    if modular is not None:
+        model = build_modular_classifier(spec.genome, *modular)
+    else:
+        model = build_model(spec.genome, activation=spec.training.get("activation", "leaky_relu"),
+                            bn_momentum=spec.training.get("bn_momentum", 0.01),
+                            dropout=spec.training.get("dropout", 0.5))
     if state_dict is not None:
         try:
             model.load_state_dict(state_dict, strict=True)
@@ -97,6 +116,7 @@ def write_export(spec: ExportSpec, state_dict: dict | None, out: Path, formats: 
 
     from nascli.config import input_shape
     from nascli.export.codegen import generate_model_source
+    from nascli.export.modular_codegen import generate_modular_source
     from nascli.export.parity import check_parity
 
     if "onnx" in formats and not onnx_available():
@@ -115,13 +135,18 @@ def write_export(spec: ExportSpec, state_dict: dict | None, out: Path, formats: 
     written["genome.txt"] = out / "genome.txt"
     if "code" in formats:
         origin = f" from run {spec.identity.get('run_id')}, individual {spec.identity.get('individual_id')}"
-        source = generate_model_source(
-            spec.genome, activation=spec.training.get("activation", "leaky_relu"),
-            bn_momentum=spec.training.get("bn_momentum", 0.01), dropout=spec.training.get("dropout", 0.5),
-            title=f"{spec.task.get('dataset', 'a')} network found by nascli "
-                  f"(validation accuracy {_pct(spec.metrics.get('val_accuracy'))}, "
-                  f"test accuracy {_pct(spec.metrics.get('test_accuracy'))}).",
-            origin=origin, normalisation=spec.normalisation)
+        title = (f"{spec.task.get('dataset', 'a')} network found by nascli "
+                 f"(validation accuracy {_pct(spec.metrics.get('val_accuracy'))}, "
+                 f"test accuracy {_pct(spec.metrics.get('test_accuracy'))}).")
+        modular = modular_classifier_of(spec.task)
+        if modular is not None:
+            source = generate_modular_source(spec.genome, *modular, title=title, origin=origin,
+                                             normalisation=spec.normalisation)
+        else:
+            source = generate_model_source(
+                spec.genome, activation=spec.training.get("activation", "leaky_relu"),
+                bn_momentum=spec.training.get("bn_momentum", 0.01), dropout=spec.training.get("dropout", 0.5),
+                title=title, origin=origin, normalisation=spec.normalisation)
         write_file(out / "model.py", source, force=force)
         written["model.py"] = out / "model.py"
     if state_dict is not None and "state_dict" in formats:
@@ -161,7 +186,7 @@ def write_export(spec: ExportSpec, state_dict: dict | None, out: Path, formats: 
         **spec.identity,
         "genome": spec.genome,
         "input_shape": list(shape),
-        "outputs": _outputs(spec.genome),
+        "outputs": _outputs(spec.genome, spec.task),
         "metrics": spec.metrics,
         "weights": spec.weights_source,
         "input_normalisation": spec.normalisation,
@@ -176,10 +201,11 @@ def write_export(spec: ExportSpec, state_dict: dict | None, out: Path, formats: 
     return document
 
 
-def _outputs(genome: str) -> int:
+def _outputs(genome: str, task: dict[str, Any]) -> int:
     from nascli.ga.genome import parse_genome
 
-    return parse_genome(genome).output.units
+    modular = modular_classifier_of(task)
+    return modular[2] if modular is not None else parse_genome(genome).output.units
 
 
 def _write_onnx(model, example, path: Path, *, force: bool) -> None:
