@@ -658,7 +658,8 @@ class Driver:
         self._fenced(lambda: self.store.cancel_pending(self.run.id), what="cancel the queued children")
         if self.store.queue_counts(self.run.id).get("running", 0):
             return False
-        self.step()  # fold the last results (asks for nothing now)
+        if self.proxy_init is None or self.proxy_init.done:
+            self.step()  # fold the last results (asks for nothing now); an unfinished walk queues nothing more
         return True
 
     def _waiting_on(self) -> list[tuple[int, float]]:
