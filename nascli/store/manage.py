@@ -1,6 +1,6 @@
 """What a user does to a whole run: cancel it for good, or delete it and everything that belongs to it.
 
-Mixed into Store (store.py); each method is one transaction.
+Each method is one transaction.
 """
 
 from __future__ import annotations
@@ -11,18 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from nascli.errors import StoreError
-from nascli.store import convert
-from nascli.store.models import EvaluationRow, EventRow, IndividualRow, IslandRow, MigrationRow, RunRow
+from nascli.store.database import Database
 from nascli.store.notify import RESULT_CHANNEL, notify
 from nascli.store.records import TERMINAL_RUN_STATUSES
-
-R = RunRow.__table__
-E = EvaluationRow.__table__
-I = IndividualRow.__table__  # noqa: E741 - the individual table
-ISL = IslandRow.__table__
-MIG = MigrationRow.__table__
-EV = EventRow.__table__
-
+from nascli.store.runs import RunRepository
+from nascli.store.tables import EV, ISL, MIG, E, I, R
 
 
 @dataclass(frozen=True)
@@ -39,7 +32,11 @@ class Deleted:
 
 
 class RunManagement:
-    """Cancel and delete (needs Store's _write, _now, _now_value and _run_not_found)."""
+    """Cancel and delete."""
+
+    def __init__(self, db: Database, runs: RunRepository) -> None:
+        self.db = db
+        self.runs = runs
 
     def cancel_run(self, run_id: str) -> Cancelled:
         """Stop the run for good: status `cancelled`; its pending and running evaluations `cancelled`
@@ -48,13 +45,13 @@ class RunManagement:
         already stopped."""
 
         def body(conn: Connection) -> Cancelled:
-            now = self._now_value(conn)
+            now = self.db.now_value(conn)
             status = conn.execute(sa.select(R.c.status).where(R.c.id == run_id).with_for_update()).scalar_one_or_none()
             if status is None:
-                raise self._run_not_found(conn, run_id)
+                raise self.runs.not_found(conn, run_id)
             if status in TERMINAL_RUN_STATUSES:
                 raise StoreError(f"run {run_id} is already {status}", hint=f"see it with `nas report {run_id}`")
-            counts = {}
+            counts: dict[str, int] = {}
             for state in ("pending", "running"):
                 counts[state] = conn.execute(sa.update(E).where(E.c.run_id == run_id, E.c.status == state).values(
                     status="cancelled", worker_id=None, lease_expires_at=None, finished_at=now)).rowcount
@@ -63,7 +60,7 @@ class RunManagement:
             notify(conn, RESULT_CHANNEL, run_id)  # a waiting driver (PostgreSQL) wakes and sees it at once
             return Cancelled(run_id, counts["pending"], counts["running"])
 
-        return self._write(body, what="cancel run")
+        return self.db.write(body, what="cancel run")
 
     def delete_run(self, run_id: str, *, driver_dead: bool = False) -> Deleted:
         """Remove the run and everything that belongs to it, in one transaction. Refused while a
@@ -76,13 +73,13 @@ class RunManagement:
             run = conn.execute(sa.select(R.c.status, R.c.driver_owner, R.c.driver_lease_expires_at)
                                .where(R.c.id == run_id).with_for_update()).first()
             if run is None:
-                raise self._run_not_found(conn, run_id)
-            now = self._now_value(conn)
+                raise self.runs.not_found(conn, run_id)
+            now = self.db.now_value(conn)
             if run.driver_owner and (run.driver_lease_expires_at or 0) > now and not driver_dead:
                 raise StoreError(f"run {run_id} is being driven by {run.driver_owner}",
                                  hint=f"stop it first with `nas cancel {run_id}` (its driver lets go within a second), "
                                       "then delete it")
-            rows = {}
+            rows: dict[str, int] = {}
             # children before parents: migrations and evaluations point at individuals, all at the run
             for name, table in (("migrations", MIG), ("evaluations", E), ("individuals", I), ("islands", ISL),
                                 ("events", EV), ("runs", R)):
@@ -90,25 +87,4 @@ class RunManagement:
                 rows[name] = conn.execute(sa.delete(table).where(column == run_id)).rowcount
             return Deleted(run_id, rows)
 
-        return self._write(body, what="delete run")
-
-    def unfinished_run_named(self, name: str):
-        """The newest run called `name` that has not stopped (RunInfo), or None."""
-
-        def body(conn: Connection):
-            row = conn.execute(sa.select(R).where(R.c.name == name, R.c.status.not_in(TERMINAL_RUN_STATUSES))
-                               .order_by(R.c.number.desc()).limit(1)).first()
-            return None if row is None else convert.run_info(row)
-
-        return self._read(body, what="find run by name")
-
-    def run_status(self, run_id: str) -> str:
-        """The run's status alone (the driver polls it to notice `nas cancel`)."""
-
-        def body(conn: Connection) -> str:
-            status = conn.execute(sa.select(R.c.status).where(R.c.id == run_id)).scalar_one_or_none()
-            if status is None:
-                raise self._run_not_found(conn, run_id)
-            return status
-
-        return self._read(body, what="read run status")
+        return self.db.write(body, what="delete run")

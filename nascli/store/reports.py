@@ -19,13 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from nascli.metrics import ACCURACIES, METRIC_COLUMNS, STOPPED, Ranking, value
-from nascli.store.models import EvaluationRow, EventRow, IndividualRow, MigrationRow, RunRow, WorkerRow
-
-E = EvaluationRow.__table__
-I = IndividualRow.__table__  # noqa: E741 - the individual table, as in SQL
-M = MigrationRow.__table__
-R = RunRow.__table__
-W = WorkerRow.__table__
+from nascli.store.tables import EV, MIG, W, E, I, R
 
 
 
@@ -298,10 +292,10 @@ def population_rows(connection, run_id: str) -> list[dict[str, Any]]:
 
 def migrations(connection, run_id: str, primary: str) -> list[dict[str, Any]]:
     migrant = (
-        sa.select(M.c.generation, M.c.from_island, M.c.to_island, M.c.individual_id, I.c.genome,
+        sa.select(MIG.c.generation, MIG.c.from_island, MIG.c.to_island, MIG.c.individual_id, I.c.genome,
                   E.c.val_accuracy, E.c.val_loss)
-        .select_from(M.join(I, M.c.individual_id == I.c.id).outerjoin(E, E.c.individual_id == I.c.id))
-        .where(M.c.run_id == run_id).order_by(M.c.generation, M.c.id)
+        .select_from(MIG.join(I, MIG.c.individual_id == I.c.id).outerjoin(E, E.c.individual_id == I.c.id))
+        .where(MIG.c.run_id == run_id).order_by(MIG.c.generation, MIG.c.id)
     )
     rows = _rows(connection, migrant)
     # The copy on the destination island: an individual there made by migration whose parent is the migrant.
@@ -361,10 +355,9 @@ def all_rows(connection, run_id: str) -> list[dict[str, Any]]:
 
 def last_event(connection, run_id: str, kind: str) -> dict[str, Any] | None:
     """The payload of the run's newest event of this kind (None: there is none)."""
-    events = EventRow.__table__
-    payload = connection.execute(sa.select(events.c.payload_json)
-                                 .where(events.c.run_id == run_id, events.c.kind == kind)
-                                 .order_by(events.c.seq.desc()).limit(1)).scalar_one_or_none()
+    payload = connection.execute(sa.select(EV.c.payload_json)
+                                 .where(EV.c.run_id == run_id, EV.c.kind == kind)
+                                 .order_by(EV.c.seq.desc()).limit(1)).scalar_one_or_none()
     return json.loads(payload) if payload is not None else None
 
 
@@ -385,7 +378,7 @@ class ReportQueries:
 
     def _read(self, query, *args: Any) -> Any:
         name = query.__name__.replace("_", " ")
-        return self.store._read(lambda connection: query(connection, *args), what=f"report: {name}")
+        return self.store.db.read(lambda connection: query(connection, *args), what=f"report: {name}")
 
     def run(self, name: str):
         """The run's RunInfo; `latest` is the newest run; RunNotFoundError (with recent ids) otherwise.

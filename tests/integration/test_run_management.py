@@ -194,7 +194,7 @@ def test_delete_removes_one_run_in_full_and_other_runs_keep_what_they_reused(sto
     with open_store(store_url) as store:
         with pytest.raises(RunNotFoundError):
             store.get_run(source["run_id"])
-        left = store._read(lambda conn: [conn.exec_driver_sql(
+        left = store.db.read(lambda conn: [conn.exec_driver_sql(
             f"SELECT count(*) FROM {table} WHERE run_id = '{source['run_id']}'").scalar_one()
             for table in ("evaluation", "individual", "island", "migration", "event")], what="count")
         assert left == [0, 0, 0, 0, 0]

@@ -343,7 +343,7 @@ def test_prepare_worker_compiles_the_whole_worker_cycle(store: Store) -> None:
     run_id = new_run(store)
     queue(store, run_id, 4)
     store.prepare_worker()
-    compiled = set(store._raw_statements()._compiled)
+    compiled = set(store.db.dbapi.compiled_names())
     first = store.claim("w", run_id=run_id, lease_seconds=LEASE)
     assert store.heartbeat(first.evaluation_id, first.attempt, LEASE)
     written, second = store.complete_and_claim(first.evaluation_id, first.attempt, done(), "w", run_id=run_id,
@@ -354,7 +354,7 @@ def test_prepare_worker_compiles_the_whole_worker_cycle(store: Store) -> None:
     assert store.complete(third.evaluation_id, third.attempt, Result.failure("crash", "boom", extra={"x": 1}))
     fourth = store.claim("w", run_id=run_id, lease_seconds=LEASE)
     assert store.release(fourth.evaluation_id, fourth.attempt)
-    assert set(store._raw_statements()._compiled) == compiled
+    assert set(store.db.dbapi.compiled_names()) == compiled
 
 
 def test_complete_and_claim_fails_a_spent_lease_and_takes_the_next(store: Store) -> None:

@@ -53,7 +53,7 @@ def test_claim_complete_loop_survives_server_restart(private_pg_cluster, caplog:
 
 
 def _backend_pid(store) -> int:
-    return store._write(lambda conn: conn.connection.driver_connection.info.backend_pid, what="pid",
+    return store.db.write(lambda conn: conn.connection.driver_connection.info.backend_pid, what="pid",
                         single_statement=True)
 
 
@@ -96,7 +96,7 @@ def test_single_statements_run_in_a_transaction_while_another_thread_has_the_hel
     run = store.create_run("busy-held", "random", None, 0, {})
     task = Task(genome="In_8_8:D_2", task={"kind": "synthetic"}, train={})
     ids = store.enqueue(run.id, [EvaluationRequest(None, task) for _ in range(3)])
-    held = store._transactions._held_lock
+    held = store.db.transactions._held_lock
     assert held.acquire(blocking=False)  # as if the heartbeat thread were using the held connection
     try:
         first = store.claim("w", run_id=run.id, lease_seconds=60)
@@ -104,7 +104,7 @@ def test_single_statements_run_in_a_transaction_while_another_thread_has_the_hel
         written, second = store.complete_and_claim(first.evaluation_id, first.attempt, Result(status="done", params=1),
                                                    "w", run_id=run.id, lease_seconds=60)
         assert written and second.evaluation_id == ids[1]
-        assert store._transactions._held is None  # nothing was run on it meanwhile
+        assert store.db.transactions._held is None  # nothing was run on it meanwhile
     finally:
         held.release()
     assert store.complete(second.evaluation_id, second.attempt, Result(status="done", params=2))

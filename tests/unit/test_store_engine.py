@@ -107,7 +107,7 @@ def test_writer_lock_does_not_outlive_its_holder_through_a_forked_child(tmp_path
     if holder == 0:  # the holder: take the lock, fork a long-lived child, die holding it
         try:
             store = open_store(url)
-            with store._transactions.writer_lock.hold():
+            with store.db.transactions.writer_lock.hold():
                 if os.fork() == 0:
                     time.sleep(6)
                     os._exit(0)
