@@ -1,0 +1,4 @@
+-- renew_driver_lease: Extend the search driver's lease; no row updated: another driver took the run over.
+UPDATE run
+SET driver_lease_expires_at=(CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION) + :b_seconds)
+WHERE run.id = :b_run_id AND run.driver_owner = :b_owner;

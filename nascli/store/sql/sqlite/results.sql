@@ -1,0 +1,5 @@
+-- results: The run's finished evaluations after a completion seq, in seq order (the driver's fold).
+SELECT evaluation.id, evaluation.run_id, evaluation.individual_id, evaluation.status, evaluation.priority, evaluation.attempt, evaluation.failures, evaluation.lease_expiries, evaluation.releases, evaluation.settled_attempt, evaluation.settled_by, evaluation.max_attempts, evaluation.max_lease_expiries, evaluation.worker_id, evaluation.task_json, evaluation.genome, evaluation.genome_hash, evaluation.config_hash, evaluation.seq, evaluation.created_at, evaluation.claimed_at, evaluation.heartbeat_at, evaluation.lease_expires_at, evaluation.started_at, evaluation.finished_at, evaluation.error_kind, evaluation.error_message, evaluation.val_accuracy, evaluation.val_loss, evaluation.test_accuracy, evaluation.test_loss, evaluation.train_accuracy, evaluation.train_loss, evaluation.params, evaluation.flops, evaluation.epochs_run, evaluation.best_epoch, evaluation.train_seconds, evaluation.latency_ms, evaluation.peak_memory_bytes, evaluation.extra_json
+FROM evaluation
+WHERE evaluation.run_id = :b_run_id AND evaluation.seq > :b_after
+ORDER BY evaluation.seq;
