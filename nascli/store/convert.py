@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, cast
 
 from nascli.store.models import INTEGER_RESULT_COLUMNS, RESULT_COLUMNS
 from nascli.errors import StoreError
@@ -64,7 +64,8 @@ def row_result(row: Any) -> Result | None:
 def finished_evaluation(row: Any) -> FinishedEvaluation:
     return FinishedEvaluation(
         seq=row.seq, evaluation_id=row.id, run_id=row.run_id, individual_id=row.individual_id, genome=row.genome,
-        genome_hash=row.genome_hash, config_hash=row.config_hash, status=row.status, result=row_result(row),
+        genome_hash=row.genome_hash, config_hash=row.config_hash, status=row.status,
+        result=cast(Result, row_result(row)),  # a finished row (done or failed) always has one
         attempt=row.attempt, worker_id=row.worker_id, started_at=row.started_at, finished_at=row.finished_at,
     )
 

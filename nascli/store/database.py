@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from nascli.store.dbapi import DbapiExecutor
+from nascli.store.dbapi import DbapiExecutor, SqlStatement
 from nascli.store.engine import DEFAULT_RETRY_SECONDS, Transactions, db_now_sql
 
 T = TypeVar("T")
@@ -42,7 +42,7 @@ class Statement:
     of through SQLAlchemy."""
 
     name: str
-    sql: sa.Executable
+    sql: SqlStatement
     dbapi: bool = False
     doc: str = ""  # one line saying what it does: the file's header
 

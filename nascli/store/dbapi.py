@@ -21,6 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
+SqlStatement = sa.Select[Any] | sa.Update | sa.Insert  # what a named statement holds
+
 
 @dataclass(frozen=True)
 class Compiled:
@@ -67,36 +69,36 @@ class DbapiExecutor:
         """The statements compiled so far (what prepare() did, what a test checks)."""
         return frozenset(self._compiled)
 
-    def prepare(self, name: str, statement: sa.Executable) -> None:
+    def prepare(self, name: str, statement: SqlStatement) -> None:
         self._compiled_form(name, statement)
 
-    def execute(self, conn: Connection, name: str, statement: sa.Executable, params: dict[str, Any]) -> DbapiResult:
+    def execute(self, conn: Connection, name: str, statement: SqlStatement, params: dict[str, Any]) -> DbapiResult:
         sql, values = self._bound(name, statement, params)
-        dbapi_connection = conn.connection.driver_connection
+        dbapi_connection = _dbapi_connection(conn)
         with self._errors(conn, sql, values):
             return self._result(name, dbapi_connection.execute(sql, values))
 
     def execute_pipelined(self, conn: Connection,
-                          calls: Sequence[tuple[str, sa.Executable, dict[str, Any]]]) -> list[DbapiResult]:
+                          calls: Sequence[tuple[str, SqlStatement, dict[str, Any]]]) -> list[DbapiResult]:
         """PostgreSQL: several statements in one round trip (psycopg pipeline mode) and ONE implicit
         transaction: on an autocommit connection the pipeline's single Sync commits them together,
         and an error in any of them rolls all of them back. The connection must not be inside a
         transaction."""
-        dbapi_connection = conn.connection.driver_connection
+        dbapi_connection = _dbapi_connection(conn)
         bound = [self._bound(name, statement, params) for name, statement, params in calls]
         with self._errors(conn, *bound[0]):
             with dbapi_connection.pipeline():
                 cursors = [dbapi_connection.execute(sql, values) for sql, values in bound]
             return [self._result(name, cursor) for (name, _, _), cursor in zip(calls, cursors)]
 
-    def _compiled_form(self, name: str, statement: sa.Executable) -> Compiled:
+    def _compiled_form(self, name: str, statement: SqlStatement) -> Compiled:
         compiled = self._compiled.get(name)
         if compiled is None:
             done = statement.compile(dialect=self.dialect)
             compiled = self._compiled[name] = Compiled(done.string, tuple(done.positiontup or ()), dict(done.params))
         return compiled
 
-    def _bound(self, name: str, statement: sa.Executable, params: dict[str, Any]) -> tuple[str, Any]:
+    def _bound(self, name: str, statement: SqlStatement, params: dict[str, Any]) -> tuple[str, Any]:
         """The statement's SQL and its values in the DB-API module's style: positional in the
         compiled order (sqlite3, qmark) or by name (psycopg, pyformat)."""
         compiled = self._compiled_form(name, statement)
@@ -108,7 +110,7 @@ class DbapiExecutor:
 
     @contextlib.contextmanager
     def _errors(self, conn: Connection, sql: str, values: Any) -> Iterator[None]:
-        dbapi_connection = conn.connection.driver_connection
+        dbapi_connection = _dbapi_connection(conn)
         try:
             yield
         except self._dbapi_error as error:
@@ -132,6 +134,11 @@ class DbapiExecutor:
         return DbapiResult([row_type(*row) for row in cursor.fetchall()], cursor.rowcount)
 
 
+def _dbapi_connection(conn: Connection) -> Any:
+    """The sqlite3 / psycopg connection under a SQLAlchemy Connection."""
+    return conn.connection.driver_connection
+
+
 @functools.lru_cache(maxsize=64)
 def _row_type(columns: tuple[str, ...]) -> type:
-    return collections.namedtuple("Row", columns, rename=True)  # type: ignore[misc]
+    return collections.namedtuple("Row", columns, rename=True)

@@ -262,7 +262,7 @@ class Transactions:
         self.url_display = url_display
         self.retry_seconds = retry_seconds
         self.dialect = engine.dialect.name
-        self.writer_lock = SQLiteWriterLock(engine.url.database) if self.dialect == "sqlite" else None
+        self.writer_lock = SQLiteWriterLock(str(engine.url.database)) if self.dialect == "sqlite" else None
         self._held: Connection | None = None  # see _held_connection
         self._held_pid = os.getpid()
         self._held_lock = threading.Lock()
@@ -300,7 +300,8 @@ class Transactions:
             if self._held is None:
                 connection = self.engine.connect()
                 try:
-                    connection.connection.driver_connection.autocommit = True
+                    dbapi_connection: Any = connection.connection.driver_connection
+                    dbapi_connection.autocommit = True
                 except BaseException:
                     connection.invalidate()
                     connection.close()

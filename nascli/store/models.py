@@ -7,7 +7,7 @@ lease arithmetic is the same plain `+` on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 # Bump when a table changes shape; a database written by another version is refused, not migrated.
 SCHEMA_VERSION = 1
@@ -132,9 +132,9 @@ class EvaluationRow(_Table, table=True):
 
 # The claim query: the oldest highest-priority pending row, for any run or for one run. Declared
 # here because the priority column sorts descending (the ORDER BY of the claim).
-Index("ix_evaluation_claim", EvaluationRow.status, EvaluationRow.priority.desc(), EvaluationRow.id)
-Index("ix_evaluation_run_claim", EvaluationRow.run_id, EvaluationRow.status, EvaluationRow.priority.desc(),
-      EvaluationRow.id)
+Index("ix_evaluation_claim", col(EvaluationRow.status), col(EvaluationRow.priority).desc(), col(EvaluationRow.id))
+Index("ix_evaluation_run_claim", col(EvaluationRow.run_id), col(EvaluationRow.status), col(EvaluationRow.priority).desc(),
+      col(EvaluationRow.id))
 
 
 class MigrationRow(_Table, table=True):

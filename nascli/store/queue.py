@@ -336,7 +336,8 @@ class QueueRepository:
         Sequence numbers are per run, start at 1, and commit in order, so paging never skips."""
         statement = self.sql.results
         if limit is not None:
-            statement = Statement(statement.name, statement.sql.limit(limit))  # type: ignore[attr-defined]
+            assert isinstance(statement.sql, sa.Select)
+            statement = Statement(statement.name, statement.sql.limit(limit))
 
         def body(conn: Connection) -> list[FinishedEvaluation]:
             return [convert.finished_evaluation(row)

@@ -12,14 +12,21 @@ Results are plain dicts / records: SQLModel rows never leave nascli.store.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from nascli.metrics import ACCURACIES, METRIC_COLUMNS, STOPPED, Ranking, value
+from nascli.store.records import RunInfo
 from nascli.store.tables import EV, MIG, W, E, I, R
+
+if TYPE_CHECKING:
+    from nascli.store.store import Store
+
+T = TypeVar("T")
 
 
 
@@ -28,14 +35,14 @@ def fitness_of(primary: str, row: dict[str, Any]) -> float | None:
     return value(row, primary)
 
 
-def _rows(connection, statement) -> list[dict[str, Any]]:
+def _rows(connection: Connection, statement: sa.Executable) -> list[dict[str, Any]]:
     return [dict(row) for row in connection.execute(statement).mappings()]
 
 
 # ------------------------------------------------------------------------------------------ runs
 
 
-def status_counts(connection, run_id: str | None = None) -> dict[str, dict[str, int]]:
+def status_counts(connection: Connection, run_id: str | None = None) -> dict[str, dict[str, int]]:
     """run id -> evaluation status -> count (every run, or one)."""
     statement = sa.select(E.c.run_id, E.c.status, sa.func.count().label("n")).group_by(E.c.run_id, E.c.status)
     if run_id is not None:
@@ -46,7 +53,7 @@ def status_counts(connection, run_id: str | None = None) -> dict[str, dict[str, 
     return counts
 
 
-def best_per_run(connection, rankings: dict[str, Ranking]) -> dict[str, dict[str, Any]]:
+def best_per_run(connection: Connection, rankings: dict[str, Ranking]) -> dict[str, dict[str, Any]]:
     """run id -> its best finished evaluation (val/test accuracy, loss, params), by the run's ranking."""
     best: dict[str, dict[str, Any]] = {}
     for run_id, ranking in rankings.items():
@@ -56,7 +63,7 @@ def best_per_run(connection, rankings: dict[str, Ranking]) -> dict[str, dict[str
     return best
 
 
-def activity(connection, run_id: str) -> dict[str, Any]:
+def activity(connection: Connection, run_id: str) -> dict[str, Any]:
     """First start, last finish, total training seconds, distinct workers, and how many finished
     evaluations were trained by a worker or answered from the cache."""
     statement = sa.select(
@@ -70,13 +77,13 @@ def activity(connection, run_id: str) -> dict[str, Any]:
     return dict(connection.execute(statement).mappings().one())
 
 
-def failure_kinds(connection, run_id: str) -> dict[str, int]:
+def failure_kinds(connection: Connection, run_id: str) -> dict[str, int]:
     statement = (sa.select(E.c.error_kind, sa.func.count().label("n"))
                  .where(E.c.run_id == run_id, E.c.status == "failed").group_by(E.c.error_kind))
     return {row.error_kind or "unknown": int(row.n) for row in connection.execute(statement)}
 
 
-def individual_totals(connection, run_id: str) -> dict[str, Any]:
+def individual_totals(connection: Connection, run_id: str) -> dict[str, Any]:
     statement = sa.select(sa.func.count().label("individuals"), sa.func.max(I.c.generation).label("generation")) \
         .where(I.c.run_id == run_id)
     return dict(connection.execute(statement).mappings().one())
@@ -85,7 +92,7 @@ def individual_totals(connection, run_id: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------- islands
 
 
-def island_totals(connection, run_id: str) -> list[dict[str, Any]]:
+def island_totals(connection: Connection, run_id: str) -> list[dict[str, Any]]:
     """Per island: individuals born, alive, newest generation, evaluations done/failed."""
     born = _rows(connection, sa.select(
         I.c.island, sa.func.count().label("individuals"),
@@ -105,14 +112,14 @@ def island_totals(connection, run_id: str) -> list[dict[str, Any]]:
     return born
 
 
-def island_generations(connection, run_id: str) -> dict[int, int]:
+def island_generations(connection: Connection, run_id: str) -> dict[int, int]:
     """island -> newest generation with an individual (index-only on the (run, island, generation, slot) key)."""
     statement = (sa.select(I.c.island, sa.func.max(I.c.generation)).where(I.c.run_id == run_id)
                  .group_by(I.c.island))
     return {island: generation for island, generation in connection.execute(statement)}
 
 
-def best_per_island(connection, run_id: str, ranking: Ranking) -> dict[int, dict[str, Any]]:
+def best_per_island(connection: Connection, run_id: str, ranking: Ranking) -> dict[int, dict[str, Any]]:
     """island -> its best finished evaluation, by the run's ranking."""
     best: dict[int, int] = {}
     for row in _ranked_narrow(connection, run_id, ranking):
@@ -129,7 +136,7 @@ def first_parent(parents_json: str | None) -> int | None:
     return int(head) if head else None
 
 
-def lineage_links(connection, run_id: str) -> list[tuple[int, int | None, int, bool]]:
+def lineage_links(connection: Connection, run_id: str) -> list[tuple[int, int | None, int, bool]]:
     """(id, first parent, island, alive) of every individual: one narrow pass for root ancestors."""
     statement = sa.select(I.c.id, I.c.parents_json, I.c.island, I.c.alive).where(I.c.run_id == run_id)
     return [(ident, first_parent(parents), island, bool(alive))
@@ -139,12 +146,12 @@ def lineage_links(connection, run_id: str) -> list[tuple[int, int | None, int, b
 # ------------------------------------------------------------------------------------ top, pareto
 
 
-def _individual_columns() -> list[sa.ColumnElement]:
+def _individual_columns() -> list[sa.ColumnElement[Any]]:
     return [I.c.island, I.c.generation, I.c.slot, I.c.operator, I.c.alive, I.c.age, I.c.parents_json,
             I.c.genome_hash]
 
 
-def _ranked_narrow(connection, run_id: str, ranking: Ranking) -> list[dict[str, Any]]:
+def _ranked_narrow(connection: Connection, run_id: str, ranking: Ranking) -> list[dict[str, Any]]:
     """Every ranked done evaluation (id, genome hash, island, the ranking's columns), best first;
     ties keep the earlier evaluation first. Ranked in Python by the one key (nascli.metrics)."""
     statement = (sa.select(E.c.id.label("evaluation_id"), E.c.genome_hash, I.c.island,
@@ -163,7 +170,7 @@ def _ranked_narrow(connection, run_id: str, ranking: Ranking) -> list[dict[str, 
     return [row for _, row in scored]
 
 
-def _ranked_details(connection, evaluation_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+def _ranked_details(connection: Connection, evaluation_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     found: dict[int, dict[str, Any]] = {}
     ids = list(dict.fromkeys(evaluation_ids))
     for start in range(0, len(ids), 500):
@@ -177,7 +184,7 @@ def _ranked_details(connection, evaluation_ids: Sequence[int]) -> dict[int, dict
     return found
 
 
-def ranked(connection, run_id: str, ranking: Ranking, k: int, offset: int = 0,
+def ranked(connection: Connection, run_id: str, ranking: Ranking, k: int, offset: int = 0,
            distinct: bool = True) -> list[dict[str, Any]]:
     """The k best finished evaluations with their individuals, best first by `ranking`.
 
@@ -200,7 +207,7 @@ def ranked(connection, run_id: str, ranking: Ranking, k: int, offset: int = 0,
     return rows
 
 
-def objective_rows(connection, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+def objective_rows(connection: Connection, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
     """Every done evaluation's id, individual id and the given metric columns (narrow: no genomes)."""
     statement = (sa.select(E.c.id.label("evaluation_id"), E.c.individual_id, E.c.genome_hash,
                            *[E.c[name] for name in columns])
@@ -211,7 +218,7 @@ def objective_rows(connection, run_id: str, columns: Sequence[str]) -> list[dict
     return _rows(connection, statement)
 
 
-def evaluation_details(connection, evaluation_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+def evaluation_details(connection: Connection, evaluation_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """Genome, island and generation of a few evaluations (e.g. the Pareto front)."""
     found: dict[int, dict[str, Any]] = {}
     ids = list(dict.fromkeys(evaluation_ids))
@@ -226,9 +233,9 @@ def evaluation_details(connection, evaluation_ids: Sequence[int]) -> dict[int, d
 # ------------------------------------------------------------------------------------ generations
 
 
-def generations(connection, run_id: str) -> list[dict[str, Any]]:
+def generations(connection: Connection, run_id: str) -> list[dict[str, Any]]:
     """Per generation (all islands): count and max/mean/mean-of-squares of each accuracy."""
-    aggregates: list[sa.ColumnElement] = [I.c.generation, sa.func.count().label("evaluations")]
+    aggregates: list[sa.ColumnElement[Any]] = [I.c.generation, sa.func.count().label("evaluations")]
     for name in ACCURACIES:
         column = E.c[name]
         aggregates += [sa.func.max(column).label(f"{name}_max"), sa.func.avg(column).label(f"{name}_mean"),
@@ -241,7 +248,7 @@ def generations(connection, run_id: str) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------- workers
 
 
-def workers(connection, run_id: str) -> list[dict[str, Any]]:
+def workers(connection: Connection, run_id: str) -> list[dict[str, Any]]:
     """Per worker that finished an evaluation of this run: counts, time span, training seconds."""
     per_worker = (
         sa.select(E.c.worker_id,
@@ -262,14 +269,14 @@ def workers(connection, run_id: str) -> list[dict[str, Any]]:
     return _rows(connection, statement)
 
 
-def trace(connection, run_id: str) -> list[dict[str, Any]]:
+def trace(connection: Connection, run_id: str) -> list[dict[str, Any]]:
     statement = (sa.select(E.c.worker_id, E.c.started_at, E.c.finished_at, E.c.status, E.c.val_accuracy)
                  .where(E.c.run_id == run_id, E.c.status.in_(("done", "failed")), E.c.started_at.is_not(None),
                         E.c.finished_at.is_not(None)).order_by(E.c.started_at))
     return _rows(connection, statement)
 
 
-def progress(connection, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
+def progress(connection: Connection, run_id: str, columns: Sequence[str]) -> list[dict[str, Any]]:
     """Finished evaluations in completion order (the driver's fold order) with the given metrics."""
     statement = (sa.select(E.c.seq, E.c.status, E.c.worker_id, *[E.c[name] for name in columns])
                  .where(E.c.run_id == run_id, E.c.status.in_(("done", "failed")))
@@ -277,7 +284,7 @@ def progress(connection, run_id: str, columns: Sequence[str]) -> list[dict[str, 
     return _rows(connection, statement)
 
 
-def population_rows(connection, run_id: str) -> list[dict[str, Any]]:
+def population_rows(connection: Connection, run_id: str) -> list[dict[str, Any]]:
     """Every individual's island, birth and replaced generation, operator, and its evaluation's
     status, validation accuracy and loss: the populations per generation, rebuilt for plots."""
     statement = (sa.select(I.c.id, I.c.island, I.c.generation, I.c.replaced_generation, I.c.alive, I.c.operator,
@@ -290,7 +297,7 @@ def population_rows(connection, run_id: str) -> list[dict[str, Any]]:
 # -------------------------------------------------------------------------------------- migrations
 
 
-def migrations(connection, run_id: str, primary: str) -> list[dict[str, Any]]:
+def migrations(connection: Connection, run_id: str, primary: str) -> list[dict[str, Any]]:
     migrant = (
         sa.select(MIG.c.generation, MIG.c.from_island, MIG.c.to_island, MIG.c.individual_id, I.c.genome,
                   E.c.val_accuracy, E.c.val_loss)
@@ -314,7 +321,7 @@ def migrations(connection, run_id: str, primary: str) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------ export
 
 
-def individual(connection, run_id: str, individual_id: int) -> dict[str, Any] | None:
+def individual(connection: Connection, run_id: str, individual_id: int) -> dict[str, Any] | None:
     statement = (
         sa.select(I.c.id.label("individual_id"), I.c.genome, *_individual_columns(),
                   E.c.id.label("evaluation_id"), E.c.status, E.c.seq, E.c.worker_id, E.c.started_at, E.c.finished_at,
@@ -326,7 +333,7 @@ def individual(connection, run_id: str, individual_id: int) -> dict[str, Any] | 
     return rows[0] if rows else None
 
 
-def ancestors(connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+def ancestors(connection: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """Individuals (with their validation accuracy) by id, for a lineage."""
     found: dict[int, dict[str, Any]] = {}
     ids = list(dict.fromkeys(ids))
@@ -340,7 +347,7 @@ def ancestors(connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     return found
 
 
-def all_rows(connection, run_id: str) -> list[dict[str, Any]]:
+def all_rows(connection: Connection, run_id: str) -> list[dict[str, Any]]:
     """Every individual with its evaluation (if any), in id order, for `nas export --all`."""
     statement = (
         sa.select(I.c.id.label("individual_id"), I.c.island, I.c.generation, I.c.slot, I.c.genome, I.c.genome_hash,
@@ -353,7 +360,7 @@ def all_rows(connection, run_id: str) -> list[dict[str, Any]]:
     return _rows(connection, statement)
 
 
-def last_event(connection, run_id: str, kind: str) -> dict[str, Any] | None:
+def last_event(connection: Connection, run_id: str, kind: str) -> dict[str, Any] | None:
     """The payload of the run's newest event of this kind (None: there is none)."""
     payload = connection.execute(sa.select(EV.c.payload_json)
                                  .where(EV.c.run_id == run_id, EV.c.kind == kind)
@@ -361,7 +368,7 @@ def last_event(connection, run_id: str, kind: str) -> dict[str, Any] | None:
     return json.loads(payload) if payload is not None else None
 
 
-def run_rows(connection) -> list[dict[str, Any]]:
+def run_rows(connection: Connection) -> list[dict[str, Any]]:
     statement = sa.select(R.c.id, R.c.name, R.c.strategy, R.c.preset, R.c.seed, R.c.status, R.c.config_json,
                           R.c.created_at, R.c.updated_at, R.c.finished_at).order_by(R.c.number.desc())
     return _rows(connection, statement)
@@ -373,14 +380,14 @@ def run_rows(connection) -> list[dict[str, Any]]:
 class ReportQueries:
     """The queries above bound to one store; each call is its own read transaction (never a write)."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
-    def _read(self, query, *args: Any) -> Any:
+    def _read(self, query: Callable[..., T], *args: Any) -> T:
         name = query.__name__.replace("_", " ")
         return self.store.db.read(lambda connection: query(connection, *args), what=f"report: {name}")
 
-    def run(self, name: str):
+    def run(self, name: str) -> RunInfo:
         """The run's RunInfo; `latest` is the newest run; RunNotFoundError (with recent ids) otherwise.
         A run whose stored configuration is invalid is a one-line ConfigError naming it."""
         from nascli.config import validate_stored

@@ -7,19 +7,22 @@ island, `MIG` migration, `W` worker, `EV` event, `META` nascli_meta.
 
 from __future__ import annotations
 
-from typing import cast
-
 import sqlalchemy as sa
 
-from nascli.store.models import EvaluationRow, EventRow, IndividualRow, IslandRow, Meta, MigrationRow, RunRow, WorkerRow
+from nascli.store.models import metadata
 
-META = cast(sa.Table, Meta.__table__)
-R = cast(sa.Table, RunRow.__table__)
-E = cast(sa.Table, EvaluationRow.__table__)
-I = cast(sa.Table, IndividualRow.__table__)  # noqa: E741 - the individual table
-ISL = cast(sa.Table, IslandRow.__table__)
-MIG = cast(sa.Table, MigrationRow.__table__)
-W = cast(sa.Table, WorkerRow.__table__)
-EV = cast(sa.Table, EventRow.__table__)
+
+def _table(name: str) -> sa.Table:
+    return metadata.tables[name]
+
+
+META = _table("nascli_meta")
+R = _table("run")
+E = _table("evaluation")
+I = _table("individual")  # noqa: E741 - the individual table
+ISL = _table("island")
+MIG = _table("migration")
+W = _table("worker")
+EV = _table("event")
 
 __all__ = ["E", "EV", "I", "ISL", "META", "MIG", "R", "W"]

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Dialect
 
 from nascli.store import cache, events, population, queue_sql, runs
 from nascli.store.database import Statement
+from nascli.store.dbapi import SqlStatement
 from nascli.store.engine import db_now_sql
 
 HERE = Path(__file__).resolve().parent
@@ -37,8 +38,8 @@ def statements(dialect: str) -> list[Statement]:
 
 def _dialect(name: str) -> Dialect:
     if name == "sqlite":
-        return sqlite.dialect(paramstyle="named")  # type: ignore[no-any-return]
-    return postgresql.dialect(paramstyle="named")  # type: ignore[no-any-return]
+        return sqlite.dialect(paramstyle="named")
+    return postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-call]
 
 
 def _literal(value: Any) -> str:
@@ -49,7 +50,7 @@ def _literal(value: Any) -> str:
     return repr(value)
 
 
-def _column_defaults(sql: sa.Executable) -> dict[str, Any]:
+def _column_defaults(sql: SqlStatement) -> dict[str, Any]:
     """An INSERT's columns the statement leaves to their defaults: SQLAlchemy binds the default."""
     if not isinstance(sql, sa.Insert):
         return {}
