@@ -74,21 +74,22 @@ def display_url(url: URL) -> str:
 
 
 def parse_url(text: str) -> URL:
-    """The URL with the driver pinned (postgresql -> psycopg 3); StoreError for anything else."""
+    """The URL with its DB-API module pinned (postgresql -> psycopg 3); StoreError for anything else.
+    (The URL's "driver" is SQLAlchemy's word for the DB-API module, so the messages keep it.)"""
     try:
         url = make_url(text)
     except (ArgumentError, ValueError):
         raise StoreError(f"not a database URL: {redact(text)!r}",
                          hint="use sqlite:///path/to/nas.db or postgresql+psycopg://user@host/db") from None
-    backend, _, driver = url.drivername.partition("+")
+    backend, _, dbapi_name = url.drivername.partition("+")
     if backend in ("postgresql", "postgres"):
-        if driver not in ("", "psycopg"):
-            raise StoreError(f"unsupported PostgreSQL driver {driver!r} in {display_url(url)}",
+        if dbapi_name not in ("", "psycopg"):
+            raise StoreError(f"unsupported PostgreSQL driver {dbapi_name!r} in {display_url(url)}",
                              hint="use postgresql+psycopg://user@host/db (psycopg 3)")
         return url.set(drivername="postgresql+psycopg")
     if backend == "sqlite":
-        if driver not in ("", "pysqlite"):
-            raise StoreError(f"unsupported SQLite driver {driver!r} in {display_url(url)}",
+        if dbapi_name not in ("", "pysqlite"):
+            raise StoreError(f"unsupported SQLite driver {dbapi_name!r} in {display_url(url)}",
                              hint="use sqlite:///path/to/nas.db")
         return url
     raise StoreError(f"unsupported database {backend!r} in {display_url(url)}",
@@ -203,7 +204,7 @@ def is_transient(error: DBAPIError, dialect_name: str) -> bool:
 
 
 def describe_error(error: BaseException) -> str:
-    """The first line of the driver's message (no SQL, no parameters: they may hold genomes or worse)."""
+    """The first line of the DB-API module's message (no SQL, no parameters: they may hold genomes or worse)."""
     orig = getattr(error, "orig", None) or error
     text = str(orig).strip().splitlines()
     return text[0] if text else type(orig).__name__
