@@ -10,7 +10,8 @@ from contextlib import contextmanager
 
 from nascli.config import RunConfig, input_shape, search_space_of, validate_stored
 from nascli.driver.progress import Progress, View
-from nascli.driver.step import Driver, DriverLeaseLost, RunCancelled, mark_failed
+from nascli.driver.lease import DriverLeaseLost
+from nascli.driver.step import Driver, RunCancelled, mark_failed
 from nascli.driver.workers import plan_local_workers
 from nascli.errors import NascliError, RunInterrupted
 from nascli.ga.genome import parse_genome

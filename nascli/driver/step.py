@@ -1,86 +1,46 @@
 """The step loop: the `Driver` connects a pure ask/tell strategy to the store, and nothing else does.
 
-The driver's state is a fold over the database. Two things are recorded, in order:
-- every `ask` as an event `{"n", "after_seq", "keys"}`: how many children were asked for, after
-  consuming which results (a finished evaluation's completion `seq`), and the keys that came back;
-- every finished evaluation, with its per-run completion `seq` (the store assigns it, cached
-  results included).
-`nas resume` builds a fresh strategy and replays: before each recorded ask it tells the results up
-to that ask's `after_seq`, in seq order, then asks again. Strategies are deterministic, so the
-replayed asks return exactly the recorded keys (checked), and the live loop carries on from the
-same state an uninterrupted driver would have had. The live loop keeps the same discipline: it
-consumes results strictly in seq order and records `after_seq` with every ask.
+Each `step()` folds the results finished since the last step into the strategy (in completion
+`seq` order), asks it for children, and writes the population changes, the ask event, the
+children's rows, their cache hits and their queued evaluations as one fenced transaction
+(lease.py). `replay()` rebuilds the state from the database on `nas resume` (replay.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from nascli.config import RunConfig, task_for, training_config_hash
-from nascli.driver.events import ASK_EVENT, FAILED_EVENT, FINAL_EVENT, MIGRANT_SLOT, MIGRATION_OPERATOR, outcome_of
+from nascli.driver.lease import DriverLease, new_owner
+from nascli.driver.issue_plan import (ALREADY_ISSUED, Enqueue, FromCache, IssuePlan, WaitForTwin,
+                                      choose_action)
+from nascli.driver.events import ASK_EVENT, FAILED_EVENT, FINAL_EVENT, outcome_of
+from nascli.driver.population import PopulationMirror
 from nascli.driver.progress import Progress
+from nascli.driver.proxy_init import ProxyInitialisation
+from nascli.driver.replay import distinct_asks, replay
 from nascli.driver.strategy import build_strategy, layer_seed_genome
 from nascli.driver.workers import live_worker_count
-from nascli.errors import NascliError, RunBusy, StoreError
+from nascli.errors import NascliError, StoreError
 from nascli.ga.rng import stream_seed
 from nascli.ga.strategies import Proposal, ReplayError, canonical_hash, planned_evaluations
 from nascli.metrics import Ranking, value
-from nascli.driver.proxy_init import ProxyInitialisation
 from nascli.run_stop import (CLOCK_EVENT, CLOCK_EVERY_SECONDS, STOP_EVENT, RunState, StopLimits, StopReason,
                              children_allowed, stop_reason)
 from nascli.stop_rule import StopCurves
-from nascli.store import EvaluationRequest, FinishedEvaluation, NewIndividual, RunInfo, Store
-from nascli.store.driver_token import DriverToken, driver_token
+from nascli.store import EvaluationInfo, EvaluationRequest, FinishedEvaluation, NewIndividual, RunInfo, Store
 
 
-# The driver lease: renewed by every step (its write fence) and every lease/3 s while idle. A dead
-# driver's liveness token frees its run at once; the lease only makes `--force` wait (a driver on an
-# unreachable host) and fences a paused one. Tests shorten it.
-DRIVER_LEASE_SECONDS = float(os.environ.get("NASCLI_DRIVER_LEASE_SECONDS", "30"))
-WAIT_POLL_SECONDS = 0.5  # how often `nas resume --wait` tries the token
 STATUS_CHECK_SECONDS = 0.5  # how often a driving loop looks for `nas cancel`
-
-
-class DriverLeaseLost(NascliError):
-    """Another driver took this run over (only possible with `nas resume --force`)."""
 
 
 class RunCancelled(NascliError):
     """`nas cancel` stopped the run; its driver stops too."""
-
-
-@dataclass
-class _IssuePlan:
-    """What a driver step will write for its children; `actions[i]` is ("cached", result) |
-    ("wait", None) | ("queue", None) | ("existing", None): it has an evaluation from before a
-    crash, which results() delivers; `existing` maps individual id -> that evaluation (resume)."""
-
-    proposals: list[Proposal]
-    rows: list[NewIndividual]
-    actions: list[tuple] = field(default_factory=list)
-    existing: dict[int, Any] = field(default_factory=dict)
-
-
-
-
-@dataclass
-class _PopulationChanges:
-    migrations: list[dict[str, Any]]
-    living: list[tuple[int, Any, list[tuple[int, int, int]]]]  # the strategy's populations
-    decided: set[tuple[int, int, int]]  # told keys whose outcome the strategy has applied
-    generation: int  # recorded as the dead's replaced generation
-    generations: dict[int, int]  # island -> generation, the changed ones
-    # filled by the write (it may run twice after a transient error: the last run counts)
-    copies: list[tuple[int, tuple[int, int, int], int]] = field(default_factory=list)  # (island, key, copy id)
-    dead: set[int] = field(default_factory=set)  # individual ids leaving the populations
 
 
 @dataclass
@@ -90,7 +50,7 @@ class Driver:
     store: Store
     run: RunInfo
     cfg: RunConfig
-    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    owner: str = field(default_factory=new_owner)
     in_flight_target: int = 1  # asynchronous strategies keep this many children evaluating
     count_external_workers: bool = False  # `--workers 0`: size in_flight_target by the workers seen
 
@@ -103,20 +63,11 @@ class Driver:
         self.cache_scope = self.cfg.cache.scope
         self.cache_run = None if self.cache_scope == "database" else self.run.id  # whose results count as cached
         self.last_seq = 0  # the highest completion seq folded into the strategy
-        self.individual_ids: dict[tuple[int, int, int], int] = {}
-        self.key_of_individual: dict[int, tuple[int, int, int]] = {}
         # genome hash -> keys waiting for an in-flight evaluation of the same genome (nothing trains twice)
         self.waiting: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
         self.in_flight: dict[str, int] = {}  # genome hash -> its queued evaluation
-        self.migrations_recorded = 0
         self.told: set[tuple[int, int, int]] = set()
-        self.marked_dead: set[int] = set()  # individual ids recorded as no longer alive
-        # (island, strategy key) -> the individual rows of that key on that island, oldest first: the
-        # child's own row on its birth island, migrant copies on the islands they reached
-        self.placed: dict[tuple[int, tuple[int, int, int]], list[int]] = defaultdict(list)
-        self.copy_ids: set[int] = set()  # migrant copies: their cached evaluations are not told again
-        self._step_copies: list[tuple[int, tuple[int, int, int], int]] = []  # copies written, not yet committed
-        self.island_generations: dict[int, int] = {}
+        self.population = PopulationMirror(self.store, self.run.id, self.config_hash)
         self.final_recorded = False
         self.best: dict[str, Any] | None = None  # see Progress.best
         self.ranking = Ranking.of_config(self.cfg.model_dump(mode="json"))  # as `nas report` ranks
@@ -125,11 +76,9 @@ class Driver:
         self.cache_sources: set[str] = set()  # other runs whose results were reused
         self.done_count = 0
         self.stop_curves = StopCurves(self.cfg.train, self.strategy)
-        self._lease_renewed = self._token_checked = 0.0
+        self.lease = DriverLease(self.store, self.run.id, self.owner)
         self._workers_counted = -1e9
         self._status_checked = 0.0
-        self.token: DriverToken | None = None  # the run's liveness token (see acquire)
-        self.token_held = False
         self.inherited: set[int] = set()  # evaluations running when this driver took the run over
         # run-level stopping rules (nascli.run_stop): the limits, what they compare, the rule once it fired
         self.stop_limits = StopLimits.of_run_section(self.cfg.run)
@@ -141,50 +90,14 @@ class Driver:
         self._clock_started: float | None = None
         self._clock_recorded = 0.0
 
-    # ---------------------------------------------------------------- token and lease
+    # ---------------------------------------------------------------- the driver role (see lease.py)
     def acquire(self, force: bool = False, wait: bool = False) -> None:
-        """Become the run's driver. The liveness token first: whoever can take it knows the previous
-        driver is dead (or cut off), and takes the lease over at once. A held token means a live
-        driver: RunBusy, or with `wait` try again until it ends. `force`: a driver on an unreachable
-        host keeps its token (its session lingers) but cannot renew its lease; take an expired lease
-        without the token (it is taken later, when that session ends)."""
-        self.token = driver_token(self.store, self.run.id)
-        while True:
-            self.token_held = self.token.try_acquire()
-            if self.token_held:
-                self.store.acquire_driver_lease(self.run.id, self.owner, DRIVER_LEASE_SECONDS, takeover=True)
-                break
-            if force and self.store.acquire_driver_lease(self.run.id, self.owner, DRIVER_LEASE_SECONDS, force=True):
-                break
-            if not wait:
-                raise self._busy(force)
-            time.sleep(WAIT_POLL_SECONDS)
-        self._lease_renewed = self._token_checked = time.monotonic()
-
-    def _busy(self, force: bool) -> RunBusy:
-        current = self.store.get_run(self.run.id)
-        remaining = (current.driver_lease_expires_at or 0) - self.store.db_now()
-        lease = f"its lease runs {remaining:.0f} s more" if remaining > 0 else "its lease has expired"
-        if force and remaining > 0:
-            hint = f"--force takes over an expired lease only; wait for it with `nas resume {self.run.id} --wait`"
-        else:
-            hint = (f"one driver per run: stop that one, or wait for it with `nas resume {self.run.id} --wait`; "
-                    f"if it runs on a host that cannot be reached, `nas resume {self.run.id} --force` takes "
-                    "over once its lease has expired")
-        return RunBusy(f"run {self.run.id} is being driven by a live driver, {current.driver_owner or 'starting'} "
-                       f"({lease})", hint=hint)
+        """Become the run's driver (DriverLease.acquire)."""
+        self.lease.acquire(force=force, wait=wait)
 
     def renew(self) -> None:
-        """Between steps: check the token now and then, and keep the lease while idle (every step
-        renews it anyway, see _fenced)."""
-        if time.monotonic() - self._token_checked >= DRIVER_LEASE_SECONDS / 3:
-            self._token_checked = time.monotonic()
-            self._check_token()
-        if time.monotonic() - self._lease_renewed < DRIVER_LEASE_SECONDS / 3:
-            return
-        if not self.store.renew_driver_lease(self.run.id, self.owner, DRIVER_LEASE_SECONDS):
-            raise self._lost()
-        self._lease_renewed = time.monotonic()
+        """Between steps: check the liveness token now and then, keep the lease while idle."""
+        self.lease.renew()
 
     def check_cancelled(self) -> None:
         """Raise RunCancelled once `nas cancel` has marked the run (looked up every STATUS_CHECK_SECONDS)."""
@@ -194,33 +107,8 @@ class Driver:
         if self.store.run_status(self.run.id) == "cancelled":
             raise RunCancelled(f"run {self.run.id} was cancelled", hint=f"see what it found: `nas report {self.run.id}`")
 
-    def _check_token(self) -> None:
-        if self.token is None:
-            return
-        if not self.token_held:  # taken with --force: take the token once the old driver's session ends
-            try:
-                self.token_held = self.token.try_acquire()
-            except StoreError:
-                pass
-        elif not self.token.still_held():
-            raise self._lost()
-
-    def _lost(self) -> DriverLeaseLost:
-        return DriverLeaseLost(f"another driver took run {self.run.id} over; this one stops",
-                               hint="nothing is lost: the other driver continues from the database")
-
     def _fenced(self, work: Callable[[], Any], *, what: str) -> Any:
-        """`work` as one transaction that first renews this driver's lease: if another driver took
-        the run over (a paused or cut-off driver coming back), nothing of it is written."""
-
-        def fenced() -> Any:
-            if not self.store.renew_driver_lease(self.run.id, self.owner, DRIVER_LEASE_SECONDS):
-                raise self._lost()
-            return work()
-
-        result = self.store.atomically(fenced, what=what)
-        self._lease_renewed = time.monotonic()
-        return result
+        return self.lease.fenced(work, what=what)
 
     def set_status(self, status: str) -> None:
         """The run's status, unless another driver has taken the run over."""
@@ -230,54 +118,24 @@ class Driver:
         mark_failed(self.store, self.run.id, error, driver=self.owner)
 
     def release(self) -> None:
-        try:
-            self.store.release_driver_lease(self.run.id, self.owner)
-        except StoreError:
-            pass  # the lease expires by itself
-        if self.token is not None:  # after the lease: a free token means no live driver
-            self.token.release()
-            self.token_held = False
+        self.lease.release()
 
     # ---------------------------------------------------------------- replay (nas resume)
     def replay(self) -> None:
-        """Rebuild the strategy from the recorded asks and results; then bring outstanding children
-        (in flight when the previous driver died) back under this driver's control."""
+        """Rebuild the strategy from the recorded asks and results (see replay.py); then bring
+        outstanding children (in flight when the previous driver died) back under this driver's control."""
         results = self.store.results(self.run.id)
-        for individual in self.store.individuals(self.run.id):  # id order: a copy after its source
-            if not individual.alive:
-                self.marked_dead.add(individual.id)
-            if individual.operator == MIGRATION_OPERATOR and individual.slot >= MIGRANT_SLOT:
-                key = self.key_of_individual.get(individual.parents[0]) if individual.parents else None
-                if key is not None:
-                    self.copy_ids.add(individual.id)
-                    self.key_of_individual[individual.id] = key
-                    self.placed[(individual.island, key)].append(individual.id)
-                continue
-            key = (individual.island, individual.generation, individual.slot)
-            self.individual_ids[key] = individual.id
-            self.key_of_individual[individual.id] = key
-            self.placed[(individual.island, key)].append(individual.id)
+        self.population.load(self.store.individuals(self.run.id), len(self.store.migrations(self.run.id)))
         self._walk_initial_individuals()  # from the stored proxy results: the same decisions
-        position = 0
-        previous_ask = None
+        asks = []
         for event in self.store.events(self.run.id):
-            if event.kind != ASK_EVENT:
+            if event.kind == ASK_EVENT:
+                asks.append(event.payload)
+            else:
                 self.final_recorded |= event.kind == FINAL_EVENT
                 self._replay_stop_event(event)
-                continue
-            if event.payload == previous_ask:
-                # A retried write whose first commit had landed: a strategy never issues the same keys
-                # twice, so an identical ask is the same ask recorded twice, not a second one.
-                continue
-            previous_ask = event.payload
-            position = self._fold(results, position, until_seq=event.payload["after_seq"])
-            proposals = self.strategy.ask(event.payload["n"])
-            keys = [list(p.key) for p in proposals]
-            if keys != event.payload["keys"]:
-                raise ReplayError(f"run {self.run.id}: replayed ask after seq {event.payload['after_seq']} gave "
-                                  f"{keys[:3]}..., the log says {event.payload['keys'][:3]}...")
-        self._fold(results, position, until_seq=None)
-        self.migrations_recorded = len(self.store.migrations(self.run.id))
+        replay(self.strategy, distinct_asks(asks), results, seq_of=lambda finished: finished.seq, tell=self._tell,
+               run=f"run {self.run.id}")
         self._record_population_changes()
         self.done_count = sum(1 for finished in results if self._is_child_result(finished))
         # Children issued but not finished: make sure each has its individual row and an evaluation.
@@ -285,16 +143,10 @@ class Driver:
         if outstanding:
             self._issue(outstanding, recovering=True)
 
-    def _fold(self, results: list[FinishedEvaluation], position: int, until_seq: int | None) -> int:
-        while position < len(results) and (until_seq is None or results[position].seq <= until_seq):
-            self._tell(results[position])
-            position += 1
-        return position
-
     def _is_child_result(self, finished: FinishedEvaluation) -> bool:
         """Not a migrant's copy (its source was told already), nor a proxy evaluation of an initial
         walk (no individual row, nascli.driver.proxy_init)."""
-        return finished.individual_id is not None and finished.individual_id not in self.copy_ids
+        return finished.individual_id is not None and finished.individual_id not in self.population.copy_ids
 
     def _walk_initial_individuals(self) -> bool:
         """Advance the proxy-scored initial walks (ga.init_proxy); True while they move."""
@@ -307,7 +159,7 @@ class Driver:
         if not self._is_child_result(finished):
             self.last_seq = finished.seq
             return
-        key = self.key_of_individual.get(finished.individual_id)
+        key = self.population.key_of_individual.get(finished.individual_id)
         if key is None:
             raise ReplayError(f"evaluation {finished.evaluation_id} belongs to no individual of run {self.run.id}")
         outcome = outcome_of(key, finished)
@@ -340,28 +192,28 @@ class Driver:
             self.done_count += 1
             self._satisfy_waiters(finished)
             progressed = True
-        population = self._population_changes() if progressed else None
+        changes = self.population.changes(self.strategy, self.told) if progressed else None
         self._check_stop_rules()  # before asking: a run a rule has ended asks for nothing more
-        n = children_allowed(self.stop_limits, len(self.individual_ids), self._ask_size())
+        n = children_allowed(self.stop_limits, len(self.population.individual_ids), self._ask_size())
         proposals = self.strategy.ask(n) if n != 0 and self.stopped is None else []
         ask_event = {"n": n, "after_seq": self.last_seq, "keys": [list(p.key) for p in proposals]}
         plan = self._plan_issue(proposals) if proposals else None
 
         def writes() -> Any:
-            self._step_copies = []  # a retried transaction starts over
-            if population is not None:
-                self._write_population(population)
+            self.population.step_copies = []  # a retried transaction starts over
+            if changes is not None:
+                self.population.write(changes)
             if plan is None:
                 return None
             # Record the ask with its rows: a crash before this commit replays to the same proposals.
             self.store.append_event(self.run.id, ASK_EVENT, ask_event)
             return self._write_issue(plan)
 
-        if population is None and plan is None:
+        if changes is None and plan is None:
             return False
         written = self._fenced(writes, what="record a driver step")
-        if population is not None:
-            self._population_written(population)
+        if changes is not None:
+            self.population.written(changes)
         if plan is not None:
             self._issued(plan, written)
         return True
@@ -388,14 +240,14 @@ class Driver:
         plan = self._plan_issue(proposals, recovering=recovering)
         self._issued(plan, self._fenced(lambda: self._write_issue(plan), what="record children"))
 
-    def _plan_issue(self, proposals: list[Proposal], *, recovering: bool = False) -> "_IssuePlan":
+    def _plan_issue(self, proposals: list[Proposal], *, recovering: bool = False) -> IssuePlan:
         """Decide, without writing, what each child gets (reads: the cache, and rows left by a crash)."""
         rows = [NewIndividual(island=p.key[0], generation=p.key[1], slot=p.key[2], genome=str(p.genome),
                               genome_hash=canonical_hash(p.genome),
-                              parents=tuple(self._row_of(p.key[0], k) for k in p.parents if k in self.individual_ids),
+                              parents=self.population.parent_rows(p.key[0], p.parents),
                               operator=p.operator)
                 for p in proposals]
-        plan = _IssuePlan(proposals, rows)
+        plan = IssuePlan(proposals, rows)
         queued: set[str] = set()  # genomes this plan queues, or found queued by the previous driver
         ids: list[int | None] = [None] * len(rows)
         if recovering:
@@ -406,44 +258,32 @@ class Driver:
                   self.store.cached_results(self.cache_run, [row.genome_hash for row in rows], self.config_hash))
         for row, individual_id in zip(rows, ids):
             if individual_id in plan.existing:
-                plan.actions.append(("existing", None))  # queued or finished before the crash
+                plan.actions.append(ALREADY_ISSUED)  # queued or finished before the crash
             else:
-                plan.actions.append(self._action_for(row, cached, queued))
+                plan.actions.append(choose_action(row, cached, queued, cache_scope=self.cache_scope,
+                                                  stop_curves=self.stop_curves, in_flight=self.in_flight))
         return plan
 
-    def _action_for(self, row: NewIndividual, cached: dict[str, FinishedEvaluation], queued: set[str]) -> tuple:
-        # With a stop rule a result depends on the comparison curve too: a finished duplicate is
-        # reused only when its recorded stop decision is this child's, and nothing waits for one in
-        # flight (whichever finished first would decide), so timing never changes an outcome.
-        if row.genome_hash in cached and self.stop_curves.reusable(cached[row.genome_hash].result, row.island):
-            return ("cached", cached[row.genome_hash])
-        if self.cache_scope == "off":
-            return ("queue", None)  # every child trains, identical genomes too
-        if self.stop_curves.rule == "off" and (row.genome_hash in self.in_flight or row.genome_hash in queued):
-            return ("wait", None)
-        queued.add(row.genome_hash)
-        return ("queue", None)
-
-    def _write_issue(self, plan: "_IssuePlan") -> tuple[list[int], list[int]]:
+    def _write_issue(self, plan: IssuePlan) -> tuple[list[int], list[int]]:
         """The store writes of a plan (inside a unit of work; may run twice after a transient error).
         Returns (individual ids, evaluation ids of the queued children)."""
         # parents resolved now: a parent that arrived as a migrant in this step is its copy here
-        plan.rows = [dataclasses.replace(row, parents=tuple(self._row_of(p.key[0], k) for k in p.parents
-                                                            if k in self.individual_ids))
+        plan.rows = [dataclasses.replace(row, parents=self.population.parent_rows(p.key[0], p.parents))
                      for row, p in zip(plan.rows, plan.proposals)]
         ids = self.store.add_individuals(self.run.id, plan.rows)
         self.store.record_cached_results(self.run.id, [
-            (individual_id, cached) for individual_id, (action, cached) in zip(ids, plan.actions) if action == "cached"])
+            (individual_id, action.result) for individual_id, action in zip(ids, plan.actions)
+            if isinstance(action, FromCache)])
         requests = []
-        for row, individual_id, (action, _) in zip(plan.rows, ids, plan.actions):
-            if action == "queue":
+        for row, individual_id, action in zip(plan.rows, ids, plan.actions):
+            if isinstance(action, Enqueue):
                 seed = stream_seed(self.cfg.run.seed, "train", row.genome_hash) % (2**31)
                 task = self.stop_curves.attach(task_for(self.cfg, row.genome, seed), row.island)
                 requests.append(EvaluationRequest(individual_id, task, genome_hash=row.genome_hash,
                                                   config_hash=self.config_hash))
         return ids, self.store.enqueue(self.run.id, requests) if requests else []
 
-    def _issued(self, plan: "_IssuePlan", written: tuple[list[int], list[int]]) -> None:
+    def _issued(self, plan: IssuePlan, written: tuple[list[int], list[int]]) -> None:
         """Bring the driver's memory in line with a committed plan."""
         ids, evaluation_ids = written
         for evaluation in plan.existing.values():
@@ -452,21 +292,18 @@ class Driver:
             if evaluation.status == "running":
                 self.inherited.add(evaluation.id)
         queued = iter(evaluation_ids)
-        for proposal, row, individual_id, (action, cached) in zip(plan.proposals, plan.rows, ids, plan.actions):
-            if self.individual_ids.get(proposal.key) != individual_id:
-                self.placed[(proposal.key[0], proposal.key)].append(individual_id)
-            self.individual_ids[proposal.key] = individual_id
-            self.key_of_individual[individual_id] = proposal.key
-            if action == "cached":
+        for proposal, row, individual_id, action in zip(plan.proposals, plan.rows, ids, plan.actions):
+            self.population.record_child(proposal.key, individual_id)
+            if isinstance(action, FromCache):
                 self.cache_hits += 1
-                if cached.run_id != self.run.id:
-                    self.cache_sources.add(cached.run_id)
-            elif action == "wait":
+                if action.result.run_id != self.run.id:
+                    self.cache_sources.add(action.result.run_id)
+            elif isinstance(action, WaitForTwin):
                 self.waiting[row.genome_hash].append(proposal.key)
-            elif action == "queue":
+            elif isinstance(action, Enqueue):
                 self.in_flight[row.genome_hash] = next(queued)
 
-    def _evaluations_by_individual(self, individual_ids: list[int]) -> dict[int, Any]:
+    def _evaluations_by_individual(self, individual_ids: list[int]) -> dict[int, EvaluationInfo]:
         wanted = set(individual_ids)
         return {e.individual_id: e for e in self.store.evaluations(self.run.id) if e.individual_id in wanted}
 
@@ -481,84 +318,16 @@ class Driver:
         if cached is None:  # the original failed for a reason that is not the genome's: train them
             self._issue([p for p in self.strategy.outstanding if p.key in set(waiting)])
             return
-        self.store.record_cached_results(self.run.id, [(self.individual_ids[key], cached) for key in waiting])
+        self.store.record_cached_results(self.run.id, [(self.population.individual_ids[key], cached) for key in waiting])
         self.cache_hits += len(waiting)
 
     def _record_population_changes(self) -> None:
         """Mirror the strategy's state into the store for reports: migrations (the table is their
         only record, so a crash can never write one twice) with each migrant's copy as an individual
         of its destination island, who is no longer alive, island generations."""
-        changes = self._population_changes()
-        self._fenced(lambda: self._write_population(changes), what="record population changes")
-        self._population_written(changes)
-
-    def _population_changes(self) -> "_PopulationChanges":
-        migrations = [e for e in self.strategy.events if e.get("type") == "migration"][self.migrations_recorded:]
-        living = self.strategy.living()
-        # an outcome waiting for the rest of its generation is not decided: it may still enter
-        decided = self.told - self.strategy.undecided()
-        generation = max((g or 0) for _, g, _ in living) if living else 0
-        generations = {island: g for island, g, _ in living
-                       if isinstance(g, int) and self.island_generations.get(island) != g}
-        return _PopulationChanges(migrations, living, decided, generation, generations)
-
-    def _row_of(self, island: int, key: tuple[int, int, int]) -> int:
-        """The individual row that stands for strategy key `key` on `island` (its newest migrant copy
-        there, including copies this step is writing, else the key's own row)."""
-        fresh = [copy_id for where, copied, copy_id in self._step_copies if (where, copied) == (island, key)]
-        if fresh:
-            return fresh[-1]
-        rows = self.placed.get((island, key))
-        return rows[-1] if rows else self.individual_ids[key]
-
-    def _write_population(self, changes: "_PopulationChanges") -> None:
-        placed = {where: list(rows) for where, rows in self.placed.items()}
-        changes.copies = []
-        arrivals: dict[tuple[int, int], int] = defaultdict(int)  # (island, generation) -> copies so far
-        for event in changes.migrations:
-            key, source, destination = tuple(event["key"]), event["from"], event["to"]
-            rows = placed.get((source, key))
-            source_id = rows[-1] if rows else self.individual_ids[key]
-            self.store.record_migration(self.run.id, event["generation"], source, destination, source_id)
-            copy_id = self._write_migrant_copy(event, source_id, arrivals)
-            placed.setdefault((destination, key), []).append(copy_id)
-            changes.copies.append((destination, key, copy_id))
-        self._step_copies = list(changes.copies)  # children written next in this step descend from them
-        alive: set[int] = set()
-        for island, _, keys in changes.living:
-            for key, count in _counts(keys).items():
-                rows = placed.get((island, key)) or [self.individual_ids[key]]
-                alive.update(rows[-count:])
-        candidates = {self.individual_ids[k] for k in changes.decided} | self.copy_ids
-        candidates |= {copy_id for _, _, copy_id in changes.copies}
-        changes.dead = candidates - alive - self.marked_dead
-        if changes.dead:
-            self.store.mark_replaced(sorted(changes.dead), changes.generation)
-        self.store.set_island_generations(self.run.id, changes.generations)
-
-    def _write_migrant_copy(self, event: dict[str, Any], source_id: int, arrivals: dict[tuple[int, int], int]) -> int:
-        """The migrant's copy on the destination island, with the source's result from the cache (no training)."""
-        destination, generation = event["to"], event["generation"]
-        slot = MIGRANT_SLOT + arrivals[(destination, generation)]
-        arrivals[(destination, generation)] += 1
-        genome_hash = canonical_hash(event["genome"])
-        (copy_id,) = self.store.add_individuals(self.run.id, [NewIndividual(
-            island=destination, generation=generation, slot=slot, genome=event["genome"], genome_hash=genome_hash,
-            parents=(source_id,), operator=MIGRATION_OPERATOR)])
-        cached = self.store.cached_result(self.run.id, genome_hash, self.config_hash)
-        if cached is not None:  # a member has a finished evaluation; without one the copy simply has none
-            self.store.record_cached_results(self.run.id, [(copy_id, cached)])
-        return copy_id
-
-    def _population_written(self, changes: "_PopulationChanges") -> None:
-        self._step_copies = []
-        self.migrations_recorded += len(changes.migrations)
-        for island, key, copy_id in changes.copies:
-            self.placed[(island, key)].append(copy_id)
-            self.copy_ids.add(copy_id)
-            self.key_of_individual[copy_id] = key
-        self.marked_dead |= changes.dead
-        self.island_generations.update(changes.generations)
+        changes = self.population.changes(self.strategy, self.told)
+        self._fenced(lambda: self.population.write(changes), what="record population changes")
+        self.population.written(changes)
 
     @property
     def finished(self) -> bool:
@@ -690,10 +459,3 @@ def mark_failed(store: Store, run_id: str, error: NascliError, *, driver: str = 
         store.atomically(write, what="mark the run failed")
     except StoreError:
         pass  # the database itself is what failed: the run stays as it was, and resumable
-
-def _counts(keys: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], int]:
-    counts: dict[tuple[int, int, int], int] = defaultdict(int)
-    for key in keys:
-        counts[key] += 1
-    return counts
-

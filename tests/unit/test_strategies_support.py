@@ -11,6 +11,7 @@ import hashlib
 import random
 from collections.abc import Callable
 
+from nascli.driver.replay import RecordedAsk, replay
 from nascli.ga.strategies.base import Outcome, Proposal, Strategy, Variation
 
 MAX_LEN = 8
@@ -69,6 +70,7 @@ class Log:
         self.outcomes: list[Outcome] = []
         self.issued_before: list[int] = []  # proposals issued when outcome i was consumed
         self.ask_sizes: list[int | None] = []
+        self.asks: list[RecordedAsk] = []  # as the driver records them: after how many outcomes
 
 
 def drive(strategy: Strategy, *, workers: int = 3, order_seed: int | None = 0, log: Log | None = None,
@@ -85,6 +87,8 @@ def drive(strategy: Strategy, *, workers: int = 3, order_seed: int | None = 0, l
             return log
         n = max(0, workers - len(inflight)) if strategy.asynchronous else None
         new = strategy.ask(n)
+        if new:
+            log.asks.append(RecordedAsk(n, step, [list(p.key) for p in new]))
         log.proposals.extend(new)
         inflight.extend(new)
         assert inflight, "strategy stalled: nothing outstanding and not finished"
@@ -106,12 +110,14 @@ def genomes_by_key(log: Log) -> dict:
 
 def check_resume(make: Callable[[], Strategy], full: Strategy, log: Log, cut: int,
                  evaluator: Callable[[Proposal], Outcome] = evaluate, workers: int = 3) -> None:
-    """Rebuild a strategy from the first `cut` consumed outcomes (and the proposals issued by
-    then), continue it, and require exactly the uninterrupted run's proposals and final state.
-    Asynchronous strategies continue in the recorded consumption order (the runner replays it)."""
-    issued = log.issued_before[cut - 1] if cut else 0
+    """Rebuild a strategy as `nas resume` does (nascli.driver.replay) from the first `cut` consumed
+    outcomes and the asks made before the last of them, continue it, and require exactly the
+    uninterrupted run's proposals and final state. Asynchronous strategies continue in the recorded
+    consumption order."""
     resumed = make()
-    resumed.replay(log.outcomes[:cut], [p.key for p in log.proposals[:issued]])
+    seq = {id(outcome): index + 1 for index, outcome in enumerate(log.outcomes)}
+    replay(resumed, [ask for ask in log.asks if ask.after_seq < cut], log.outcomes[:cut],
+           seq_of=lambda outcome: seq[id(outcome)], tell=resumed.tell)
     original = {p.key: p for p in log.proposals}
     in_flight = list(resumed.outstanding)
     for proposal in in_flight:

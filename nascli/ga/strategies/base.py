@@ -1,4 +1,4 @@
-"""The ask/tell contract between a search strategy and the runner (pymoo style).
+"""The ask/tell contract between a search strategy and the driver (pymoo style).
 
 - `ask(n=None) -> list[Proposal]`: the NEW proposals that can be issued now (never one that is
   already outstanding; empty while waiting). `n` caps how many are returned; the rest stay ready
@@ -10,8 +10,9 @@
 - `finished`: the budget is spent and nothing is outstanding.
 - `snapshot() -> dict`: JSON-able state for the report (populations, fitness, best, events).
 - `events`: append-only list of JSON-able dicts (e.g. migrations) in the order they happened;
-  deterministic, so a runner stores the ones beyond what it already stored.
-- `replay(outcomes, issued_keys)`: rebuild the state of a run from its log (`nas resume`).
+  deterministic, so the driver stores the ones beyond what it already stored.
+A run is resumed by replaying its recorded asks and results into a fresh strategy
+(`nascli.driver.replay`).
 
 Keys are `(island, generation, slot)`. Strategies never touch the trainer, the store or the clock;
 every random choice comes from `nascli.ga.rng.rng_for(seed, island, generation, purpose, slot)`.
@@ -61,7 +62,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Variation:
-    """How a strategy makes genomes; built by the runner from nascli.ga.operators.
+    """How a strategy makes genomes; built by the driver from nascli.ga.operators.
 
     vary(operator, parent_genomes, rng) -> genome for operator in insert|switch|delete|adjust|crossover;
     random_init(rng) -> genome (the seed genome mutated `init_mutations` times);
@@ -184,27 +185,6 @@ class Strategy(ABC):
         """Keys whose outcome was told but not applied yet (a generation waiting for its other
         children): they may still enter a population, so the driver must not record them as dead."""
         return set()
-
-    def replay(self, outcomes: Iterable[Outcome], issued_keys: Iterable[Key] | None = None) -> None:
-        """Fold a recorded log into a fresh strategy (synchronous strategies: any order works).
-
-        Afterwards `outstanding` holds exactly the proposals that were in flight; every key in
-        `issued_keys` (if given) must be among the proposals made, else ReplayError.
-        """
-        pending = {tuple(o.key): o for o in outcomes}
-        issued: set[Key] = set()
-        while True:
-            issued.update(p.key for p in self.ask())
-            deliverable = [k for k in self._outstanding if k in pending]
-            if not deliverable:
-                break
-            for key in sorted(deliverable):
-                self.tell(pending.pop(key))
-        if pending:
-            raise ReplayError(f"recorded outcomes for keys never proposed: {sorted(pending)[:5]}")
-        unknown = set(tuple(k) for k in issued_keys or ()) - issued
-        if unknown:
-            raise ReplayError(f"recorded individuals this strategy never proposed: {sorted(unknown)[:5]}")
 
     # -- for subclasses -------------------------------------------------------------------------
     @abstractmethod
