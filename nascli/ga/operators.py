@@ -100,13 +100,6 @@ def apply(operator: str, parents: Sequence[Genome], space: SearchSpace, rng: ran
     return mutate(parents[0], operator, space, rng)
 
 
-def choose_operator(probabilities: Mapping[str, float], rng: random.Random,
-                    allowed: Sequence[str] = OPERATORS) -> str:
-    """Draw an operator name with the configured probabilities (weights; they need not sum to 1)."""
-    names, cumulative = cumulative_weights(probabilities, allowed)
-    return names[bisect.bisect_right(cumulative, rng.random() * cumulative[-1])]
-
-
 def random_genome(seed: Genome, space: SearchSpace, n_mutations: int, rng: random.Random,
                   probabilities: Mapping[str, float] | None = None) -> Genome:
     """Klos's initialisation: `n_mutations` random mutations of `seed`, each operator drawn with
@@ -587,4 +580,4 @@ def cumulative_weights(probabilities: Mapping[str, float],
 
 
 __all__ = ["MUTATIONS", "OPERATORS", "KLOS_PROBABILITIES", "ATTEMPTS", "minimal_genome", "mutate",
-           "crossover", "apply", "choose_operator", "random_genome", "violations"]
+           "crossover", "apply", "random_genome", "violations"]

@@ -30,7 +30,6 @@ from nascli.ga.operators import (
     MUTATIONS,
     OPERATORS,
     apply,
-    choose_operator,
     crossover,
     minimal_genome,
     mutate,
@@ -38,6 +37,8 @@ from nascli.ga.operators import (
     violations,
 )
 from nascli.ga.search_space import SearchSpace
+from nascli.ga.selection import choose_operator
+from nascli.ga.strategies.base import operator_table
 
 SHAPES = ((28, 28, 1), (32, 32, 3), (8, 8, 1), (96, 96, 3))  # width, height, channels
 DEFAULT = SearchSpace()
@@ -292,10 +293,10 @@ def test_population_does_not_depend_on_string_hash_randomisation():
 def test_choose_operator_follows_the_probabilities():
     rng = random.Random(0)
     weights = {"insert": 0.2, "switch": 0.1, "delete": 0.2, "adjust": 0.4, "crossover": 0.1}
-    counts = Counter(choose_operator(weights, rng) for _ in range(20_000))
+    counts = Counter(choose_operator(operator_table(weights), rng) for _ in range(20_000))
     for name, weight in weights.items():
         assert abs(counts[name] / 20_000 - weight) < 0.015
-    assert choose_operator({"delete": 1.0}, rng) == "delete"
+    assert choose_operator(operator_table({"delete": 1.0}), rng) == "delete"
 
 
 def test_random_genome_uses_only_the_given_operators():
@@ -384,7 +385,7 @@ def test_every_preset_seed_genome_evolves_validly():
         probabilities = cfg.ga.operators.model_dump()
         population = [random_genome(seed, space, 200, rng, probabilities) for _ in range(3)]
         for _ in range(40):
-            operator = choose_operator(probabilities, rng)
+            operator = choose_operator(operator_table(probabilities), rng)
             child = apply(operator, rng.sample(population, 2), space, rng)
             assert_valid(child, space)
             population[rng.randrange(3)] = child
