@@ -63,7 +63,7 @@ class GpuTable:
     child left out) print above it."""
 
     def __init__(self, launcher: Any, console: Console | None = None) -> None:
-        from nascli.commands.common import error_console
+        from nascli.console import error_console
 
         self.launcher = launcher
         self.console = console or error_console()

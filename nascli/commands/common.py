@@ -5,10 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nascli.commands import completion
+from nascli.console import OutputFormat, console, error_console
 from nascli.text import printable
 
 __all__ = [
@@ -80,35 +79,10 @@ RunArgument = Annotated[str, typer.Argument(metavar="RUN", show_default=False, h
                                             autocompletion=completion.runs)]
 
 
-class OutputFormat(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    markdown = "markdown"
-
-
 FormatOption = Annotated[
     OutputFormat,
     typer.Option("--format", "-f", case_sensitive=False, help="How to print tables: for people or for scripts."),
 ]
-
-
-# Output to a pipe or a file is as wide as its content: rich would cut tables to 80 columns there.
-PIPE_WIDTH = 1000
-
-
-def _sized(out: Console) -> Console:
-    if not out.is_terminal and "COLUMNS" not in os.environ:
-        out.width = PIPE_WIDTH
-    return out
-
-
-def console() -> Console:
-    return _sized(Console())
-
-
-def error_console() -> Console:
-    return _sized(Console(stderr=True))
 
 
 def print_rows(

@@ -47,7 +47,7 @@ def _iso(seconds: float | None) -> str | None:
 
 
 def run_export(request: ExportRequest) -> None:
-    from nascli.commands import common
+    from nascli import console as output
     from nascli.config import resolve_db_url
     from nascli.store.reports import open_read_only
 
@@ -74,7 +74,7 @@ def run_export(request: ExportRequest) -> None:
         if request.all_individuals:
             count = write_all(queries, run, out, table_format, force=request.force)
             # announced on stderr when the table itself is on stdout
-            (common.console() if out else common.error_console()).print(
+            (output.console() if out else output.error_console()).print(
                 printable(f"wrote {out or 'stdout'}: {count} individuals of run {run.id}"), markup=False, highlight=False)
             return
         spec, evaluation = export_spec(queries, run, rank=request.rank, individual=request.individual,
@@ -88,7 +88,7 @@ def run_export(request: ExportRequest) -> None:
     spec.weights_source = weights.source
     spec.normalisation = weights.normalisation
     document = write_export(spec, weights.state_dict, request.out, formats, force=request.force)
-    _print_summary(common.console(), Path(request.out), document)
+    _print_summary(output.console(), Path(request.out), document)
 
 
 def export_spec(queries, run, *, rank: int | None, individual: int | None,

@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nascli.commands.common import OutputFormat
+from nascli import console as output
+from nascli.console import OutputFormat
 from nascli.errors import NascliError
 from nascli.store.records import TERMINAL_RUN_STATUSES
 
@@ -72,7 +73,6 @@ def validate(request: ReportRequest) -> None:
 
 
 def run_report(request: ReportRequest) -> None:
-    from nascli.commands import common
     from nascli.config import resolve_db_url
     from nascli.report import gather
     from nascli.store.reports import open_read_only
@@ -98,14 +98,13 @@ def run_report(request: ReportRequest) -> None:
             _print(views, request.output_format, header={"run_id": run.id}, heading=f"nas report {run.id}")
         if request.plot_dir is not None:
             written = gather.write_run_plots(queries, run.id, request.plot_dir, force=request.force)
-            _say_written(common, written, request.output_format)
+            _say_written(written, request.output_format)
 
 
 def _print(views, output_format: OutputFormat, *, header: dict, heading: str) -> None:
-    from nascli.commands import common
     from nascli.report import render
 
-    out = common.console()
+    out = output.console()
     if output_format is OutputFormat.json:
         out.print(render.to_json(header, views), markup=False, highlight=False, soft_wrap=True)
     elif output_format is OutputFormat.csv:
@@ -116,15 +115,14 @@ def _print(views, output_format: OutputFormat, *, header: dict, heading: str) ->
         out.print(render.to_renderable(views, out.width))
 
 
-def _say_written(common, paths: list[Path], output_format: OutputFormat) -> None:
+def _say_written(paths: list[Path], output_format: OutputFormat) -> None:
     # plots are announced on stderr so stdout stays clean JSON/CSV for scripts
-    console = common.error_console() if output_format is not OutputFormat.table else common.console()
+    console = output.error_console() if output_format is not OutputFormat.table else output.console()
     for path in paths:
         console.print(f"wrote {path}", markup=False, highlight=False)
 
 
 def _compare(queries, request: ReportRequest) -> None:
-    from nascli.commands import common
     from nascli.report import gather
 
     run_ids = []
@@ -135,17 +133,16 @@ def _compare(queries, request: ReportRequest) -> None:
     comparison = gather.compare(queries, run_ids)
     _print([comparison.view], request.output_format, header={"runs": run_ids}, heading="Runs compared")
     if request.plot_dir is not None:
-        _say_written(common, gather.write_compare_plots(comparison, request.plot_dir, force=request.force), request.output_format)
+        _say_written(gather.write_compare_plots(comparison, request.plot_dir, force=request.force), request.output_format)
 
 
 def _watch(queries, run_id: str, sections: list[str], request: ReportRequest) -> None:
     """Re-gather and redraw every `interval` seconds until the run reaches a final status."""
     from rich.live import Live
 
-    from nascli.commands import common
     from nascli.report import gather, render
 
-    console = common.console()
+    console = output.console()
     views = gather.run_views(queries, run_id, sections, top=request.top, rank_by=request.rank_by,
                                  distinct=request.distinct)
     with Live(render.to_renderable(views, console.width), console=console, auto_refresh=False, transient=False) as live:
