@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nascli.errors import GenomeError
-from nascli.ga.genome import (
+from nascli.ga.genome_spec import (
     Branch,
     Genome,
     HiddenLayer,
