@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from nascli.config.model import RunConfig
 from nascli.config.presets import load_preset
+from nascli.config.seed_genome import check_seed_genome
 from nascli.errors import ConfigError
 
 DEFAULT_DB_URL = "sqlite:///nas.db"
@@ -165,7 +166,8 @@ def resolve(
     project_file: Path | None = PROJECT_FILE,
     env: Mapping[str, str] = os.environ,
 ) -> RunConfig:
-    """Merge preset < nascli.toml < config file < NAS_DB_URL < --set, validate, return the config."""
+    """Merge preset < nascli.toml < config file < NAS_DB_URL < --set, validate (the seed genome
+    included: it must fit the task and the search space), return the config."""
     layers = Layers()
     if preset:
         layers.add(load_preset(preset), f"preset '{preset}'")
@@ -178,7 +180,9 @@ def resolve(
     for text in overrides:
         key, value = parse_override(text)
         layers.set(key, value, f"--set {text}")
-    return validate_layers(layers)
+    cfg = validate_layers(layers)
+    check_seed_genome(cfg)
+    return cfg
 
 
 def validate_layers(layers: Layers) -> RunConfig:

@@ -8,39 +8,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from nascli.config import RunConfig, input_shape, search_space_of, validate_stored
+from nascli.config import RunConfig, validate_stored
 from nascli.driver.progress import Progress, View
 from nascli.driver.lease import DriverLeaseLost
 from nascli.driver.step import Driver, RunCancelled, mark_failed
 from nascli.driver.workers import plan_local_workers
 from nascli.errors import NascliError, RunInterrupted
-from nascli.ga.genome import parse_genome
 from nascli.ga.strategies import ReplayError
 from nascli.store import QueueLimits, RunInfo, Store, open_store
 
 EXIT_RUN_FAILED = 1  # every evaluation failed, or the run was cancelled
-
-
-def check_seed_genome(cfg: RunConfig) -> None:
-    """A user-given seed genome must fit the task and the search space (e.g. not be too large)."""
-    if not cfg.ga.seed_genome or cfg.task.genome_family != "layers":
-        return
-    from nascli.errors import ConfigError
-    from nascli.ga.operators import violations
-
-    genome = parse_genome(cfg.ga.seed_genome)
-    channels, height, width, classes = input_shape(cfg.task)
-    expected = f"In_{width}_{height}" + (f"_{channels}" if channels != 1 else "")
-    if (genome.input.width, genome.input.height, genome.input.channels) != (width, height, channels):
-        raise ConfigError(f"ga.seed_genome starts with {str(genome).split(':')[0]} but the "
-                          f"{cfg.task.dataset} input is {expected}", hint=f"start the genome with {expected}")
-    if genome.output.units != classes:
-        raise ConfigError(f"ga.seed_genome ends with D_{genome.output.units} but {cfg.task.dataset} has {classes} "
-                          f"classes", hint=f"end the genome with D_{classes}")
-    problems = violations(genome, search_space_of(cfg))
-    if problems:
-        raise ConfigError(f"ga.seed_genome is outside the search space: {problems[0]}",
-                          hint="raise search_space.max_params / max_layers or widen the allowed values")
 
 
 def ensure_local_data(cfg: RunConfig) -> None:
@@ -183,7 +160,6 @@ def refuse_second_run_named(store: Store, name: str | None) -> None:
 def start_run(cfg: RunConfig, *, db_url: str, workers: int | None, preset: str | None = None,
               view: View | None = None) -> int:
     """Create a run from a validated configuration and drive it to the end. Returns the exit code."""
-    check_seed_genome(cfg)
     if workers is None or workers > 0:
         ensure_local_data(cfg)  # fail before anything is written, not once per evaluation in every worker
     store = open_store(db_url, create=True, limits=queue_limits(cfg))  # the embedded default needs no `nas init`

@@ -376,3 +376,14 @@ def test_replacement_defaults_to_the_strategys_own_rule():
     assert resolve_clean("run.strategy=regularized-evolution").ga.replacement == "aging"
     assert resolve_clean("run.strategy=mu-plus-lambda").ga.replacement is None
     assert resolve_clean("ga.replacement=aging").ga.replacement == "aging"
+
+
+def test_resolve_checks_the_seed_genome_against_the_task_and_the_space():
+    # part of validating a configuration: `nas run --show-config` refuses it as `nas run` does
+    with pytest.raises(ConfigError, match="has 10 classes"):
+        resolve("digits-quick", overrides=['ga.seed_genome="In_8_8:D_7"'], project_file=None, env={})
+    with pytest.raises(ConfigError, match="outside the search space"):
+        resolve("digits-quick", overrides=['ga.seed_genome="In_8_8:C_3-3-1-1-32:C_3-3-1-1-32:D_1-1-1-1-64:D_10"',
+                                           "search_space.max_layers=2"], project_file=None, env={})
+    assert resolve("digits-quick", overrides=['ga.seed_genome="In_8_8:D_10"'], project_file=None,
+                   env={}).ga.seed_genome == "In_8_8:D_10"

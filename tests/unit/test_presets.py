@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nascli.config import RunConfig, dataset_shape, list_presets, load_preset, preset_names, resolve
+from nascli.config import RunConfig, check_seed_genome, dataset_shape, list_presets, load_preset, preset_names, resolve
 from nascli.config.example import example_toml
-from nascli.driver.session import check_seed_genome
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRED = (
@@ -109,8 +108,6 @@ def test_config_presets_are_klos_table_2(number):
 
 
 def test_seed_genome_of_config9_fits_cifar10():
-    from nascli.driver.session import check_seed_genome
-
     cfg = preset("cifar10-config9")
     check_seed_genome(cfg)  # what `nas run` checks first: it parses, fits the input, the classes and the space
     genome = cfg.ga.seed_genome
