@@ -41,7 +41,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nascli.devices import inject_fault_if_asked, is_device_fault
 from nascli.errors import DatasetError, DeviceError, DeviceFault, GenomeError, NascliError
@@ -52,6 +52,9 @@ from nascli.task import Result, Task
 # cores with 32 workers; see benchmarks/scaling.py).
 from nascli.train.synthetic import evaluate_synthetic
 from nascli.train.time_limit import Watchdog, grace_seconds, hang_if_asked, limit_seconds, timeout_result
+
+if TYPE_CHECKING:
+    from nascli.store.records import Claim, RunInfo
 
 log = logging.getLogger("nascli.worker")
 
@@ -76,9 +79,24 @@ Evaluator = Callable[..., Result]
 
 
 class WorkerStore(Protocol):
-    """The part of `nascli.store.Store` a worker uses."""
+    """Everything a `Worker` asks of the database: the queue's claim / heartbeat / complete /
+    release contract (fenced by the claim's attempt), its worker row, and the run's settings.
+    `nascli.store.Store` implements it; tests/fakes/queue.py holds an in-memory one."""
 
-    def claim(self, worker_id: str, *, run_id: str | None = None, lease_seconds: float): ...
+    def prepare_worker(self) -> None:
+        """Get the worker's statements ready before the first claim."""
+
+    def register_worker(self, worker_id: str, *, host: str, pid: int, device: str) -> Any: ...
+
+    def worker_seen(self, worker_id: str, *, tasks_done: int | None = None,
+                    tasks_failed: int | None = None) -> bool: ...
+
+    def get_run(self, ref: str) -> RunInfo: ...
+
+    def claim(self, worker_id: str, *, run_id: str | None = None, lease_seconds: float) -> Claim | None: ...
+
+    def complete_and_claim(self, evaluation_id: int, attempt: int, result: Result, worker_id: str, *,
+                           run_id: str | None = None, lease_seconds: float) -> tuple[bool, Claim | None]: ...
 
     def heartbeat(self, evaluation_id: int, attempt: int, lease_seconds: float) -> bool: ...
 
@@ -185,7 +203,7 @@ class _Current:
 
 @dataclass
 class Worker:
-    store: Any  # WorkerStore (+ register_worker / worker_seen / get_run when it has them)
+    store: WorkerStore
     options: WorkerOptions = field(default_factory=WorkerOptions)
     worker_id: str = field(default_factory=new_worker_id)
     evaluate: Evaluator = evaluate_task
@@ -223,9 +241,7 @@ class Worker:
         Raises DatasetError (after releasing the task) when this host cannot load a task's data."""
         from nascli.store.notify import WORK_CHANNEL, open_waiter
 
-        prepare = getattr(self.store, "prepare_worker", None)
-        if prepare is not None:
-            prepare()
+        self.store.prepare_worker()
         self._register()
         delay = _FIRST_POLL_SECONDS
         longest_poll = self._poll_seconds(self.options.run_id)
@@ -397,7 +413,7 @@ class Worker:
     def _may_take_next(self) -> bool:
         """Claim the next task with this result (one transaction; see Store.complete_and_claim),
         unless stopping or this is the last task --max-tasks allows."""
-        if getattr(self.store, "complete_and_claim", None) is None or self.stopping.is_set():
+        if self.stopping.is_set():
             return False
         return self.options.max_tasks is None or self.stats.finished + self.stats.discarded + 1 < self.options.max_tasks
 
@@ -426,14 +442,11 @@ class Worker:
             return {}
         if run_id not in self._run_worker_config:
             section: dict[str, Any] = {}
-            get_run = getattr(self.store, "get_run", None)
-            if get_run is not None:
-                try:
-                    config = getattr(get_run(run_id), "config", None) or {}
-                    section = dict(config.get("worker") or {})
-                except NascliError as error:
-                    log.warning("%s could not read run %s's worker settings (%s); using defaults",
-                                self.worker_id, run_id, error)
+            try:
+                section = dict((self.store.get_run(run_id).config or {}).get("worker") or {})
+            except NascliError as error:
+                log.warning("%s could not read run %s's worker settings (%s); using defaults",
+                            self.worker_id, run_id, error)
             self._run_worker_config[run_id] = section
         return self._run_worker_config[run_id]
 
@@ -454,10 +467,7 @@ class Worker:
         return heartbeat_interval(lease, configured)
 
     def _register(self) -> None:
-        register = getattr(self.store, "register_worker", None)
-        if register is None:
-            return
-        register(self.worker_id, host=socket.gethostname(), pid=os.getpid(), device=self.options.device)
+        self.store.register_worker(self.worker_id, host=socket.gethostname(), pid=os.getpid(), device=self.options.device)
 
     def _seen_while_training(self) -> None:
         """From the heartbeat thread: at every beat, so the driver keeps counting this worker as
@@ -465,13 +475,12 @@ class Worker:
         self._seen(force=True)
 
     def _seen(self, force: bool = False) -> None:
-        worker_seen = getattr(self.store, "worker_seen", None)
         now = self.clock()
-        if worker_seen is None or (not force and now - self._last_seen_write < _SEEN_EVERY_SECONDS):
+        if not force and now - self._last_seen_write < _SEEN_EVERY_SECONDS:
             return
         self._last_seen_write = now
         try:
-            worker_seen(self.worker_id, tasks_done=self.stats.done, tasks_failed=self.stats.failed)
+            self.store.worker_seen(self.worker_id, tasks_done=self.stats.done, tasks_failed=self.stats.failed)
         except NascliError as error:
             log.debug("%s could not update its worker row (%s)", self.worker_id, error)
 

@@ -1,4 +1,6 @@
-"""The store contract, run against SQLite and PostgreSQL alike (the `store` fixture)."""
+"""The store contract, run against SQLite and PostgreSQL alike (the `store` fixture). The queue's
+lease and fencing rules (the `queue_store` fixture) run against the in-memory queue of
+tests/fakes/queue.py as well, so the fake a unit test uses keeps to the same contract."""
 
 from __future__ import annotations
 
@@ -9,8 +11,21 @@ import pytest
 from nascli.errors import RunNotFoundError, StoreError
 from nascli.store import EvaluationRequest, NewIndividual, Store, open_store
 from nascli.task import Result, Task
+from tests.fakes.queue import InMemoryQueue
 
 LEASE = 30.0
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def queue_store(request: pytest.FixtureRequest, tmp_path):
+    """The in-memory queue, and the real Store on each backend (as the `store` fixture opens it)."""
+    if request.param == "memory":
+        yield InMemoryQueue()
+        return
+    url = f"sqlite:///{tmp_path / 'nas.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
+    opened = open_store(url, create=True, retry_seconds=5)
+    yield opened
+    opened.close()
 
 
 def make_task(genome: str = "In_8_8:D_2") -> Task:
@@ -111,7 +126,8 @@ def test_islands_migrations_workers_events(store: Store) -> None:
 
 
 # ---------------------------------------------------------------- queue
-def test_enqueue_is_batched_and_idempotent_per_individual(store: Store) -> None:
+def test_enqueue_is_batched_and_idempotent_per_individual(queue_store: Store) -> None:
+    store = queue_store
     run_id = new_run(store)
     ids = queue(store, run_id, 5)
     individual_ids = [i.id for i in store.individuals(run_id)]
@@ -121,7 +137,8 @@ def test_enqueue_is_batched_and_idempotent_per_individual(store: Store) -> None:
     assert len(set(free)) == 2 and store.queue_counts(run_id)["pending"] == 7
 
 
-def test_claim_order_priority_then_fifo_and_task_is_self_contained(store: Store) -> None:
+def test_claim_order_priority_then_fifo_and_task_is_self_contained(queue_store: Store) -> None:
+    store = queue_store
     run_id = new_run(store)
     low = queue(store, run_id, 2)
     high = queue(store, run_id, 1, priority=5, generation=1)
@@ -134,7 +151,8 @@ def test_claim_order_priority_then_fifo_and_task_is_self_contained(store: Store)
     assert store.claim("w", lease_seconds=LEASE) is None
 
 
-def test_claim_filters_by_run(store: Store) -> None:
+def test_claim_filters_by_run(queue_store: Store) -> None:
+    store = queue_store
     run_a, run_b = new_run(store), new_run(store)
     queue(store, run_a, 1)
     (b,) = queue(store, run_b, 1)
@@ -142,7 +160,8 @@ def test_claim_filters_by_run(store: Store) -> None:
     assert store.claim("w", run_id=run_b, lease_seconds=LEASE) is None
 
 
-def test_complete_records_metrics_in_completion_order(store: Store) -> None:
+def test_complete_records_metrics_in_completion_order(queue_store: Store) -> None:
+    store = queue_store
     run_id = new_run(store)
     store.register_worker("w", host="h", pid=1, device="cpu")
     ids = queue(store, run_id, 3)
@@ -159,7 +178,8 @@ def test_complete_records_metrics_in_completion_order(store: Store) -> None:
     assert (worker.tasks_done, worker.tasks_failed) == (0, 0)  # a worker checks its counts in itself
 
 
-def test_writes_are_fenced_by_attempt(store: Store) -> None:
+def test_writes_are_fenced_by_attempt(queue_store: Store) -> None:
+    store = queue_store
     run_id = new_run(store)
     (eid,) = queue(store, run_id, 1)
     claim = store.claim("w", lease_seconds=LEASE)
@@ -173,7 +193,8 @@ def test_writes_are_fenced_by_attempt(store: Store) -> None:
     assert len(store.results(run_id)) == 1
 
 
-def test_expired_lease_is_reclaimed_and_late_result_rejected(store: Store) -> None:
+def test_expired_lease_is_reclaimed_and_late_result_rejected(queue_store: Store) -> None:
+    store = queue_store
     run_id = new_run(store)
     (eid,) = queue(store, run_id, 1)
     zombie = store.claim("zombie", lease_seconds=0.2)
@@ -190,7 +211,8 @@ def test_expired_lease_is_reclaimed_and_late_result_rejected(store: Store) -> No
     assert (info.attempt, info.lease_expiries, info.failures) == (2, 1, 0)
 
 
-def test_reap_moves_expired_leases_back(store: Store) -> None:
+def test_reap_moves_expired_leases_back(queue_store: Store) -> None:
+    store = queue_store
     run_id = new_run(store)
     (eid,) = queue(store, run_id, 1)
     stale = store.claim("w", lease_seconds=0.2)
@@ -201,7 +223,8 @@ def test_reap_moves_expired_leases_back(store: Store) -> None:
     assert store.claim("w2", lease_seconds=LEASE).attempt == stale.attempt + 1
 
 
-def test_lease_expiries_are_capped_then_fail_as_timeout(store: Store) -> None:
+def test_lease_expiries_are_capped_then_fail_as_timeout(queue_store: Store) -> None:
+    store = queue_store
     run_id = new_run(store, max_lease_expiries=2)
     (eid,) = queue(store, run_id, 1)
     store.claim("w", lease_seconds=0.2)
@@ -214,7 +237,8 @@ def test_lease_expiries_are_capped_then_fail_as_timeout(store: Store) -> None:
     assert store.evaluation(eid).lease_expiries == 2
 
 
-def test_retryable_failures_use_attempts_then_fail(store: Store) -> None:
+def test_retryable_failures_use_attempts_then_fail(queue_store: Store) -> None:
+    store = queue_store
     run_id = new_run(store, max_attempts=2)
     (eid,) = queue(store, run_id, 1)
     first = store.claim("w", lease_seconds=LEASE)
@@ -228,7 +252,8 @@ def test_retryable_failures_use_attempts_then_fail(store: Store) -> None:
         store.fail(eid, second.attempt, "gremlins", "?")
 
 
-def test_release_consumes_no_attempt_but_token_still_advances(store: Store) -> None:
+def test_release_consumes_no_attempt_but_token_still_advances(queue_store: Store) -> None:
+    store = queue_store
     run_id = new_run(store, max_attempts=1)
     (eid,) = queue(store, run_id, 1)
     for expected_attempt in (1, 2, 3):
@@ -240,7 +265,8 @@ def test_release_consumes_no_attempt_but_token_still_advances(store: Store) -> N
     assert (info.status, info.failures, info.lease_expiries, info.releases) == ("pending", 0, 0, 3)
 
 
-def test_cancel_pending_leaves_running_work(store: Store) -> None:
+def test_cancel_pending_leaves_running_work(queue_store: Store) -> None:
+    store = queue_store
     run_id = new_run(store)
     ids = queue(store, run_id, 3)
     claim = store.claim("w", lease_seconds=LEASE)
@@ -321,7 +347,8 @@ def test_cached_results_finds_several_genomes_in_one_lookup(store: Store) -> Non
     assert store.cached_results(run_id, [], "cfg") == {}
 
 
-def test_complete_and_claim_writes_the_result_and_takes_the_next(store: Store) -> None:
+def test_complete_and_claim_writes_the_result_and_takes_the_next(queue_store: Store) -> None:
+    store = queue_store
     run_id = new_run(store)
     ids = queue(store, run_id, 2)
     first = store.claim("w", run_id=run_id, lease_seconds=LEASE)
@@ -357,7 +384,8 @@ def test_prepare_worker_compiles_the_whole_worker_cycle(store: Store) -> None:
     assert set(store.db.dbapi.compiled_names()) == compiled
 
 
-def test_complete_and_claim_fails_a_spent_lease_and_takes_the_next(store: Store) -> None:
+def test_complete_and_claim_fails_a_spent_lease_and_takes_the_next(queue_store: Store) -> None:
+    store = queue_store
     run_id = new_run(store, max_lease_expiries=1)
     stalled, fresh, working = queue(store, run_id, 3)
     store.claim("dead", run_id=run_id, lease_seconds=0.2)  # takes `stalled`, then its worker dies
