@@ -38,6 +38,7 @@ class RecordedAsk:
         return cls(n=payload["n"], after_seq=payload["after_seq"], keys=payload["keys"])
 
     def payload(self) -> dict[str, Any]:
+        """The event the driver records (kind `ask`), read back by `of`."""
         return {"n": self.n, "after_seq": self.after_seq, "keys": self.keys}
 
 

@@ -23,7 +23,7 @@ from nascli.driver.events import ASK_EVENT, FAILED_EVENT, FINAL_EVENT, outcome_o
 from nascli.driver.population import PopulationMirror
 from nascli.driver.progress import Progress
 from nascli.driver.proxy_init import ProxyInitialisation
-from nascli.driver.replay import distinct_asks, replay
+from nascli.driver.replay import RecordedAsk, distinct_asks, replay
 from nascli.driver.strategy import build_strategy, layer_seed_genome
 from nascli.driver.workers import live_worker_count
 from nascli.errors import NascliError, StoreError
@@ -196,7 +196,7 @@ class Driver:
         self._check_stop_rules()  # before asking: a run a rule has ended asks for nothing more
         n = children_allowed(self.stop_limits, len(self.population.individual_ids), self._ask_size())
         proposals = self.strategy.ask(n) if n != 0 and self.stopped is None else []
-        ask_event = {"n": n, "after_seq": self.last_seq, "keys": [list(p.key) for p in proposals]}
+        ask = RecordedAsk(n, self.last_seq, [list(p.key) for p in proposals])
         plan = self._plan_issue(proposals) if proposals else None
 
         def writes() -> Any:
@@ -206,7 +206,7 @@ class Driver:
             if plan is None:
                 return None
             # Record the ask with its rows: a crash before this commit replays to the same proposals.
-            self.store.append_event(self.run.id, ASK_EVENT, ask_event)
+            self.store.append_event(self.run.id, ASK_EVENT, ask.payload())
             return self._write_issue(plan)
 
         if changes is None and plan is None:
