@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from nascli.config import RunConfig, validate_stored
-from nascli.driver.progress import Progress, View
 from nascli.driver.lease import DriverLeaseLost
+from nascli.driver.progress import Progress, View
 from nascli.driver.step import Driver, RunCancelled, mark_failed
 from nascli.driver.workers import plan_local_workers
 from nascli.errors import NascliError, RunInterrupted

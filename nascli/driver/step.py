@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nascli.config import RunConfig, task_for, training_config_hash
-from nascli.driver.lease import DriverLease, new_owner
+from nascli.driver.events import ASK_EVENT, FAILED_EVENT, FINAL_EVENT, outcome_of
 from nascli.driver.issue_plan import (ALREADY_ISSUED, Enqueue, FromCache, IssuePlan, WaitForTwin,
                                       choose_action)
-from nascli.driver.events import ASK_EVENT, FAILED_EVENT, FINAL_EVENT, outcome_of
+from nascli.driver.lease import DriverLease, new_owner
 from nascli.driver.population import PopulationMirror
 from nascli.driver.progress import Progress
 from nascli.driver.proxy_init import ProxyInitialisation
@@ -34,7 +34,6 @@ from nascli.run_stop import (CLOCK_EVENT, CLOCK_EVERY_SECONDS, STOP_EVENT, RunSt
                              children_allowed, stop_reason)
 from nascli.stop_rule import StopCurves
 from nascli.store import EvaluationInfo, EvaluationRequest, FinishedEvaluation, NewIndividual, RunInfo, Store
-
 
 STATUS_CHECK_SECONDS = 0.5  # how often a driving loop looks for `nas cancel`
 
