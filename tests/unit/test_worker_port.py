@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 
-from nascli.store import EvaluationRequest, Store
+from nascli.store import EvaluationRequest, open_store
 from nascli.task import Task
 from nascli.worker import Worker, WorkerOptions, WorkerStore
 from tests.fakes.queue import InMemoryQueue
@@ -23,11 +23,13 @@ def test_the_port_is_the_whole_queue_contract_a_worker_uses():
                             "register_worker", "release", "worker_seen"]
 
 
-def test_store_and_fake_implement_the_port_with_its_signatures():
+def test_store_and_fake_implement_the_port_with_its_signatures(tmp_path):
+    # Compared on instances: the Store facade binds each call to its repository's method when it opens.
+    store = open_store(f"sqlite:///{tmp_path / 'nas.db'}", create=True)
     for name in PORT:
-        expected = parameters(getattr(WorkerStore, name))
-        assert parameters(getattr(Store, name)) == expected, f"Store.{name}"
-        assert parameters(getattr(InMemoryQueue, name)) == expected, f"InMemoryQueue.{name}"
+        expected = parameters(getattr(WorkerStore, name))[1:]  # without self
+        assert parameters(getattr(store, name)) == expected, f"Store.{name}"
+        assert parameters(getattr(InMemoryQueue(), name)) == expected, f"InMemoryQueue.{name}"
 
 
 def test_a_worker_drains_the_in_memory_queue():
