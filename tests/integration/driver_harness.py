@@ -33,18 +33,26 @@ def environment(**extra: str) -> dict[str, str]:
 
 
 class Driver:
-    """A `nas run`/`nas resume` process whose stdout and stderr are collected by a thread."""
+    """A `nas run`/`nas resume` process whose output is collected by a thread: stdout and stderr
+    together in `lines`, or with `stderr_apart` stderr alone in `error_lines` (to count its lines)."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, stderr_apart: bool = False) -> None:
         self.process = subprocess.Popen(nas(*args), env=env or environment(), stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint)
+                                        stderr=subprocess.PIPE if stderr_apart else subprocess.STDOUT, text=True,
+                                        preexec_fn=default_sigint)
         self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.error_lines: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(self.process.stdout, self.lines), daemon=True)]
+        if stderr_apart:
+            self._readers.append(threading.Thread(target=self._read, args=(self.process.stderr, self.error_lines),
+                                                  daemon=True))
+        for reader in self._readers:
+            reader.start()
 
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
+    @staticmethod
+    def _read(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
 
     @property
     def output(self) -> str:
@@ -57,7 +65,7 @@ class Driver:
                 if marker in line:
                     return line
             if self.process.poll() is not None:
-                self._reader.join(5)
+                self._join()
                 if any(marker in line for line in self.lines):
                     continue
                 raise AssertionError(f"exited {self.process.returncode} without {marker!r}:\n{self.output}")
@@ -66,8 +74,12 @@ class Driver:
 
     def wait(self, timeout: float = 60) -> int:
         code = self.process.wait(timeout)
-        self._reader.join(5)
+        self._join()
         return code
+
+    def _join(self) -> None:
+        for reader in self._readers:
+            reader.join(5)
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -92,9 +104,10 @@ def finished_evaluations(url: str, run_id: str) -> int:
         store.close()
 
 
-def start_long_run(url: str, *extra: str) -> tuple[Driver, str]:
+def start_long_run(url: str, *extra: str, env: dict[str, str] | None = None,
+                   stderr_apart: bool = False) -> tuple[Driver, str]:
     """A driver of a run that will not finish, once it has folded a result; (driver, run id)."""
-    driver = Driver("run", *LONG_RUN, "--workers", "1", "--db", url, *extra)
+    driver = Driver("run", *LONG_RUN, "--workers", "1", "--db", url, *extra, env=env, stderr_apart=stderr_apart)
     run_id = driver.wait_for_line("started run").split()[-1]
     deadline = time.monotonic() + 90
     while finished_evaluations(url, run_id) < 1:
