@@ -35,9 +35,9 @@ open(path, "w").write(text)
 PY
 cd "$scratch"
 started=$(date +%s)
-mutmut run --max-children "${MUTMUT_CHILDREN:-1}" > mutmut.log 2>&1 || { tail -20 mutmut.log; exit 1; }
+python -m mutmut run --max-children "${MUTMUT_CHILDREN:-1}" > mutmut.log 2>&1 || { tail -20 mutmut.log; exit 1; }
 seconds=$(( $(date +%s) - started ))
-mutmut export-cicd-stats > /dev/null
+python -m mutmut export-cicd-stats > /dev/null
 python - "$module" "$seconds" <<'PY'
 import json, sys
 stats = json.load(open("mutants/mutmut-cicd-stats.json"))
@@ -47,5 +47,5 @@ print(f"{sys.argv[1]}: {killed}/{total} mutants killed ({100 * killed / max(tota
       f"survived {stats['survived']}, no tests {stats.get('no_tests', 0)}, suspicious {stats.get('suspicious', 0)}")
 PY
 echo "survivors and their diffs:"
-survivors=$(mutmut results 2>/dev/null | grep -vE ": (killed|timeout)$" | cut -d: -f1 || true)
-for name in $survivors; do mutmut show "$name" 2>/dev/null || true; echo; done
+survivors=$(python -m mutmut results 2>/dev/null | grep -vE ": (killed|timeout)$" | cut -d: -f1 || true)
+for name in $survivors; do python -m mutmut show "$name" 2>/dev/null || true; echo; done
