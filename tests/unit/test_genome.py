@@ -18,6 +18,7 @@ from nascli.ga.genome import (
     InputLayer,
     LayerSpec,
     OutputLayer,
+    check_structure,
     format_genome,
     genome_hash,
     parse_genome,
@@ -199,3 +200,92 @@ def mutated_strings(draw):
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 def test_fuzz_mutated_valid_strings_only_raise_genome_error(text):
     _parses_or_genome_error(text)
+
+
+# The whole message and hint a user reads, for one input per rule: the layer as written (shortened
+# past 40 characters), its position, what was expected, and the rule's own hint.
+GRAMMAR_HINT = "see docs/genome.md for the layer grammar"
+EXACT_ERRORS = {
+    "In_28_28": ("bad genome layer 'In_28_28' at position 0: expected at least an input and an output layer "
+                 "joined by ':'", "e.g. In_28_28:D_10"),
+    "In_28_28:C_3-3-1-1-32": ("bad genome layer 'C_3-3-1-1-32' at position 1: expected the output layer D_n as the "
+                              "last layer", "every genome ends with an output layer D_n, e.g. D_10"),
+    "In_28_28:D_1-2": ("bad genome layer 'D_1-2' at position 1: expected the output layer D_n as the last layer",
+                       "every genome ends with an output layer D_n, e.g. D_10"),
+    "In_28_28:Q_5": ("bad genome layer 'Q_5' at position 1: expected the output layer D_n as the last layer",
+                     GRAMMAR_HINT),
+    "In_28_28:C_3-3-1-32:D_10": ("bad genome layer 'C_3-3-1-32' at position 1: expected 5 fields kw-kh-sw-sh-f "
+                                 "after C_, got 4", GRAMMAR_HINT),
+    "In_28_28:C_3-3-1-1-x:D_10": ("bad genome layer 'C_3-3-1-1-x' at position 1: expected kw-kh-sw-sh-f "
+                                  "(non-negative integers of at most 9 digits), got 'x'", GRAMMAR_HINT),
+    "In_28_28:R_3-3-1-1-0:D_10": ("bad genome layer 'R_3-3-1-1-0' at position 1: expected at least 1 filter/unit "
+                                  "for a R layer", GRAMMAR_HINT),
+    "In_28_28:C_3-0-1-1-8:D_10": ("bad genome layer 'C_3-0-1-1-8' at position 1: expected kernel sizes >= 1",
+                                  GRAMMAR_HINT),
+    "In_28_28:C_3-3-1-0-8:D_10": ("bad genome layer 'C_3-3-1-0-8' at position 1: expected strides >= 1",
+                                  GRAMMAR_HINT),
+    "In_28_28:C_3-3-1-1-8:P_2-3-4-5-8:D_10": ("bad genome layer 'P_2-3-4-5-8' at position 2: expected filters 0 for "
+                                              "a max-pool layer (it keeps the channels)", "write P_2-3-4-5-0"),
+    "In_28_28:D_1-1-1-2-8:D_10": ("bad genome layer 'D_1-1-1-2-8' at position 1: expected kernels and strides all 1 "
+                                  "for a hidden dense layer", "write D_1-1-1-1-8"),
+    "In_28_28:C_3-3-1-1-8:D_0": ("bad genome layer 'D_0' at position 2: expected at least 1 output unit",
+                                 GRAMMAR_HINT),
+    "In_28_28_0:D_10": ("bad genome layer 'In_28_28_0' at position 0: expected input width, height and channels "
+                        ">= 1", GRAMMAR_HINT),
+    "In_28_28:D_1-1-1-1-8:C_3-3-1-1-8:D_10": ("bad genome layer 'C_3-3-1-1-8' at position 2: expected no "
+                                              "convolution, pooling, residual or inception layer after a dense "
+                                              "layer", "move dense layers to the end, before the output"),
+    "In_28_28:I.1-0-0_1-1-1-1-0.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-5-0_1-1-1-1-0:D_10": (
+        "bad genome layer 'I.1-0-0_1-1-1-1-0.2-0-0_1-1-1-1-0.3-0-0_...' at position 1: expected branch 4 enabled flag "
+        "0 or 1, got 5", GRAMMAR_HINT),
+    "In_28_28:I.1-0-0_1-1-1-1-0.2-0-0_1-1-1-1-0.7-1-0_1-1-1-1-8.4-0-0_1-1-1-1-0:D_10": (
+        "bad genome layer 'I.1-0-0_1-1-1-1-0.2-0-0_1-1-1-1-0.7-1-0_...' at position 1: expected branch 3 type 1, 2, 3 "
+        "or 4, got 7", GRAMMAR_HINT),
+    "In_28_28:I.1-0-0_1-1-1-1-0.2-1-9_3-3-1-1-8.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10": (
+        "bad genome layer 'I.1-0-0_1-1-1-1-0.2-1-9_3-3-1-1-8.3-0-0_...' at position 1: expected branch 2 "
+        "factorisation 0-3, got 9", GRAMMAR_HINT),
+    "In_28_28:I.1-0-0_1-1-1-1-0.2-1-0_3-0-1-1-8.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10": (
+        "bad genome layer 'I.1-0-0_1-1-1-1-0.2-1-0_3-0-1-1-8.3-0-0_...' at position 1: expected branch 2 kernels and "
+        "strides >= 1", GRAMMAR_HINT),
+    "In_28_28:I.1-0-0_1-1-1-1-0.2-1-0_3-3-1-0-8.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10": (
+        "bad genome layer 'I.1-0-0_1-1-1-1-0.2-1-0_3-3-1-0-8.3-0-0_...' at position 1: expected branch 2 kernels and "
+        "strides >= 1", GRAMMAR_HINT),
+    "In_28_28:I.1-0-0_1-1-1-1-0.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-1-0_1-1-1-1-0:D_10": (
+        "bad genome layer 'I.1-0-0_1-1-1-1-0.2-0-0_1-1-1-1-0.3-0-0_...' at position 1: expected branch 4 at least 1 "
+        "filter when enabled", GRAMMAR_HINT),
+    "In_28_28:I.1-1-0_1-1-1-1-8.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-1-0_1-1-2-1-8:D_10": (
+        "bad genome layer 'I.1-1-0_1-1-1-1-8.2-0-0_1-1-1-1-0.3-0-0_...' at position 1: expected the same stride on "
+        "every enabled inception branch", "branch outputs are concatenated, so their sizes must agree"),
+}
+
+
+@pytest.mark.parametrize("text", EXACT_ERRORS, ids=lambda v: v[:40])
+def test_each_rule_names_the_layer_its_position_and_the_fix_exactly(text):
+    with pytest.raises(GenomeError) as info:
+        parse_genome(text)
+    assert (info.value.message, info.value.hint) == EXACT_ERRORS[text]
+
+
+def test_a_disabled_branch_may_carry_any_factorisation_kernel_and_stride():
+    # checks skip a disabled branch (it is normalised when built): only its type must be 1-4
+    genome = parse_genome("In_8_8:I.1-1-0_1-1-1-1-8.2-0-7_0-0-0-0-0.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10")
+    assert genome.hidden[0].branches[1] == Branch(2, False, 0, 1, 1, 1, 1, 0)
+
+
+def test_layers_built_directly_are_checked_like_parsed_ones():
+    def error_of(*hidden) -> tuple[str, str | None]:
+        with pytest.raises(GenomeError) as info:
+            check_structure(Genome(InputLayer(28, 28), hidden, OutputLayer(10)))
+        return info.value.message, info.value.hint
+
+    enabled = Branch(1, True, 0, 1, 1, 1, 1, 8)
+    disabled = Branch(2, False, 0, 1, 1, 1, 1, 0)
+    assert error_of(LayerSpec("C", 3, 3, 1, 1, 8), InceptionSpec((enabled, disabled, disabled))) == (
+        "bad genome layer 'I.1-1-0_1-1-1-1-8.2-0-0_1-1-1-1-0.2-0-0_...' at position 2: expected exactly 4 inception "
+        "branches", GRAMMAR_HINT)
+    assert error_of(LayerSpec("X", 3, 3, 1, 1, 8)) == (
+        "bad genome layer 'X_3-3-1-1-8' at position 1: expected layer type one of C, P, R, D or I", GRAMMAR_HINT)
+    assert error_of(LayerSpec("C", 3, 3, 1, 1, 8), "C_3-3-1-1-8") == (
+        "position 2: not a genome layer: 'C_3-3-1-1-8'", None)
+    check_structure(Genome(InputLayer(28, 28), (InceptionSpec((enabled, disabled, disabled, enabled)),),
+                           OutputLayer(10)))  # fine: returns None
