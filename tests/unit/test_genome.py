@@ -205,6 +205,7 @@ def test_fuzz_mutated_valid_strings_only_raise_genome_error(text):
 # The whole message and hint a user reads, for one input per rule: the layer as written (shortened
 # past 40 characters), its position, what was expected, and the rule's own hint.
 GRAMMAR_HINT = "see docs/genome.md for the layer grammar"
+DISABLED_BRANCHES_2_TO_4 = "2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0"
 EXACT_ERRORS = {
     "In_28_28": ("bad genome layer 'In_28_28' at position 0: expected at least an input and an output layer "
                  "joined by ':'", "e.g. In_28_28:D_10"),
@@ -214,6 +215,28 @@ EXACT_ERRORS = {
                        "every genome ends with an output layer D_n, e.g. D_10"),
     "In_28_28:Q_5": ("bad genome layer 'Q_5' at position 1: expected the output layer D_n as the last layer",
                      GRAMMAR_HINT),
+    "In_28_28:D_x": ("bad genome layer 'D_x' at position 1: expected the output layer D_n as the last layer "
+                     "(non-negative integers of at most 9 digits), got 'x'", GRAMMAR_HINT),
+    "In_28_0:D_10": ("bad genome layer 'In_28_0' at position 0: expected input width, height and channels >= 1",
+                     GRAMMAR_HINT),
+    "In_28_28:I.1-1-0_1-1-1-1-8.2-1-0_3-3-1-1-8.3-1-0_3-3-1-1-8.4-1-0_1-1-1-1-8.5-1-0_1-1-1-1-8:D_10": (
+        "bad genome layer 'I.1-1-0_1-1-1-1-8.2-1-0_3-3-1-1-8.3-1-0_...' at position 1: expected an inception layer "
+        "I.b1.b2.b3.b4 with 4 branches, got 5", GRAMMAR_HINT),
+    f"In_28_28:I.1-1_1-1-1-1-8.{DISABLED_BRANCHES_2_TO_4}:D_10": (
+        "bad genome layer 'I.1-1_1-1-1-1-8.2-0-0_1-1-1-1-0.3-0-0_1-...' at position 1: expected branch 1 as "
+        "bt-e-fact_kw-kh-sw-sh-f, got '1-1_1-1-1-1-8'", GRAMMAR_HINT),
+    f"In_28_28:I.1-1-0_5_1-1-1-1-8.{DISABLED_BRANCHES_2_TO_4}:D_10": (
+        "bad genome layer 'I.1-1-0_5_1-1-1-1-8.2-0-0_1-1-1-1-0.3-0-...' at position 1: expected branch 1 as "
+        "bt-e-fact_kw-kh-sw-sh-f (non-negative integers of at most 9 digits), got '5_1'", GRAMMAR_HINT),
+    f"In_28_28:I.1-x-0_1-1-1-1-8.{DISABLED_BRANCHES_2_TO_4}:D_10": (
+        "bad genome layer 'I.1-x-0_1-1-1-1-8.2-0-0_1-1-1-1-0.3-0-0_...' at position 1: expected branch 1 as "
+        "bt-e-fact_kw-kh-sw-sh-f (non-negative integers of at most 9 digits), got 'x'", GRAMMAR_HINT),
+    f"In_28_28:I.1-1-0_1-1-1-1-y.{DISABLED_BRANCHES_2_TO_4}:D_10": (
+        "bad genome layer 'I.1-1-0_1-1-1-1-y.2-0-0_1-1-1-1-0.3-0-0_...' at position 1: expected branch 1 as "
+        "bt-e-fact_kw-kh-sw-sh-f (non-negative integers of at most 9 digits), got 'y'", GRAMMAR_HINT),
+    "In_28_28:I.1-0-0_1-1-1-1-0.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0:D_10": (
+        "bad genome layer 'I.1-0-0_1-1-1-1-0.2-0-0_1-1-1-1-0.3-0-0_...' at position 1: expected at least one enabled "
+        "inception branch", GRAMMAR_HINT),
     "In_28_28:C_3-3-1-32:D_10": ("bad genome layer 'C_3-3-1-32' at position 1: expected 5 fields kw-kh-sw-sh-f "
                                  "after C_, got 4", GRAMMAR_HINT),
     "In_28_28:C_3-3-1-1-x:D_10": ("bad genome layer 'C_3-3-1-1-x' at position 1: expected kw-kh-sw-sh-f "
@@ -289,3 +312,15 @@ def test_layers_built_directly_are_checked_like_parsed_ones():
         "position 2: not a genome layer: 'C_3-3-1-1-8'", None)
     check_structure(Genome(InputLayer(28, 28), (InceptionSpec((enabled, disabled, disabled, enabled)),),
                            OutputLayer(10)))  # fine: returns None
+
+
+def test_the_smallest_legal_values_parse():
+    smallest = f"In_1_1:C_1-1-1-1-1:I.1-1-0_1-1-1-1-1.{DISABLED_BRANCHES_2_TO_4}:D_1-1-1-1-1:D_1"
+    assert format_genome(parse_genome(smallest)) == smallest
+
+
+def test_formatting_something_that_is_not_a_layer_names_it():
+    from nascli.ga.genome import format_layer
+
+    with pytest.raises(TypeError, match=r"^not a genome layer: 'C_3-3-1-1-8'$"):
+        format_layer("C_3-3-1-1-8")
