@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from nascli.ga.pareto import (crowding_distance, dominates, hypervolume, non_dominated_sort, rank_and_crowding,
@@ -76,3 +77,47 @@ def test_first_front_is_exactly_the_non_dominated(points):
         assert (i in first) == (not any(dominates(q, p) for q in points))
     for earlier, later in zip(fronts, fronts[1:]):  # every later member is dominated by an earlier one
         assert all(any(dominates(points[a], points[b]) for a in earlier) for b in later)
+
+
+def test_dominance_is_a_strict_boolean_over_equal_length_points():
+    assert dominates((1, 2), (1, 2)) is False  # equal points: neither dominates
+    assert dominates((1, 2), (1, 3)) is True and dominates((1, 3), (1, 2)) is False
+    with pytest.raises(ValueError):
+        dominates((1, 2), (1, 2, 3))
+    with pytest.raises(ValueError):
+        hypervolume([(1, 2)], (3, 3, 3))
+
+
+def test_a_point_dominated_from_two_fronts_waits_for_both():
+    # point 0 is dominated by point 1 (front 0) and by point 2 (front 1): it is in front 2
+    assert non_dominated_sort([(2, 2), (0, 0), (1, 1)]) == [[1], [2], [0]]
+
+
+def test_crowding_of_a_three_point_front_sorted_per_objective_with_an_offset_range():
+    # listed out of objective order; objective 0 spans 10..14, objective 1 spans 1..3
+    points = [(14, 1), (10, 3), (11, 2)]
+    assert crowding_distance(points, [0, 1, 2]) == {0: math.inf, 1: math.inf, 2: (14 - 10) / 4 + (3 - 1) / 2}
+    # objective 0 constant (its ends by index are boundaries), objective 1 still counts
+    column = [(3, 20), (3, 10), (3, 12), (3, 30)]
+    assert crowding_distance(column, [0, 1, 2, 3]) == {0: math.inf, 1: math.inf, 2: (20 - 10) / 20, 3: math.inf}
+    assert crowding_distance(column, [1, 2]) == {1: math.inf, 2: math.inf}
+
+
+def test_survivors_keep_front_order_when_a_front_fits_exactly():
+    points = [(0, 4), (1, 2), (1.1, 1.9), (4, 0), (5, 5), (6, 6)]
+    assert select_survivors(points, 4) == [0, 1, 2, 3]
+    assert select_survivors(points, 5) == [0, 1, 2, 3, 4]
+
+
+def test_crowded_comparison_prefers_the_lower_rank_then_the_larger_distance():
+    from nascli.ga.pareto import crowded_better
+
+    assert crowded_better((0, 0.1), (1, 9.0)) and not crowded_better((1, 9.0), (0, 0.1))
+    assert crowded_better((1, 2.0), (1, 1.0)) and not crowded_better((1, 1.0), (1, 2.0))
+    assert not crowded_better((1, 2.0), (1, 2.0))
+    assert not crowded_better((2, 0.5), (1, 0.1))  # a[0] > b[1] alone must not win
+    assert crowded_better((3, math.inf), (3, 0.0))
+
+
+def test_hypervolume_of_one_objective_is_the_distance_to_the_reference():
+    assert hypervolume([(2.0,), (1.5,), (9.0,)], (5.0,)) == 3.5
