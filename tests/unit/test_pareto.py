@@ -44,10 +44,12 @@ def test_hypervolume_known_2d_fronts():
     assert hypervolume([(0.5, 0.5), (0.6, 0.6)], (1, 1)) == 0.25  # dominated point adds nothing
     assert hypervolume([(2, 0)], (1, 1)) == 0.0  # outside the reference box
     assert hypervolume([], (1, 1)) == 0.0
+    assert hypervolume([(1, 1), (2, 0)], (3, 5)) == 2 * 4 + 1 * 1  # a reference that is not a square
 
 
 def test_hypervolume_known_3d():
     assert hypervolume([(0, 0, 1), (1, 1, 0)], (2, 2, 2)) == 5.0
+    assert hypervolume([(0, 0, 1), (1, 1, 0)], (2, 3, 4)) == 2 * 3 * 3 + 1 * 2 * 1
 
 
 def _brute_force_2d(points, reference, steps=40):
@@ -86,6 +88,8 @@ def test_dominance_is_a_strict_boolean_over_equal_length_points():
         dominates((1, 2), (1, 2, 3))
     with pytest.raises(ValueError):
         hypervolume([(1, 2)], (3, 3, 3))
+    with pytest.raises(ValueError):
+        hypervolume([(1, 5)], (3,))  # not truncated to the reference's length
 
 
 def test_a_point_dominated_from_two_fronts_waits_for_both():
