@@ -216,3 +216,34 @@ def test_planned_evaluations_is_what_the_strategy_proposes(name, generations):
     sections["run"] = {"strategy": name, "seed": 3}
     log = drive(make_strategy(sections, TOY), evaluator=fail_some)
     assert planned_evaluations(sections) == len(log.proposals)
+
+
+def test_nsga2_children_come_from_their_documented_streams_and_evaluated_parents():
+    from nascli.ga.rng import rng_for
+
+    strategy = make("nsga2")
+    log = drive(strategy, evaluator=fail_some)
+    done = {o.key for o in log.outcomes if o.status == "done"}
+    first = [p for p in log.proposals if p.key[1] == 0]
+    assert [p.key for p in first] == [(0, 0, slot) for slot in range(5)]
+    for p in first:  # island 0, the generation, "vary", the slot: the stream a resume replays
+        assert (p.genome, p.parents, p.operator) == (TOY.random_init(rng_for(3, 0, 0, "vary", p.key[2])), (), "init")
+    later = [p for p in log.proposals if p.key[1] > 0]
+    assert later and {p.operator for p in later} <= set(SECTIONS["ga"]["operators"])
+    assert all(p.parents and set(p.parents) <= done and all(k[1] < p.key[1] for k in p.parents) for p in later)
+    snapshot = strategy.snapshot()
+    best = max(snapshot["population"], key=lambda m: m["metrics"]["val_accuracy"])
+    assert snapshot["best"] == best
+
+
+def test_nsga2_starts_again_from_random_genomes_when_a_whole_generation_failed():
+    strategy = make("nsga2", ga__generations=1)
+    log = drive(strategy, evaluator=lambda p: Outcome(p.key, "failed", {}))
+    assert [p.operator for p in log.proposals] == ["init"] * 10 and all(p.parents == () for p in log.proposals)
+    assert strategy.snapshot()["best"] is None and strategy.snapshot()["population"] == []
+
+
+def test_nsga2_without_a_primary_objective_names_no_best():
+    strategy = make("nsga2", nsga2__objectives=["params", "flops"])
+    drive(strategy, evaluator=fail_some)
+    assert strategy.snapshot()["population"] and strategy.snapshot()["best"] is None
