@@ -247,3 +247,32 @@ def test_nsga2_without_a_primary_objective_names_no_best():
     strategy = make("nsga2", nsga2__objectives=["params", "flops"])
     drive(strategy, evaluator=fail_some)
     assert strategy.snapshot()["population"] and strategy.snapshot()["best"] is None
+
+
+def test_nsga2_refuses_impossible_settings_and_test_metric_objectives():
+    operators = SECTIONS["ga"]["operators"]
+    NSGA2(1, 0, ["val_accuracy", "params"], operators, TOY, 1)  # the smallest it accepts
+    for population, generations, objectives in [(0, 1, ["val_accuracy", "params"]), (2, -1, ["val_accuracy", "params"]),
+                                                (2, 1, ["val_accuracy"])]:
+        with pytest.raises(ValueError, match=r"^nsga2 needs population >= 1, generations >= 0 and at least two "
+                                             r"objectives$"):
+            NSGA2(population, generations, objectives, operators, TOY, 1)
+    with pytest.raises(ValueError, match=r"^objectives must not use test metrics$"):
+        NSGA2(2, 1, ["test_accuracy", "params"], operators, TOY, 1)
+
+
+def test_nsga2_snapshot_names_its_generation_objectives_members_and_reference():
+    strategy = make("nsga2")
+
+    def failed_with_metrics(proposal: Proposal) -> Outcome:  # a failure's metrics never count
+        outcome = evaluate(proposal, fail_if=lambda g: False)
+        return Outcome(proposal.key, "failed", outcome.metrics) if sum(proposal.genome) % 3 == 0 else outcome
+
+    log = drive(strategy, evaluator=failed_with_metrics)
+    failed = {o.key for o in log.outcomes if o.status == "failed"}
+    snapshot = strategy.snapshot()
+    assert failed and snapshot["generation"] == 6 and snapshot["objectives"] == ["val_accuracy", "params"]
+    assert set(snapshot["hypervolume_reference"]) == {"val_accuracy", "params"}  # in the objectives' own units
+    members = snapshot["population"]
+    assert members and all(tuple(m["key"]) not in failed and m["birth"] == m["key"][1] and m["origin"] == 0
+                           for m in members)
