@@ -204,7 +204,7 @@ class BusySampler:
             except Exception:  # noqa: BLE001 - a missed sample is not a failure
                 pass
 
-    def __enter__(self) -> "BusySampler":
+    def __enter__(self) -> BusySampler:
         if self._read is not None:
             self._thread.start()
         return self

@@ -121,8 +121,8 @@ def at(curve: list, k: int):
 def print_table(runs: list[dict], strategies: list[str], budget: int) -> list[dict]:
     checkpoints = sorted({max(1, budget // 4), budget // 2, budget})
     rows = []
-    print(f"\nBest individual so far (by validation accuracy, then fewer params): median [min-max] over seeds, "
-          f"accuracy in %")
+    print("\nBest individual so far (by validation accuracy, then fewer params): median [min-max] over seeds, "
+          "accuracy in %")
     header = f"{'strategy':22} {'evals':>5} {'best val':>22} {'its test':>22} {'its params':>11} {'wins*':>5}"
     print(header)
     random_test = {r["seed"]: at(r["test_curve"], budget) for r in runs if r["strategy"] == "random"}

@@ -46,7 +46,7 @@ class HeartbeatThread:
         self._current: Heartbeat | None = None
         self._thread: threading.Thread | None = None
 
-    def serve(self, heartbeat: "Heartbeat") -> None:
+    def serve(self, heartbeat: Heartbeat) -> None:
         with self._changed:
             self._current = heartbeat
             if self._thread is None or not self._thread.is_alive():
@@ -101,7 +101,7 @@ class Heartbeat:
         """Clock time of the last successful heartbeat (or of the claim)."""
         return self._last_ok
 
-    def start(self) -> "Heartbeat":
+    def start(self) -> Heartbeat:
         self._thread.serve(self)
         return self
 

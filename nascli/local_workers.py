@@ -155,7 +155,7 @@ class LocalWorkers:
                 p.wait()
         self.processes.clear()
 
-    def __enter__(self) -> "LocalWorkers":
+    def __enter__(self) -> LocalWorkers:
         self.start()
         return self
 

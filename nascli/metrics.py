@@ -83,7 +83,7 @@ class Ranking:
             raise ValueError(f"rank_by must be one of {RANKABLE}, not {self.rank_by!r}")
 
     @classmethod
-    def of_config(cls, config: Mapping[str, Any] | None, rank_by: str | None = None) -> "Ranking":
+    def of_config(cls, config: Mapping[str, Any] | None, rank_by: str | None = None) -> Ranking:
         """The ranking of a run from its stored configuration (a dict of sections)."""
         fitness = (config or {}).get("fitness")
         fitness = fitness if isinstance(fitness, Mapping) else {}

@@ -41,7 +41,7 @@ class Task:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "Task":
+    def from_json(cls, text: str) -> Task:
         return cls(**json.loads(text))
 
 
@@ -78,7 +78,7 @@ class Result:
             raise ValueError(f"failed Result needs error_kind in {FAILURE_KINDS}")
 
     @classmethod
-    def failure(cls, kind: str, message: str, **metrics: Any) -> "Result":
+    def failure(cls, kind: str, message: str, **metrics: Any) -> Result:
         return cls(status="failed", error_kind=kind, error_message=message[:2000], **metrics)
 
     def metrics(self) -> dict[str, Any]:

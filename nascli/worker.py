@@ -47,6 +47,7 @@ from nascli.devices import inject_fault_if_asked, is_device_fault
 from nascli.errors import DatasetError, DeviceError, DeviceFault, GenomeError, NascliError
 from nascli.heartbeat import Heartbeat, HeartbeatThread, heartbeat_interval
 from nascli.task import Result, Task
+
 # Imported now, not at the first task: it is torch-free, and otherwise every worker of a fleet pays
 # for the import (and the genome parser's) while its first task waits, all at once (0.5 s on 2
 # cores with 32 workers; see benchmarks/scaling.py).

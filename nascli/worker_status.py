@@ -89,7 +89,7 @@ class GpuTable:
     def say(self, line: str) -> None:
         self._live.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    def __enter__(self) -> "GpuTable":
+    def __enter__(self) -> GpuTable:
         self._live.start()
         return self
 

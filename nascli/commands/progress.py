@@ -40,11 +40,11 @@ def _best_row(member: dict[str, Any] | None) -> tuple[str, str]:
     return _metric(metrics, "val_accuracy"), _metric(metrics, "params")
 
 
-def generations_planned(progress: "Progress") -> int | None:
+def generations_planned(progress: Progress) -> int | None:
     return (progress.run.config or {}).get("ga", {}).get("generations")
 
 
-def reuse_line(progress: "Progress") -> str | None:
+def reuse_line(progress: Progress) -> str | None:
     """'84 of 112 results reused from runs r-1a2b3c, r-9f8e7d' (None when nothing was reused)."""
     if not progress.cache_hits:
         return None
@@ -54,12 +54,12 @@ def reuse_line(progress: "Progress") -> str | None:
     return f"{progress.cache_hits} of {progress.evaluations_done} results reused {where}"
 
 
-def worker_hint(progress: "Progress") -> str:
+def worker_hint(progress: Progress) -> str:
     url = (progress.run.config or {}).get("store", {}).get("url")
     return f"nas worker --run {progress.run.id}" + (f" --db {url}" if url else "")
 
 
-def waiting_for_workers(progress: "Progress") -> bool:
+def waiting_for_workers(progress: Progress) -> bool:
     queue = progress.queue
     return progress.workers_alive == 0 and queue.get("running", 0) == 0 and queue.get("pending", 0) > 0
 
@@ -70,7 +70,7 @@ class _Clock:
     def __init__(self) -> None:
         self.first: tuple[float, int] | None = None
 
-    def eta(self, progress: "Progress") -> float | None:
+    def eta(self, progress: Progress) -> float | None:
         now = time.monotonic()
         if self.first is None:
             self.first = (now, progress.evaluations_done)
@@ -81,7 +81,7 @@ class _Clock:
         return max(0.0, (now - started) / done * (progress.budget - progress.evaluations_done))
 
 
-def waiting_line(progress: "Progress", shown: int = 4) -> str | None:
+def waiting_line(progress: Progress, shown: int = 4) -> str | None:
     """Resume: the evaluations a dead driver's workers still hold and how long their leases run."""
     if not progress.waiting_on:
         return None
@@ -90,7 +90,7 @@ def waiting_line(progress: "Progress", shown: int = 4) -> str | None:
     return f"waiting on evaluations still held by workers, with their leases' remaining time: {listed}{more}"
 
 
-def render(progress: "Progress", eta: float | None = None) -> Group:
+def render(progress: Progress, eta: float | None = None) -> Group:
     snapshot = progress.snapshot
     elapsed = max(1e-9, time.time() - progress.started)
     per_hour = progress.evaluations_done / elapsed * 3600
@@ -134,7 +134,7 @@ def render(progress: "Progress", eta: float | None = None) -> Group:
     return Group(*parts)
 
 
-def closing_summary(progress: "Progress", ended: float | None = None) -> list[str]:
+def closing_summary(progress: Progress, ended: float | None = None) -> list[str]:
     """What a person reads when the run ends (rich markup): how it ended (at `ended`, epoch seconds),
     the best network, what next."""
     run_id = progress.run.id
@@ -162,7 +162,7 @@ def closing_summary(progress: "Progress", ended: float | None = None) -> list[st
     return lines
 
 
-def failure_line(progress: "Progress") -> str:
+def failure_line(progress: Progress) -> str:
     kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(progress.failure_kinds.items(),
                                                                   key=lambda item: (-item[1], item[0])))
     return (f"[bold red]error:[/] every evaluation of run {progress.run.id} failed ({kinds or 'no evaluations'}) "
@@ -192,7 +192,7 @@ class LiveView:
             self.live = Live(console=self.console, refresh_per_second=4, transient=False)
             self.live.start()
 
-    def update(self, progress: "Progress") -> None:
+    def update(self, progress: Progress) -> None:
         self.last, self._shown_at = progress, time.time()
         eta = self._clock.eta(progress)
         if self.live is not None:

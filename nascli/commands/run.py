@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-
 import json
 import os
 from pathlib import Path
@@ -13,7 +12,7 @@ import typer
 
 from nascli.commands import common, completion
 from nascli.commands.common import DbOption, DebugOption, OutputFormat
-from nascli.errors import ConfigError, NascliError
+from nascli.errors import ConfigError
 
 PRESET_COLUMNS = ("name", "strategy", "dataset", "description")  # the table shows name and description
 

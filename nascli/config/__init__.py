@@ -43,9 +43,9 @@ from nascli.config.resolve import (
     known_keys,
     parse_override,
     redact_db_url,
-    validate_stored,
     resolve,
     resolve_db_url,
+    validate_stored,
 )
 
 __all__ = [

@@ -167,7 +167,7 @@ class SearchSpaceSection(Section):
         return _positive_unique_sorted(value, info.field_name)
 
     @model_validator(mode="after")
-    def _inception_needs_variants(self) -> "SearchSpaceSection":
+    def _inception_needs_variants(self) -> SearchSpaceSection:
         if "I" in self.layers and not self.inception_variants:
             raise rule_error("inception_variants", "must name at least one variant (0-3) when layers include I")
         return self
@@ -181,7 +181,7 @@ class OperatorsSection(Section):
     crossover: float = Field(0.1, ge=0, le=1, description="Probability of single-point crossover.")
 
     @model_validator(mode="after")
-    def _sums_to_one(self) -> "OperatorsSection":
+    def _sums_to_one(self) -> OperatorsSection:
         total = self.insert + self.switch + self.delete + self.adjust + self.crossover
         if abs(total - 1.0) > OPERATOR_SUM_TOLERANCE:
             raise rule_error("crossover", f"operator probabilities must sum to 1, they sum to {total:.6g}")
@@ -387,7 +387,7 @@ class RunConfig(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _cross_field_rules(self) -> "RunConfig":
+    def _cross_field_rules(self) -> RunConfig:
         for key, message in cross_field_problems(self):
             raise rule_error(key, message)
         if self.nsga2.objectives is None:  # fill the documented default so a stored run is explicit
@@ -461,7 +461,7 @@ def cross_field_problems(cfg: RunConfig) -> list[tuple[str, str]]:
     return problems
 
 
-def _stop_rule_problems(cfg: "RunConfig") -> list[tuple[str, str]]:
+def _stop_rule_problems(cfg: RunConfig) -> list[tuple[str, str]]:
     train = cfg.train
     if train.stop_rule == "off":
         return []

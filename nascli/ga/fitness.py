@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nascli import metrics as metric_names
-from nascli.metrics import COST_METRICS, MAXIMISED, PRIMARY_METRICS
+from nascli.metrics import COST_METRICS, PRIMARY_METRICS
 
 _TINY = 1e-12
 
@@ -61,7 +61,7 @@ class FitnessRule:
             raise ValueError(f"fitness.secondary must be one of {COST_METRICS}, not {self.secondary!r}")
 
     @classmethod
-    def from_section(cls, section: Mapping[str, Any]) -> "FitnessRule":
+    def from_section(cls, section: Mapping[str, Any]) -> FitnessRule:
         return cls(primary=section.get("primary", "val_accuracy"), threshold=section.get("threshold"),
                    secondary=section.get("secondary", "params"))
 

@@ -17,7 +17,7 @@ Vector = list[float]
 
 
 class Predictor(Protocol):
-    def fit(self, rows: Sequence[Sequence[float]], targets: Sequence[float]) -> "Predictor": ...
+    def fit(self, rows: Sequence[Sequence[float]], targets: Sequence[float]) -> Predictor: ...
 
     def predict(self, row: Sequence[float]) -> float: ...
 
@@ -94,7 +94,7 @@ class Ridge:
         self.intercept = 0.0
         self._standardise: _Standardiser | None = None
 
-    def fit(self, rows: Sequence[Sequence[float]], targets: Sequence[float]) -> "Ridge":
+    def fit(self, rows: Sequence[Sequence[float]], targets: Sequence[float]) -> Ridge:
         if not rows:
             raise ValueError("ridge needs at least one training row")
         self._standardise = _Standardiser(rows)
@@ -131,7 +131,7 @@ class KernelSVR:
     def _kernel(self, a: Sequence[float], b: Sequence[float]) -> float:
         return math.exp(-self._gamma * sum((u - v) ** 2 for u, v in zip(a, b))) + 1.0
 
-    def fit(self, rows: Sequence[Sequence[float]], targets: Sequence[float]) -> "KernelSVR":
+    def fit(self, rows: Sequence[Sequence[float]], targets: Sequence[float]) -> KernelSVR:
         if not rows:
             raise ValueError("SVR needs at least one training row")
         self._standardise = _Standardiser(rows)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from nascli.safe_files import atomic_writer
 from nascli.report.model import GenerationRow, ParetoReport, ProgressPoint, TracePoint
+from nascli.safe_files import atomic_writer
 
 DPI = 120
 

@@ -20,7 +20,6 @@ from nascli.report.model import (
 from nascli.report.render import SectionView
 from nascli.task import FAILURE_KINDS
 
-
 TABLE_LIMIT = 25  # long per-generation/migration tables: a terminal shows the newest rows
 
 

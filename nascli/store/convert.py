@@ -6,8 +6,8 @@ import dataclasses
 import json
 from typing import Any, cast
 
-from nascli.store.models import INTEGER_RESULT_COLUMNS, RESULT_COLUMNS
 from nascli.errors import StoreError
+from nascli.store.models import INTEGER_RESULT_COLUMNS, RESULT_COLUMNS
 from nascli.store.records import EvaluationInfo, FinishedEvaluation, IndividualInfo, RunInfo
 from nascli.task import Result, Task
 

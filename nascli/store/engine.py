@@ -31,7 +31,14 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from nascli.errors import StoreError
 from nascli.safe_files import open_lock_file
@@ -48,9 +55,9 @@ NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "
                                  "afs", "ncpfs", "glusterfs", "ceph", "fuse.glusterfs", "fuse.ceph"})
 _INIT_HINT = "create it with `nas init --db URL`"
 
-_live_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
-_live_writer_locks: "weakref.WeakSet[SQLiteWriterLock]" = weakref.WeakSet()
-_live_transactions: "weakref.WeakSet[Transactions]" = weakref.WeakSet()
+_live_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+_live_writer_locks: weakref.WeakSet[SQLiteWriterLock] = weakref.WeakSet()
+_live_transactions: weakref.WeakSet[Transactions] = weakref.WeakSet()
 _inherited_connections: list[Connection] = []  # see Transactions.forget_inherited
 
 

@@ -85,7 +85,7 @@ class Waiter:
             self._listener.close()
             self._listener = None
 
-    def __enter__(self) -> "Waiter":
+    def __enter__(self) -> Waiter:
         return self
 
     def __exit__(self, *exc: object) -> None:

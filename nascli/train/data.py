@@ -66,7 +66,7 @@ class DatasetSpec:
     synthetic_classes: int = 10
 
     @classmethod
-    def from_task(cls, task: Mapping[str, Any], *, scaling: Scaling = "standardize") -> "DatasetSpec":
+    def from_task(cls, task: Mapping[str, Any], *, scaling: Scaling = "standardize") -> DatasetSpec:
         from nascli.config import data_dir_of
 
         return cls(

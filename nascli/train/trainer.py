@@ -67,7 +67,7 @@ class TrainSettings:
     fixed_shapes: bool | None = None
 
     @classmethod
-    def from_train(cls, train: Mapping[str, Any], **overrides: Any) -> "TrainSettings":
+    def from_train(cls, train: Mapping[str, Any], **overrides: Any) -> TrainSettings:
         """From a validated `[train]` section dict (TrainSection.model_dump())."""
         keys = ("epochs", "patience", "batch_size", "optimizer", "lr", "weight_decay", "momentum", "amp")
         values = {k: train[k] for k in keys if k in train}

@@ -3,7 +3,6 @@ one line, so a host that has the data can take it; it never records a failed eva
 
 from __future__ import annotations
 
-
 import pytest
 
 from nascli.config import resolve, task_for

@@ -7,8 +7,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from test_export_cli import nas, synthetic, wide_terminal  # noqa: F401  (fixtures)
 
-from tests.helpers import assert_one_line_error as one_line_error
-
 from nascli.export.codegen import generate_model_source
 from nascli.text import printable
 

@@ -20,7 +20,7 @@ TASKS = 2_000
 PROCESSES = {"sqlite": 8, "postgresql": 16}
 
 
-def drain(url: str, worker_id: str, results: "multiprocessing.Queue") -> None:
+def drain(url: str, worker_id: str, results: multiprocessing.Queue) -> None:
     """Claim and complete until the queue stays empty; report (worker, completed ids, errors)."""
     completed: list[int] = []
     refused: list[int] = []

@@ -10,9 +10,8 @@ import pytest
 import sqlalchemy as sa
 from test_export_cli import nas, synthetic, wide_terminal  # noqa: F401  (fixtures)
 
-from tests.helpers import assert_one_line_error as one_line_error
-
 from nascli.store import open_store
+from tests.helpers import assert_one_line_error as one_line_error
 
 
 def snapshot(directory):

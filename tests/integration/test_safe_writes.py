@@ -10,10 +10,9 @@ import os
 import pytest
 from test_export_cli import nas, synthetic, wide_terminal  # noqa: F401  (fixtures)
 
-from tests.helpers import assert_one_line_error as one_line_error
-
 from nascli import safe_files
 from nascli.errors import FileWriteError
+from tests.helpers import assert_one_line_error as one_line_error
 
 VICTIM_TEXT = b"precious data outside the output directory\n"
 
@@ -179,10 +178,9 @@ def test_the_helper_refuses_a_path_that_resolves_outside_its_root(tmp_path):
 
 
 def test_a_failed_body_removes_the_temporary_file(tmp_path):
-    with pytest.raises(RuntimeError):
-        with safe_files.atomic_writer(tmp_path / "z.bin") as handle:
-            handle.write(b"half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), safe_files.atomic_writer(tmp_path / "z.bin") as handle:
+        handle.write(b"half")
+        raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
 
 

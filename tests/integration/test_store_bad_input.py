@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from nascli.cli import app
 from nascli.errors import StoreError
 from nascli.store import SCHEMA_VERSION, open_store
-
 from tests.helpers import clean_env, free_port, run_nas
 from tests.integration.conftest import RIGHT_PASSWORD
 

@@ -15,7 +15,14 @@ import threading
 import time
 
 import pytest
-from worker_harness import assert_done_exactly_once, log_text, prepare_run, start_worker, synthetic_tasks, wait_all
+from worker_harness import (
+    assert_done_exactly_once,
+    log_text,
+    prepare_run,
+    start_worker,
+    synthetic_tasks,
+    wait_all,
+)
 
 from nascli.devices import EXIT_DEVICE_FAULT, FAKE_GPUS_ENV, INJECT_FAULT_ENV
 from nascli.errors import DeviceFault

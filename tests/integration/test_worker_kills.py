@@ -11,7 +11,15 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from worker_harness import assert_done_exactly_once, fresh_pg_database, need_pg, prepare_run, start_worker, synthetic_tasks, wait_all
+from worker_harness import (
+    assert_done_exactly_once,
+    fresh_pg_database,
+    need_pg,
+    prepare_run,
+    start_worker,
+    synthetic_tasks,
+    wait_all,
+)
 
 from nascli.store import open_store
 

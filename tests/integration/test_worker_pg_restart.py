@@ -15,7 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
-from worker_harness import REQUIRE_PG, assert_done_exactly_once, log_text, prepare_run, start_worker, synthetic_tasks, wait_all
+from worker_harness import (
+    REQUIRE_PG,
+    assert_done_exactly_once,
+    log_text,
+    prepare_run,
+    start_worker,
+    synthetic_tasks,
+    wait_all,
+)
 
 from nascli.store import open_store
 from tests.helpers import free_port

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from nascli.config import (
     DEFAULT_DB_URL,
     RunConfig,
+    data_dir_of,
     dataset_shape,
     default_data_dir,
-    data_dir_of,
     input_shape,
     known_keys,
     parse_override,

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_train import digits_task
 
 from nascli import devices
 from nascli.errors import ConfigError, DeviceError, DeviceFault
 from nascli.train import engine
 from nascli.worker import evaluate_task
-
-from test_train import digits_task
 
 
 @pytest.fixture

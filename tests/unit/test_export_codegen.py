@@ -56,7 +56,7 @@ def test_random_genomes_match_the_cost_model(tmp_path_factory, genome):
     with torch.inference_mode():
         out = model(torch.randn(2, *module.INPUT_SHAPE))
     assert out.shape == (2, genome.output.units)
-    assert module.GENOME == format_genome(genome)
+    assert format_genome(genome) == module.GENOME
 
 
 def assert_same_network(module, genome, **options):
@@ -94,7 +94,7 @@ def test_training_hyperparameters_are_written_into_the_file(tmp_path, activation
     _, module = load_generated(tmp_path, "In_8_8:C_3-3-1-1-4:D_10", activation=activation, bn_momentum=0.2,
                                dropout=0.25)
     model = module.build_model()
-    assert module.ACTIVATION == activation
+    assert activation == module.ACTIVATION
     assert any(m.__class__.__name__.lower().replace("_", "") in {"relu", "leakyrelu", "elu", "gelu", "tanh"}
                for m in model.modules())
     assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.2}

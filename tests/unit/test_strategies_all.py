@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_strategies_support import TOY, check_resume, drive, evaluate, genomes_by_key
 
 from nascli.errors import ConfigError
 from nascli.ga.strategies import STRATEGY_NAMES, make_strategy
@@ -14,7 +15,6 @@ from nascli.ga.strategies.linas import LINAS
 from nascli.ga.strategies.mu_plus_lambda import MuPlusLambda
 from nascli.ga.strategies.nsga2 import NSGA2
 from nascli.ga.strategies.regularized_evolution import RegularizedEvolution
-from test_strategies_support import TOY, check_resume, drive, evaluate, genomes_by_key
 
 SECTIONS = {
     "ga": {"islands": 2, "population": 5, "generations": 6, "offspring_per_generation": 3, "tournament_size": 2,

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_strategies_support import TOY, check_resume, drive, evaluate, genomes_by_key
 
 from nascli.ga.fitness import FitnessRule
 from nascli.ga.strategies.base import Member, Outcome, Variation
 from nascli.ga.strategies.island_ga import IslandGA, IslandSettings
-from test_strategies_support import TOY, check_resume, drive, evaluate, genomes_by_key
 
 
 def small(**overrides) -> IslandSettings:
@@ -160,8 +160,8 @@ def test_outcome_for_unknown_key_is_rejected():
 
 def test_real_operators_run_when_available():
     operators = pytest.importorskip("nascli.ga.operators")
-    from nascli.ga.strategies import make_variation
     from nascli.ga.search_space import SearchSpace
+    from nascli.ga.strategies import make_variation
 
     space = SearchSpace.from_dict({"layers": ["C", "P", "D"], "kernels": [1, 3], "strides": [1, 2],
                                    "filters": [4, 8], "dense_units": [16], "max_layers": 5, "max_params": 50_000})

@@ -17,9 +17,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from nascli.errors import FileWriteError
 from nascli.config import TrainSection, resolve, task_for, training_config_hash
-from nascli.errors import DatasetError
+from nascli.errors import DatasetError, FileWriteError
 from nascli.export import weights as export_weights
 from nascli.export.parity import import_model_file
 from nascli.ga.genome import genome_hash, parse_genome

@@ -28,9 +28,15 @@ from nascli.ga.islands import migration_plan, share_count
 from nascli.ga.rng import rng_for
 from nascli.ga.selection import choose_operator, roulette_sample
 from nascli.ga.strategies import _population as pop
-from nascli.ga.strategies.base import (GenerationalStrategy, Key, Member, Outcome, Proposal, Variation,
-                                       operator_table)
-
+from nascli.ga.strategies.base import (
+    GenerationalStrategy,
+    Key,
+    Member,
+    Outcome,
+    Proposal,
+    Variation,
+    operator_table,
+)
 
 REPLACEMENTS = ("worst-if-better", "aging")
 

@@ -15,13 +15,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nascli.ga.fitness import MAXIMISED, PRIMARY_METRICS, FitnessRule
 from nascli.ga.pareto import rank_and_crowding, select_survivors
 from nascli.ga.predictors import feature_row, make_predictor
 from nascli.ga.rng import rng_for
 from nascli.ga.strategies._multi import front_report, minimised, offspring
 from nascli.ga.strategies._population import best_member
-from nascli.ga.strategies.base import GenerationalStrategy, Member, Outcome, Proposal, Variation, operator_table
-from nascli.ga.fitness import MAXIMISED, PRIMARY_METRICS, FitnessRule
+from nascli.ga.strategies.base import (
+    GenerationalStrategy,
+    Member,
+    Outcome,
+    Proposal,
+    Variation,
+    operator_table,
+)
 
 FILL_ATTEMPTS = 20  # random draws per missing proposal before accepting fewer
 

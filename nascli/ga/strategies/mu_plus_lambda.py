@@ -20,8 +20,16 @@ from nascli.ga.fitness import FitnessRule, has_metrics
 from nascli.ga.rng import rng_for
 from nascli.ga.selection import choose_operator
 from nascli.ga.strategies import _population as pop
-from nascli.ga.strategies.base import (MUTATIONS, GenerationalStrategy, Key, Member, Outcome, Proposal, Variation,
-                                       operator_table)
+from nascli.ga.strategies.base import (
+    MUTATIONS,
+    GenerationalStrategy,
+    Key,
+    Member,
+    Outcome,
+    Proposal,
+    Variation,
+    operator_table,
+)
 
 ATTEMPTS_PER_CHILD = 4  # bound on candidate draws per wanted child (duplicates are skipped)
 

@@ -19,7 +19,14 @@ from nascli.ga.pareto import rank_and_crowding, select_survivors
 from nascli.ga.rng import rng_for
 from nascli.ga.strategies._multi import front_report, minimised, offspring
 from nascli.ga.strategies._population import best_member
-from nascli.ga.strategies.base import GenerationalStrategy, Member, Outcome, Proposal, Variation, operator_table
+from nascli.ga.strategies.base import (
+    GenerationalStrategy,
+    Member,
+    Outcome,
+    Proposal,
+    Variation,
+    operator_table,
+)
 
 
 class NSGA2(GenerationalStrategy):
