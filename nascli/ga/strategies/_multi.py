@@ -6,9 +6,10 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from nascli.ga.fitness import MAXIMISED, MissingMetric, metric_value
+from nascli.ga.fitness import MissingMetric, metric_value
 from nascli.ga.pareto import crowded_better, hypervolume, non_dominated_sort
 from nascli.ga.selection import choose_operator
+from nascli.metrics import oriented
 
 HV_REFERENCE = 1.1  # per objective, after scaling each to [0, 1] over every evaluated individual
 
@@ -16,7 +17,7 @@ HV_REFERENCE = 1.1  # per objective, after scaling each to [0, 1] over every eva
 def minimised(metrics: Mapping[str, Any], objectives: Sequence[str]) -> tuple[float, ...] | None:
     """The objective vector to minimise (maximised objectives negated); None if a metric is missing."""
     try:
-        return tuple(-metric_value(metrics, o) if o in MAXIMISED else metric_value(metrics, o) for o in objectives)
+        return tuple(-oriented(o, metric_value(metrics, o)) for o in objectives)
     except MissingMetric:
         return None
 
@@ -56,4 +57,4 @@ def front_report(points: Sequence[Sequence[float]], all_points: Sequence[Sequenc
 
 
 def _raw(objective: str, value: float) -> float:
-    return -value if objective in MAXIMISED else value
+    return -oriented(objective, value)

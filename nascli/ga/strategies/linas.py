@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nascli.ga.fitness import MAXIMISED, PRIMARY_METRICS, FitnessRule
+from nascli.ga.fitness import FitnessRule
 from nascli.ga.pareto import rank_and_crowding, select_survivors
 from nascli.ga.predictors import feature_row, make_predictor
 from nascli.ga.rng import rng_for
@@ -29,6 +29,7 @@ from nascli.ga.strategies.base import (
     Variation,
     operator_table,
 )
+from nascli.metrics import PRIMARY_METRICS, oriented
 
 FILL_ATTEMPTS = 20  # random draws per missing proposal before accepting fewer
 
@@ -123,7 +124,7 @@ class LINAS(GenerationalStrategy):
                 features = self._features_of(genome)
                 row = feature_row(features, names)
                 cache[genome] = tuple(
-                    (-features[o] if o in MAXIMISED else features[o]) if o not in models else models[o].predict(row)
+                    -oriented(o, features[o]) if o not in models else models[o].predict(row)
                     for o in self.objectives)
             return cache[genome]
 
