@@ -9,8 +9,7 @@ import typer
 
 from nascli.commands import completion
 from nascli.commands.common import RUN_HELP, DbOption, DebugOption, RankByOption, rank_by_choice
-
-SECTION_NAMES = ("runs", "summary", "islands", "top", "pareto", "workers", "generations", "migrations")
+from nascli.report.model import ALL_SECTIONS
 
 
 def _section_names(values: list[str] | None) -> list[str]:
@@ -29,8 +28,8 @@ def command(
         metavar="[RUN]...", show_default=False, autocompletion=completion.runs,
         help=RUN_HELP + " None lists every run. Several only with --compare.")] = None,
     section: Annotated[list[str] | None, typer.Option(
-        "--section", "-S", metavar="NAME", autocompletion=completion.choices(SECTION_NAMES),
-        help="Show only these parts: " + "|".join(SECTION_NAMES) + " (repeatable or comma-separated).")] = None,
+        "--section", "-S", metavar="NAME", autocompletion=completion.choices(ALL_SECTIONS),
+        help="Show only these parts: " + "|".join(ALL_SECTIONS) + " (repeatable or comma-separated).")] = None,
     top: Annotated[int, typer.Option("--top", "-k", min=1, metavar="K", help="How many individuals the top table shows.")] = 10,
     output_format: Annotated[str, typer.Option(
         "--format", "-f", metavar="FORMAT",

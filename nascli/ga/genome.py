@@ -44,9 +44,14 @@ __all__ = [  # the specs are re-exported: callers import the genome from one pla
 _INT = re.compile(r"[0-9]{1,9}", re.ASCII)
 
 
+def canonical_string_hash(canonical: str) -> str:
+    """The genotype-cache key of a genome of either family from its canonical string: the first 16
+    hex chars of its sha256."""
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
 def genome_hash(genome: Genome) -> str:
-    """First 16 hex chars of the sha256 of the canonical string."""
-    return hashlib.sha256(format_genome(genome).encode("ascii")).hexdigest()[:16]
+    return canonical_string_hash(format_genome(genome))
 
 
 # ----------------------------------------------------------------------------------------- parse

@@ -10,11 +10,11 @@ module fits any input: only syntax and ranges are checked here.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
 from nascli.errors import GenomeError
+from nascli.ga.genome import canonical_string_hash
 
 LAYER_SEPARATOR = ","
 _LAYER = re.compile(r"([0-9]{1,3})x([0-9]{1,3})conv2d:([0-9]{1,6})", re.ASCII)
@@ -63,8 +63,7 @@ def format_module_genome(genome: ModuleGenome) -> str:
 
 
 def module_genome_hash(genome: ModuleGenome) -> str:
-    """First 16 hex chars of the sha256 of the canonical string (as `genome_hash`)."""
-    return hashlib.sha256(format_module_genome(genome).encode("ascii")).hexdigest()[:16]
+    return canonical_string_hash(format_module_genome(genome))
 
 
 def _error(token: str, position: int, expected: str) -> GenomeError:

@@ -10,11 +10,8 @@ from pathlib import Path
 from nascli import console as output
 from nascli.console import OutputFormat
 from nascli.errors import NascliError
+from nascli.report.model import ALL_SECTIONS, DEFAULT_RUN_SECTIONS
 from nascli.store.records import TERMINAL_RUN_STATUSES
-
-RUN_SECTIONS = ("summary", "islands", "top", "pareto", "workers", "generations", "migrations")
-ALL_SECTIONS = ("runs",) + RUN_SECTIONS
-DEFAULT_RUN_SECTIONS = ("summary", "islands", "top", "migrations")  # + pareto for multi-objective runs
 MULTI_OBJECTIVE = ("nsga2", "linas")
 
 

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# The sections `nas report RUN --section` shows, in print order; `runs` is the list without a run.
+RUN_SECTIONS = ("summary", "islands", "top", "pareto", "workers", "generations", "migrations")
+ALL_SECTIONS = ("runs",) + RUN_SECTIONS
+DEFAULT_RUN_SECTIONS = ("summary", "islands", "top", "migrations")  # + pareto for multi-objective runs
+
 
 @dataclass(frozen=True)
 class RunRow:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from nascli.cli import app
 from nascli.report import model
-from nascli.report.command import RUN_SECTIONS
+from nascli.report.model import RUN_SECTIONS
 from nascli.report.render import SCHEMA
 from nascli.store import open_store
 from tests.helpers import assert_bad_input, assert_one_line_error, database_state

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from test_strategies_support import complete_sections
 
 from nascli.errors import ConfigError, GenomeError
 from nascli.ga import module_operators as mo
@@ -382,7 +383,7 @@ def test_every_strategy_searches_module_genomes(strategy):
                 "migration": {"period": 2}, "fitness": {"primary": "inverse_val_loss", "secondary": "params"},
                 "nsga2": {"objectives": ["inverse_val_loss", "params"]},
                 "linas": {"evaluations_per_iteration": 4, "iterations": 2, "predictor_generations": 3}}
-    search = make_strategy(sections, variation)
+    search = make_strategy(complete_sections(sections), variation)
     seen = 0
     while not search.finished:
         proposals = search.ask(2 if search.asynchronous else None)

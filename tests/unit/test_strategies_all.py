@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_strategies_support import TOY, check_resume, drive, evaluate, genomes_by_key
+from test_strategies_support import TOY, check_resume, complete_sections, drive, evaluate, genomes_by_key
 
 from nascli.errors import ConfigError
 from nascli.ga.strategies import STRATEGY_NAMES, make_strategy
@@ -32,7 +32,7 @@ def make(name: str, seed: int = 3, **changes):
         table, key = dotted.split("__")
         sections[table][key] = value
     sections["run"] = {"strategy": name, "seed": seed}
-    return make_strategy(sections, TOY)
+    return make_strategy(complete_sections(sections), TOY)
 
 
 def fail_some(proposal: Proposal) -> Outcome:
@@ -213,7 +213,7 @@ def test_planned_evaluations_is_what_the_strategy_proposes(name, generations):
 
     sections = {k: dict(v) for k, v in SECTIONS.items()}
     sections["ga"]["generations"] = generations
-    sections["run"] = {"strategy": name, "seed": 3}
+    sections = complete_sections({**sections, "run": {"strategy": name, "seed": 3}})
     log = drive(make_strategy(sections, TOY), evaluator=fail_some)
     assert planned_evaluations(sections) == len(log.proposals)
 

@@ -47,6 +47,17 @@ def toy_features(genome) -> dict[str, float]:
 TOY = Variation(vary=toy_vary, random_init=toy_init, features=toy_features)
 
 
+def complete_sections(partial: dict[str, dict]) -> dict[str, dict]:
+    """A whole run configuration as `make_strategy` receives it: the defaults of the config model with
+    `partial`'s tables laid over them, key by key."""
+    from nascli.config import RunConfig
+
+    sections = RunConfig().model_dump(mode="json")
+    for table, values in partial.items():
+        sections[table] = {**sections.get(table, {}), **values}
+    return sections
+
+
 def toy_accuracy(genome) -> float:
     # Smooth part rewards long genomes of large values; a small hash ripple breaks ties.
     ripple = int(hashlib.sha256(repr(genome).encode()).hexdigest()[:4], 16) / 65536

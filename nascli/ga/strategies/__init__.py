@@ -9,13 +9,16 @@ Contract details: nascli/ga/strategies/base.py and docs/strategies.md.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from nascli.errors import ConfigError
 from nascli.ga.fitness import FitnessRule
+from nascli.ga.genome import canonical_string_hash
 from nascli.ga.strategies.base import Outcome, Proposal, ReplayError, Strategy, Variation
+
+# A whole run configuration as plain dicts, table -> key -> value.
+Sections = Mapping[str, Mapping[str, Any]]
 
 __all__ = ["Outcome", "Proposal", "ReplayError", "Strategy", "Variation", "STRATEGY_NAMES", "make_strategy",
            "make_variation", "make_module_variation", "canonical_hash", "steady_parallelism",
@@ -24,9 +27,8 @@ __all__ = ["Outcome", "Proposal", "ReplayError", "Strategy", "Variation", "STRAT
 
 def canonical_hash(genome: Any) -> str:
     """The genotype-cache hash of a proposal's genome of either family: `str()` is the canonical
-    string of a Klos `Genome` and of a `ModuleGenome` alike, and this equals their own
-    `genome_hash` / `module_genome_hash` (first 16 hex chars of its sha256)."""
-    return hashlib.sha256(str(genome).encode("utf-8")).hexdigest()[:16]
+    string of a Klos `Genome` and of a `ModuleGenome` alike."""
+    return canonical_string_hash(str(genome))
 
 
 def make_variation(space: Any, seed_genome: Any, *, init_mutations: int,
@@ -72,141 +74,122 @@ def make_module_variation(space: Any, seed_genome: Any, *, init_mutations: int,
     return Variation(vary=vary, random_init=random_init, features=features)
 
 
-def _sections(sections: Mapping[str, Mapping[str, Any]]) -> tuple[dict, dict, dict, dict]:
-    ga = dict(sections.get("ga") or {})
-    return ga, dict(sections.get("migration") or {}), dict(sections.get("fitness") or {}), dict(sections.get("run") or {})
+# Every strategy setting comes from one configuration key. The sections are a whole run
+# configuration (`RunConfig.model_dump(mode="json")`), which holds each key with its documented
+# default, so no default is repeated here. IslandSettings field -> (table, key):
+ISLAND_SETTINGS = {
+    "islands": ("ga", "islands"), "population": ("ga", "population"), "generations": ("ga", "generations"),
+    "offspring_per_generation": ("ga", "offspring_per_generation"), "min_parent_age": ("ga", "min_parent_age"),
+    "selection": ("ga", "selection"), "replacement": ("ga", "replacement"),
+    "tournament_size": ("ga", "tournament_size"), "operators": ("ga", "operators"),
+    "migration_period": ("migration", "period"), "migration_candidates": ("migration", "candidates"),
+    "migration_fraction": ("migration", "fraction"), "migration_datasets": ("migration", "datasets"),
+}
 
 
-def _island_ga(sections, variation, seed):
+def _fitness(sections: Sections) -> FitnessRule:
+    return FitnessRule.from_section(sections["fitness"])
+
+
+def _island_ga(sections: Sections, variation: Variation, seed: int) -> Strategy:
     from nascli.ga.strategies.island_ga import IslandGA, IslandSettings
 
-    ga, migration, fitness, _ = _sections(sections)
-    defaults = IslandSettings()
-    settings = IslandSettings(
-        islands=ga.get("islands", defaults.islands), population=ga.get("population", defaults.population),
-        generations=ga.get("generations", defaults.generations),
-        offspring_per_generation=ga.get("offspring_per_generation", defaults.offspring_per_generation),
-        min_parent_age=ga.get("min_parent_age", defaults.min_parent_age),
-        selection=ga.get("selection", defaults.selection),
-        replacement=ga.get("replacement") or defaults.replacement,
-        tournament_size=ga.get("tournament_size", defaults.tournament_size),
-        operators=ga.get("operators") or defaults.operators,
-        migration_period=migration.get("period", defaults.migration_period),
-        migration_candidates=migration.get("candidates", defaults.migration_candidates),
-        migration_fraction=migration.get("fraction", defaults.migration_fraction),
-        migration_datasets=migration.get("datasets", defaults.migration_datasets),
-        fitness=FitnessRule.from_section(fitness))
-    return IslandGA(settings, variation, seed)
+    settings = {name: sections[table][key] for name, (table, key) in ISLAND_SETTINGS.items()}
+    return IslandGA(IslandSettings(**settings, fitness=_fitness(sections)), variation, seed)
 
 
-def _operators(ga: Mapping[str, Any]) -> Mapping[str, float]:
-    from nascli.ga.strategies.island_ga import IslandSettings
-
-    return ga.get("operators") or IslandSettings().operators
-
-
-def _objectives(sections: Mapping[str, Any], fitness: Mapping[str, Any]) -> list[str]:
-    objectives = (sections.get("nsga2") or {}).get("objectives")
-    return list(objectives) if objectives else [fitness.get("primary", "val_accuracy"), fitness.get("secondary", "params")]
-
-
-def _mu_plus_lambda(sections, variation, seed):
+def _mu_plus_lambda(sections: Sections, variation: Variation, seed: int) -> Strategy:
     from nascli.ga.strategies.mu_plus_lambda import MuPlusLambda
 
-    ga, _, fitness, _ = _sections(sections)
-    return MuPlusLambda(ga.get("population", 20), ga.get("offspring_per_generation", 1), ga.get("generations", 1000),
-                        _operators(ga), variation, seed, FitnessRule.from_section(fitness))
+    ga = sections["ga"]
+    return MuPlusLambda(ga["population"], ga["offspring_per_generation"], ga["generations"], ga["operators"],
+                        variation, seed, _fitness(sections))
 
 
-def _regularized_evolution(sections, variation, seed):
+def _regularized_evolution(sections: Sections, variation: Variation, seed: int) -> Strategy:
     from nascli.ga.strategies.regularized_evolution import RegularizedEvolution
 
-    ga, _, fitness, _ = _sections(sections)
-    return RegularizedEvolution(ga.get("population", 20), ga.get("generations", 1000), ga.get("tournament_size", 5),
-                                _operators(ga), variation, seed, FitnessRule.from_section(fitness))
+    ga = sections["ga"]
+    return RegularizedEvolution(ga["population"], ga["generations"], ga["tournament_size"], ga["operators"],
+                                variation, seed, _fitness(sections))
 
 
-def _nsga2(sections, variation, seed):
+def _nsga2(sections: Sections, variation: Variation, seed: int) -> Strategy:
     from nascli.ga.strategies.nsga2 import NSGA2
 
-    ga, _, fitness, _ = _sections(sections)
-    return NSGA2(ga.get("population", 20), ga.get("generations", 1000), _objectives(sections, fitness),
-                 _operators(ga), variation, seed)
+    ga = sections["ga"]
+    return NSGA2(ga["population"], ga["generations"], sections["nsga2"]["objectives"], ga["operators"],
+                 variation, seed)
 
 
-def _linas(sections, variation, seed):
+def _linas(sections: Sections, variation: Variation, seed: int) -> Strategy:
     from nascli.ga.strategies.linas import LINAS
 
-    ga, _, fitness, _ = _sections(sections)
-    linas = dict(sections.get("linas") or {})
-    return LINAS(linas.get("evaluations_per_iteration", 50), linas.get("iterations", 10),
-                 linas.get("predictor_generations", 200), linas.get("predictor", "ridge"),
-                 _objectives(sections, fitness), _operators(ga), variation, seed)
+    linas = sections["linas"]
+    return LINAS(linas["evaluations_per_iteration"], linas["iterations"], linas["predictor_generations"],
+                 linas["predictor"], sections["nsga2"]["objectives"], sections["ga"]["operators"], variation, seed)
 
 
-def _random(sections, variation, seed):
-    from nascli.ga.strategies.random_search import RandomSearch, island_ga_budget
+def _random(sections: Sections, variation: Variation, seed: int) -> Strategy:
+    from nascli.ga.strategies.random_search import RandomSearch
 
-    ga, _, fitness, _ = _sections(sections)
-    population = ga.get("population", 20)
-    budget = island_ga_budget(ga.get("islands", 5), population, ga.get("generations", 1000),
-                              ga.get("offspring_per_generation", 1))
-    return RandomSearch(budget, population, variation, seed, FitnessRule.from_section(fitness))
+    return RandomSearch(_island_ga_budget(sections["ga"]), sections["ga"]["population"], variation, seed,
+                        _fitness(sections))
 
 
-def steady_parallelism(name: str, sections: Mapping[str, Mapping[str, Any]]) -> int:
+def _island_ga_budget(ga: Mapping[str, Any]) -> int:
+    from nascli.ga.strategies.random_search import island_ga_budget
+
+    return island_ga_budget(ga["islands"], ga["population"], ga["generations"], ga["offspring_per_generation"])
+
+
+def steady_parallelism(name: str, sections: Sections) -> int:
     """How many evaluations the strategy keeps in flight once past its first generation (fewer at
     a migration barrier): islands x offspring for the island GA, lambda for mu-plus-lambda, the
     batch for random search and LINAS, the population for NSGA-II and regularized evolution."""
-    ga, _, _, _ = _sections(sections)
-    population, offspring = int(ga.get("population", 20)), int(ga.get("offspring_per_generation", 1))
+    ga = sections["ga"]
     if name == "island-ga":
-        return int(ga.get("islands", 5)) * offspring
+        return int(ga["islands"]) * int(ga["offspring_per_generation"])
     if name == "mu-plus-lambda":
-        return offspring
+        return int(ga["offspring_per_generation"])
     if name == "linas":
-        return int((sections.get("linas") or {}).get("evaluations_per_iteration", 50))
-    return population
+        return int(sections["linas"]["evaluations_per_iteration"])
+    return int(ga["population"])
 
 
-def planned_evaluations(sections: Mapping[str, Mapping[str, Any]]) -> int:
+def planned_evaluations(sections: Sections) -> int:
     """How many evaluations the configured strategy proposes in all (the live view's budget bar).
     Cache hits and failures count: they use up proposals like trained children."""
-    ga, _, _, run = _sections(sections)
-    strategy = run.get("strategy", "island-ga")
-    population, generations = ga.get("population", 20), ga.get("generations", 1000)
-    offspring = ga.get("offspring_per_generation", 1)
+    ga, strategy = sections["ga"], sections["run"]["strategy"]
+    population, generations, offspring = ga["population"], ga["generations"], ga["offspring_per_generation"]
     if strategy in ("island-ga", "random"):
-        from nascli.ga.strategies.random_search import island_ga_budget
-
-        return island_ga_budget(ga.get("islands", 5), population, generations, offspring)
+        return _island_ga_budget(ga)
     if strategy == "mu-plus-lambda":
-        return population + generations * offspring
+        return int(population + generations * offspring)
     if strategy == "regularized-evolution":
-        return population + generations
+        return int(population + generations)
     if strategy == "nsga2":
-        return population * (generations + 1)  # generation 0 is the random population
-    linas = dict(sections.get("linas") or {})
-    return linas.get("evaluations_per_iteration", 50) * linas.get("iterations", 10)
+        return int(population * (generations + 1))  # generation 0 is the random population
+    linas = sections["linas"]
+    return int(linas["evaluations_per_iteration"] * linas["iterations"])
 
 
-_FACTORIES: dict[str, Callable[[Mapping, Variation, int], Strategy]] = {
+_FACTORIES: dict[str, Callable[[Sections, Variation, int], Strategy]] = {
     "island-ga": _island_ga, "mu-plus-lambda": _mu_plus_lambda, "regularized-evolution": _regularized_evolution,
     "nsga2": _nsga2, "linas": _linas, "random": _random}
 STRATEGY_NAMES = tuple(_FACTORIES)
 
 
-def make_strategy(sections: Mapping[str, Mapping[str, Any]], variation: Variation,
-                  seed: int | None = None) -> Strategy:
-    """The strategy named by `run.strategy` (default island-ga), seeded by `seed` or `run.seed`."""
-    run = dict(sections.get("run") or {})
-    name = run.get("strategy", "island-ga")
+def make_strategy(sections: Sections, variation: Variation, seed: int | None = None) -> Strategy:
+    """The strategy named by `run.strategy`, seeded by `seed` or `run.seed`."""
+    run = sections["run"]
+    name = run["strategy"]
     factory = _FACTORIES.get(name)
     if factory is None:
         raise ConfigError(f"run.strategy: unknown strategy {name!r}",
                           hint=f"choose one of {', '.join(STRATEGY_NAMES)}")
     try:
-        return factory(sections, variation, int(run.get("seed", 0) if seed is None else seed))
+        return factory(sections, variation, int(run["seed"] if seed is None else seed))
     except ValueError as exc:  # settings rejected by a strategy: a configuration problem
         raise ConfigError(f"{name}: {exc}", hint="check the [ga], [migration], [fitness], [nsga2] and "
                           "[linas] tables") from None
