@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,7 +10,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from nascli.commands import completion
 from nascli.console import OutputFormat, console, error_console
@@ -93,35 +90,19 @@ def print_rows(
     title: str | None = None,
     out: Console | None = None,
 ) -> None:
-    """Print `rows` (dicts keyed by `columns`) as a rich table, JSON, CSV or a Markdown table.
+    """Print `rows` (dicts keyed by `columns`) as a rich table, JSON, CSV or a Markdown table, as the
+    report prints its sections (nascli.report.render); the last column wraps in a terminal.
 
-    JSON keeps the values' types; the other formats print `str(value)` ('' for None).
+    JSON is the list of rows with the values' types.
     """
+    from nascli.report import render
+
     output_format = OutputFormat(output_format)
     out = out or console()
     if output_format is OutputFormat.json:
         payload = [{column: row.get(column) for column in columns} for row in rows]
         out.print(json.dumps(payload, indent=2, default=str), markup=False, highlight=False, soft_wrap=True)
         return
-    text_rows = [["" if row.get(c) is None else printable(row.get(c)) for c in columns] for row in rows]
-    if output_format is OutputFormat.csv:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(text_rows)
-        out.print(buffer.getvalue(), end="", markup=False, highlight=False, soft_wrap=True)
-        return
-    if output_format is OutputFormat.markdown:
-        def cells(values: Sequence[str]) -> str:
-            return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
-
-        lines = [cells(list(columns)), "|" + "|".join("---" for _ in columns) + "|"]
-        lines += [cells(values) for values in text_rows]
-        out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
-        return
-    table = Table(title=title, header_style="bold")
-    for index, column in enumerate(columns):
-        table.add_column(column, overflow="fold", no_wrap=index == 0)  # keep names (ids) copyable
-    for values in text_rows:
-        table.add_row(*(escape(v) for v in values))
-    out.print(table)
+    view = render.SectionView(name="rows", title=title or "" if output_format is OutputFormat.table else "",
+                              payload=None, rows=rows, columns=columns, wrapping=columns[-1])
+    render.to_console(out, [view], output_format.value)

@@ -12,6 +12,7 @@ from nascli.console import OutputFormat
 from nascli.errors import NascliError
 from nascli.report.model import ALL_SECTIONS, DEFAULT_RUN_SECTIONS
 from nascli.store.records import TERMINAL_RUN_STATUSES
+
 MULTI_OBJECTIVE = ("nsga2", "linas")
 
 
@@ -101,15 +102,7 @@ def run_report(request: ReportRequest) -> None:
 def _print(views, output_format: OutputFormat, *, header: dict, heading: str) -> None:
     from nascli.report import render
 
-    out = output.console()
-    if output_format is OutputFormat.json:
-        out.print(render.to_json(header, views), markup=False, highlight=False, soft_wrap=True)
-    elif output_format is OutputFormat.csv:
-        out.print(render.to_csv(views), end="", markup=False, highlight=False, soft_wrap=True)
-    elif output_format is OutputFormat.markdown:
-        out.print(render.to_markdown(views, heading), end="", markup=False, highlight=False, soft_wrap=True)
-    else:
-        out.print(render.to_renderable(views, out.width))
+    render.to_console(output.console(), views, OutputFormat(output_format).value, header=header, heading=heading)
 
 
 def _say_written(paths: list[Path], output_format: OutputFormat) -> None:

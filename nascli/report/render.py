@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
@@ -42,6 +42,7 @@ class SectionView:
     key_value: bool = False  # one record shown as a two-column panel (the run summary)
     table_limit: int | None = None  # a terminal shows only the last N rows (JSON/CSV/Markdown: all)
     notes: Sequence[str] = field(default_factory=tuple)
+    wrapping: str = "genome"  # the one terminal column that wraps and absorbs the space left
 
 
 # ---------------------------------------------------------------- humanising values
@@ -180,7 +181,8 @@ def to_csv(sections: Sequence[SectionView]) -> str:
 def to_markdown(sections: Sequence[SectionView], heading: str | None = None) -> str:
     parts = [f"# {printable(heading)}"] if heading else []
     for section in sections:
-        parts.append(f"## {printable(section.title)}")
+        if section.title:
+            parts.append(f"## {printable(section.title)}")
         if section.key_value:
             rows = section.rows[0] if section.rows else {}
             lines = ["| field | value |", "|---|---|"]
@@ -201,6 +203,19 @@ def to_markdown(sections: Sequence[SectionView], heading: str | None = None) -> 
 
 def _md(text: str) -> str:
     return printable(text.replace("|", "\\|").replace("\n", " "))
+
+
+def to_console(out: Console, sections: Sequence[SectionView], output_format: str, *,
+               header: Mapping[str, Any] | None = None, heading: str | None = None) -> None:
+    """Print `sections` in one of the four output formats (json, csv, markdown, table)."""
+    if output_format == "json":
+        out.print(to_json(header or {}, sections), markup=False, highlight=False, soft_wrap=True)
+    elif output_format == "csv":
+        out.print(to_csv(sections), end="", markup=False, highlight=False, soft_wrap=True)
+    elif output_format == "markdown":
+        out.print(to_markdown(sections, heading), end="", markup=False, highlight=False, soft_wrap=True)
+    else:
+        out.print(to_renderable(sections, out.width))
 
 
 def to_renderable(sections: Sequence[SectionView], width: int | None = None) -> RenderableType:
@@ -225,14 +240,14 @@ def fitting_columns(section: SectionView, width: int | None) -> list[str]:
         return columns
 
     def need(column: str) -> int:
-        if column == "genome":
+        if column == section.wrapping:
             return 16 + 3
         cells = [_cell(column, row.get(column)) for row in section.rows]
         widest = max((max(len(line) for line in cell.splitlines() or [""]) for cell in cells), default=0)
         return max(len(label(column)), widest) + 3
 
     while len(columns) > 2 and sum(need(c) for c in columns) + 1 > width:
-        droppable = [c for c in columns[1:] if c != "genome"]
+        droppable = [c for c in columns[1:] if c != section.wrapping]
         if not droppable:
             break
         columns.remove(droppable[-1])
@@ -259,7 +274,7 @@ def _table(section: SectionView, width: int | None = None) -> Table:
         numeric = any(isinstance(row.get(column), (int, float)) for row in section.rows)
         # numbers, ids and times never wrap; the genome column absorbs what space is left
         table.add_column(label(column), justify="right" if numeric else "left", overflow="fold",
-                         no_wrap=column != "genome", min_width=16 if column == "genome" else None)
+                         no_wrap=column != section.wrapping, min_width=16 if column == section.wrapping else None)
     for row in section.rows:
         table.add_row(*(escape(_cell(column, row.get(column))) for column in columns))
     return table
