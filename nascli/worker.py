@@ -24,8 +24,9 @@ driver's count of live workers does not lose a worker in the middle of a long ev
 
 Idle workers wait on a `nascli.store.notify.Waiter`: on PostgreSQL a LISTEN connection wakes them
 as soon as work is queued; polling with jittered backoff remains underneath (and is all SQLite has).
-Synthetic tasks are evaluated by `nascli.train.synthetic` directly (imported with this module),
-so a synthetic-only worker never imports torch; every other kind goes through `nascli.train.evaluate` (imported lazily).
+`nascli.train.evaluate` (imported with this module, torch-free) sends synthetic tasks to
+`nascli.train.synthetic`, so a synthetic-only worker never imports torch, and imports the trainer
+for every other kind on first use.
 """
 
 from __future__ import annotations
@@ -48,10 +49,10 @@ from nascli.errors import DatasetError, DeviceError, DeviceFault, GenomeError, N
 from nascli.heartbeat import Heartbeat, HeartbeatThread, heartbeat_interval
 from nascli.task import Result, Task
 
-# Imported now, not at the first task: it is torch-free, and otherwise every worker of a fleet pays
-# for the import (and the genome parser's) while its first task waits, all at once (0.5 s on 2
-# cores with 32 workers; see benchmarks/scaling.py).
-from nascli.train.synthetic import evaluate_synthetic
+# Imported now, not at the first task: it is torch-free (so is the synthetic evaluator it imports), and
+# otherwise every worker of a fleet pays for the import (and the genome parser's) while its first task
+# waits, all at once (0.5 s on 2 cores with 32 workers; see benchmarks/scaling.py).
+from nascli.train.evaluate import evaluate
 from nascli.train.time_limit import Watchdog, grace_seconds, hang_if_asked, limit_seconds, timeout_result
 
 if TYPE_CHECKING:
@@ -165,13 +166,9 @@ def new_worker_id() -> str:
 
 def evaluate_task(task: Task, *, device: str = "cpu", progress: ProgressCallback | None = None,
                   should_stop: Callable[[], bool] | None = None) -> Result:
-    """Route a task to its evaluator; synthetic tasks never import torch."""
+    """Evaluate a task (nascli.train.evaluate routes it; synthetic tasks never import torch)."""
     inject_fault_if_asked(device)  # a test seam: nothing unless NASCLI_INJECT_DEVICE_FAULT is set
     hang_if_asked()  # a test seam: nothing unless NASCLI_INJECT_HANG_ONCE is set
-    if task.kind == "synthetic":
-        return evaluate_synthetic(task, progress=progress, should_stop=should_stop)
-    from nascli.train.evaluate import evaluate  # torch lives behind this import
-
     return evaluate(task, device=device, progress=progress, should_stop=should_stop)
 
 

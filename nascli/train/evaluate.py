@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nascli.task import Result, Task
+from nascli.train.synthetic import evaluate_synthetic
 
 ProgressCallback = Callable[[int, dict[str, Any]], None]
 StopCheck = Callable[[], bool]
@@ -28,8 +29,6 @@ def evaluate(task: Task, *, device: str = "cpu", progress: ProgressCallback | No
     `extra['cancelled'] = True`, which the caller discards.
     """
     if task.kind == "synthetic":
-        from nascli.train.synthetic import evaluate_synthetic
-
         return evaluate_synthetic(task, progress=progress, should_stop=should_stop)
     from nascli.train.engine import evaluate_trained
 
