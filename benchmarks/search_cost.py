@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from search_quality import config_for
+from search_quality import accuracy_panels, config_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -108,30 +108,16 @@ def summarise(runs: list[dict], variants: list[str]) -> list[dict]:
 
 
 def plot(runs: list[dict], variants: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
-    for variant, colour in zip(variants, ("tab:blue", "tab:orange")):
-        for index, run in enumerate(r for r in runs if r["variant"] == variant):
-            points = [(s, v, t) for s, v, t in zip(run["seconds_curve"], run["val_curve"], run["test_curve"])
-                      if v is not None]
-            label = variant if index == 0 else None
-            axes[0].step([p[0] for p in points], [100 * p[1] for p in points], where="post", color=colour, label=label)
-            axes[1].step([p[0] for p in points], [100 * p[2] for p in points], where="post", color=colour, label=label)
-    axes[0].set_title("best validation accuracy so far (trained to the end)")
-    axes[1].set_title("test accuracy of that individual")
-    for axis in axes:
-        axis.set_xlabel("cumulative training seconds")
-        axis.set_ylabel("accuracy (%)")
-        axis.grid(alpha=0.3)
-    axes[1].legend(loc="lower right")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    with accuracy_panels(path, "cumulative training seconds",
+                         val_title="best validation accuracy so far (trained to the end)") as axes:
+        for variant, colour in zip(variants, ("tab:blue", "tab:orange")):
+            for index, run in enumerate(r for r in runs if r["variant"] == variant):
+                points = [(s, v, t) for s, v, t in zip(run["seconds_curve"], run["val_curve"], run["test_curve"])
+                          if v is not None]
+                label = variant if index == 0 else None
+                for axis, column in zip(axes, (1, 2)):
+                    axis.step([p[0] for p in points], [100 * p[column] for p in points], where="post",
+                              color=colour, label=label)
 
 
 def main() -> None:

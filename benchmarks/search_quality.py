@@ -28,7 +28,10 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PRESETS = {  # strategy -> its quick digits preset
@@ -150,43 +153,56 @@ def print_table(runs: list[dict], strategies: list[str], budget: int) -> list[di
     return rows
 
 
-def plot(runs: list[dict], strategies: list[str], budget: int, path: Path, title: str) -> None:
+@contextmanager
+def accuracy_panels(path: Path, xlabel: str, *, val_title: str = "best validation accuracy so far",
+                    title: str | None = None) -> Iterator[Any]:
+    """Two panels side by side for the caller to draw on: the best validation accuracy so far, and
+    the test accuracy of that individual (in %, against `xlabel`); labelled and saved as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
+    try:
+        yield axes
+        axes[0].set_title(val_title)
+        axes[1].set_title("test accuracy of that individual")
+        for axis in axes:
+            axis.set_xlabel(xlabel)
+            axis.set_ylabel("accuracy (%)")
+            axis.grid(alpha=0.3)
+        axes[1].legend(loc="lower right")
+        if title:
+            figure.suptitle(title)
+        figure.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=120)
+    finally:
+        plt.close(figure)
+
+
+def plot(runs: list[dict], strategies: list[str], budget: int, path: Path, title: str) -> None:
     xs = list(range(1, budget + 1))
     lowest = 100.0  # y range: from the lowest band value after the first tenth of the budget
-    for strategy in strategies:
-        mine = [r for r in runs if r["strategy"] == strategy]
-        for axis, curve in zip(axes, ("val_curve", "test_curve")):
-            points = []
-            for k in xs:
-                values = [at(r[curve], k) for r in mine if at(r[curve], k) is not None]
-                points.append(spread(values) if values else None)
-            kept = [(x, p) for x, p in zip(xs, points) if p is not None]
-            if not kept:
-                continue
-            x = [k for k, _ in kept]
-            lowest = min([lowest] + [100 * p[1] for k, p in kept if k >= max(1, budget // 10)])
-            line, = axis.plot(x, [100 * p[0] for _, p in kept], label=strategy)
-            axis.fill_between(x, [100 * p[1] for _, p in kept], [100 * p[2] for _, p in kept],
-                              color=line.get_color(), alpha=0.15)
-    axes[0].set_title("best validation accuracy so far")
-    axes[1].set_title("test accuracy of that individual")
-    for axis in axes:
-        axis.set_ylim(max(0.0, lowest - 2), 100.5)
-        axis.set_xlabel("evaluations")
-        axis.set_ylabel("accuracy (%)")
-        axis.grid(alpha=0.3)
-    axes[1].legend(loc="lower right")
-    figure.suptitle(title)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    with accuracy_panels(path, "evaluations", title=title) as axes:
+        for strategy in strategies:
+            mine = [r for r in runs if r["strategy"] == strategy]
+            for axis, curve in zip(axes, ("val_curve", "test_curve")):
+                points = []
+                for k in xs:
+                    values = [at(r[curve], k) for r in mine if at(r[curve], k) is not None]
+                    points.append(spread(values) if values else None)
+                kept = [(x, p) for x, p in zip(xs, points) if p is not None]
+                if not kept:
+                    continue
+                x = [k for k, _ in kept]
+                lowest = min([lowest] + [100 * p[1] for k, p in kept if k >= max(1, budget // 10)])
+                line, = axis.plot(x, [100 * p[0] for _, p in kept], label=strategy)
+                axis.fill_between(x, [100 * p[1] for _, p in kept], [100 * p[2] for _, p in kept],
+                                  color=line.get_color(), alpha=0.15)
+        for axis in axes:
+            axis.set_ylim(max(0.0, lowest - 2), 100.5)
 
 
 def main() -> None:
