@@ -83,7 +83,7 @@ class FitnessRule:
         primary = self.primary_value(metrics)
         if not secondary_mode:
             return (primary,)
-        above = 1.0 if primary > self.threshold else 0.0
+        above = 1.0 if self.threshold is not None and primary > self.threshold else 0.0
         return (above, -metric_value(metrics, self.secondary))
 
     def weight(self, metrics: Mapping[str, Any], secondary_mode: bool) -> float:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -333,7 +333,8 @@ def _valid(layers: tuple[ModuleItem, ...], space: ModuleSpace) -> bool:
             and network_params(ModuleGenome(layers), space) <= space.max_params)
 
 
-def _first_valid(parent: ModuleGenome, space: ModuleSpace, propose) -> ModuleGenome:
+def _first_valid(parent: ModuleGenome, space: ModuleSpace,
+                 propose: Callable[[], tuple[ModuleLayer, ...] | None]) -> ModuleGenome:
     """The first of at most ATTEMPTS proposals that is valid; the parent itself if none is."""
     for _ in range(ATTEMPTS):
         layers = propose()

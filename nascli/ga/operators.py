@@ -30,6 +30,7 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from typing import Any
 
 from nascli.errors import ConfigError, GenomeError
 from nascli.ga.cost import ConvStep, ParallelStep, PoolSameStep, analyse, branch_plan, needs_projection
@@ -206,12 +207,12 @@ def _effect(layer: HiddenLayer, shape: Shape) -> tuple[Shape, int] | None:
 def _layer_effect(layer: HiddenLayer, shape: Shape) -> tuple[Shape, int] | None:
     """(output shape, parameters) of one hidden layer on `shape`, or None if it does not fit.
     Mirrors `nascli.ga.cost`."""
+    if isinstance(layer, InceptionSpec):
+        return _inception_effect(layer, shape) if len(shape) == 3 else None
     if layer.type == "D":
         return (layer.filters,), _size(shape) * layer.filters + layer.filters
     if len(shape) != 3:
         return None  # a spatial layer after flattening
-    if layer.type == "I":
-        return _inception_effect(layer, shape)
     c, h, w = shape
     kh, kw, sh, sw, f = layer.kernel_h, layer.kernel_w, layer.stride_h, layer.stride_w, layer.filters
     if kh > h or kw > w:
@@ -231,12 +232,13 @@ def _layer_effect(layer: HiddenLayer, shape: Shape) -> tuple[Shape, int] | None:
 
 def _inception_effect(layer: InceptionSpec, shape: Shape) -> tuple[Shape, int] | None:
     channels = params = 0
+    spatial = shape[1:]
     for branch in layer.enabled_branches:
         effect = _branch_effect(branch, shape)
         if effect is None:
             return None
-        channels, params = channels + effect[0][0], params + effect[1]
-    return (channels, *effect[0][1:]), params
+        channels, params, spatial = channels + effect[0][0], params + effect[1], effect[0][1:]
+    return (channels, *spatial), params
 
 
 @lru_cache(maxsize=1 << 16)
@@ -266,6 +268,8 @@ def _walk(inp: InputLayer, hidden: tuple[HiddenLayer, ...], units: int, head: _P
     Layers before `start` are those of `head` (reused as they are); from `changed_end` on, layer q is
     `tail`'s layer q - offset, so once the shape there equals `tail`'s the rest is copied.
     """
+    head_shapes: tuple[Shape, ...]
+    head_params: tuple[int, ...]
     if head is None:
         start, head_shapes, head_params = 0, ((inp.channels, inp.height, inp.width),), ()
     else:
@@ -435,7 +439,7 @@ def _random_layer(kind: str, shape: Shape, space: SearchSpace, rng: random.Rando
         enabled = [rng.random() < 0.5 for _ in BRANCH_TYPES]
         if not any(enabled):
             enabled[rng.randrange(len(enabled))] = True
-        return _inception(tuple(  # type: ignore[arg-type]
+        return _inception(tuple(
             _random_branch(bt, kernels, (stride, stride), space, rng) if on else _disabled(bt)
             for bt, on in zip(BRANCH_TYPES, enabled)))
     # C or R; a residual block's second conv sees the strided size
@@ -489,7 +493,7 @@ def _adjusted_layer(layer: HiddenLayer, shape: Shape, space: SearchSpace,
     return _layer_spec(layer.type, k[0], k[1], s[0], s[1], f)
 
 
-def _pick_field(choices: Mapping[str, list], rng: random.Random) -> str | None:
+def _pick_field(choices: Mapping[str, list[Any]], rng: random.Random) -> str | None:
     fields = [name for name, values in choices.items() if values]
     return rng.choice(fields) if fields else None
 
@@ -502,7 +506,7 @@ def _adjusted_inception(layer: InceptionSpec, shape: Shape, space: SearchSpace,
     kernels = _fitting(space.kernels, min(h, w))
     stride = layer.stride  # a newly enabled branch must agree with the others
     enabled_count = len(layer.enabled_branches)
-    moves: list[tuple[str, int, list]] = []
+    moves: list[tuple[str, int, list[Any]]] = []
     strides = [s for s in space.strides if (s, s) != layer.stride]
     if strides:
         moves.append(("stride", -1, strides))
@@ -542,14 +546,14 @@ def _adjusted_inception(layer: InceptionSpec, shape: Shape, space: SearchSpace,
         branches[index] = _with(b, branch_type=value, factorisation=factorisation)
     else:
         branches[index] = _with(branches[index], **{move: value})
-    return _inception(tuple(branches))  # type: ignore[arg-type]
+    return _inception(tuple(branches))
 
 
 _BRANCH_FIELDS = ("branch_type", "enabled", "factorisation", "kernel_w", "kernel_h", "stride_w", "stride_h",
                   "filters")
 
 
-def _with(branch: Branch, **changes) -> Branch:
+def _with(branch: Branch, **changes: Any) -> Branch:
     return _branch(*(changes.get(name, getattr(branch, name)) for name in _BRANCH_FIELDS))
 
 

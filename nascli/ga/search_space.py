@@ -135,7 +135,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _as_tuple(value: Any, name: str) -> tuple:
+def _as_tuple(value: Any, name: str) -> tuple[Any, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise ConfigError(f"search_space.{name} must be a list, got {value!r}", hint=_HINT)
     return tuple(value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -44,6 +44,10 @@ def roulette_sample(weights: Sequence[float], k: int, rng: random.Random) -> lis
     return chosen
 
 
+def _greater(a: Any, b: Any) -> bool:
+    return bool(a > b)
+
+
 def tournament_index(keys: Sequence[T], size: int, rng: random.Random,
                      better: Callable[[T, T], bool] | None = None) -> int:
     """Sample `size` distinct indices uniformly, return the best one (first sampled wins ties).
@@ -53,7 +57,7 @@ def tournament_index(keys: Sequence[T], size: int, rng: random.Random,
     if not keys:
         raise ValueError("tournament needs at least one contestant")
     sample = rng.sample(range(len(keys)), min(size, len(keys)))
-    beats = better or (lambda a, b: a > b)
+    beats = better or _greater
     best = sample[0]
     for index in sample[1:]:
         if beats(keys[index], keys[best]):

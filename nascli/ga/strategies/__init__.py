@@ -9,7 +9,8 @@ Contract details: nascli/ga/strategies/base.py and docs/strategies.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from nascli.errors import ConfigError
@@ -40,10 +41,10 @@ def make_variation(space: Any, seed_genome: Any, *, init_mutations: int,
 
     probabilities = dict(init_probabilities) if init_probabilities else None
 
-    def vary(operator: str, parents, rng):
+    def vary(operator: str, parents: Sequence[Any], rng: random.Random) -> Any:
         return operators.apply(operator, parents, space, rng)
 
-    def random_init(rng):
+    def random_init(rng: random.Random) -> Any:
         return operators.random_genome(seed_genome, space, init_mutations, rng, probabilities)
 
     return Variation(vary=vary, random_init=random_init, features=genome_features)
@@ -60,15 +61,15 @@ def make_module_variation(space: Any, seed_genome: Any, *, init_mutations: int,
 
     probabilities = dict(init_probabilities) if init_probabilities else None
 
-    def vary(operator: str, parents, rng):
+    def vary(operator: str, parents: Sequence[Any], rng: random.Random) -> Any:
         return module_operators.apply(operator, parents, space, rng)
 
-    def random_init(rng):
+    def random_init(rng: random.Random) -> Any:
         if uniform_init:
             return module_operators.uniform_module_genome(space, rng)
         return module_operators.random_module_genome(seed_genome, space, init_mutations, rng, probabilities)
 
-    def features(genome):
+    def features(genome: Any) -> Mapping[str, float]:
         return module_operators.module_features(genome, space)
 
     return Variation(vary=vary, random_init=random_init, features=features)

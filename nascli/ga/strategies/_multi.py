@@ -30,7 +30,8 @@ def binary_tournament(rank: Sequence[int], crowd: Sequence[float], rng: random.R
 
 
 def offspring(genomes: Sequence[Any], ranking: tuple[Sequence[int], Sequence[float]],
-              operators: Sequence[tuple[str, float]], vary: Callable, rng: random.Random) -> tuple[str, tuple[int, ...], Any]:
+              operators: Sequence[tuple[str, float]], vary: Callable[..., Any],
+              rng: random.Random) -> tuple[str, tuple[int, ...], Any]:
     """One child: operator by configured probability, parent(s) by binary tournament on
     `ranking` = pareto.rank_and_crowding(points) of the parents (computed once per generation)."""
     rank, crowd = ranking

@@ -25,7 +25,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 Key = tuple[int, int, int]
 Genome = Any  # nascli.ga.genome.Genome in production; any hashable value with a stable str() in tests
@@ -223,7 +223,7 @@ class GenerationalStrategy(Strategy):
 
     def undecided(self) -> set[Key]:
         return {outcome_key for buffer in self._buffers.values() for outcome_key in
-                (tuple(o.key) for o in buffer.values())}
+                (cast(Key, tuple(o.key)) for o in buffer.values())}
 
     def _receive(self, proposal: Proposal, outcome: Outcome) -> None:
         island, generation, slot = proposal.key

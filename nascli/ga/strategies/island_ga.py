@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from nascli.ga.fitness import FitnessRule, has_metrics
 from nascli.ga.islands import migration_plan, share_count
@@ -210,7 +210,7 @@ class IslandGA(GenerationalStrategy):
         return members[pop.worst_index(self.rule, members, pop.secondary_mode(self.rule, members))].key
 
     def living(self) -> list[tuple[int, Any, list[Key]]]:
-        return [(island, self.completed[island], [tuple(m.key) for m in members])
+        return [(island, self.completed[island], [cast(Key, tuple(m.key)) for m in members])
                 for island, members in enumerate(self.populations)]
 
     def _state(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ genomes if too few are new). `iterations` batches in total, key (0, iteration, s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from nascli.ga.fitness import FitnessRule
@@ -55,13 +55,15 @@ class LINAS(GenerationalStrategy):
         self._points: list[tuple[float, ...]] = []
         self._seen: set[Any] = set()
         self._features: dict[Any, Mapping[str, float]] = {}
-        self._predicted: dict[tuple, tuple[float, ...]] = {}  # key -> predicted minimised objectives
+        self._predicted: dict[tuple[int, ...], tuple[float, ...]] = {}  # key -> predicted minimised objectives
         self.prediction_errors: list[list[float]] = []  # per iteration: mean |predicted - real| per objective
         self.completed = -1
         self._issued = -1
 
     def _features_of(self, genome: Any) -> Mapping[str, float]:
         if genome not in self._features:
+            if self.variation.features is None:
+                raise ValueError("LINAS needs a variation with genome features")
             self._features[genome] = self.variation.features(genome)
         return self._features[genome]
 
@@ -109,7 +111,7 @@ class LINAS(GenerationalStrategy):
             batch.append(proposal)
         return self._random_batch(iteration, batch)
 
-    def _train(self):
+    def _train(self) -> Callable[[Any], tuple[float, ...]]:
         """A function genome -> predicted minimised objective vector."""
         names = sorted(self._features_of(self.evaluated[0].genome))
         rows = [feature_row(self._features_of(m.genome), names) for m in self.evaluated]

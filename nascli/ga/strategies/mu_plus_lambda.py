@@ -75,7 +75,7 @@ class MuPlusLambda(GenerationalStrategy):
         seen = {m.genome for m in self.population}
         children: list[Proposal] = []
 
-        def offer(genome: Any, parents: tuple, operator: str) -> None:
+        def offer(genome: Any, parents: tuple[Key, ...], operator: str) -> None:
             if len(children) >= self.lam:
                 return
             if genome in seen:

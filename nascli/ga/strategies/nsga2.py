@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nascli.ga.fitness import PRIMARY_METRICS, FitnessRule
+from nascli.ga.fitness import FitnessRule
 from nascli.ga.pareto import rank_and_crowding, select_survivors
 from nascli.ga.rng import rng_for
 from nascli.ga.strategies._multi import front_report, minimised, offspring
@@ -27,6 +27,7 @@ from nascli.ga.strategies.base import (
     Variation,
     operator_table,
 )
+from nascli.metrics import PRIMARY_METRICS
 
 
 class NSGA2(GenerationalStrategy):
@@ -55,7 +56,7 @@ class NSGA2(GenerationalStrategy):
         ranking = rank_and_crowding(self._points)
         return self._open_batch(0, generation, [self._child(generation, s, ranking) for s in range(self.size)])
 
-    def _child(self, generation: int, slot: int, ranking) -> Proposal:
+    def _child(self, generation: int, slot: int, ranking: tuple[list[int], list[float]]) -> Proposal:
         rng = rng_for(self.seed, 0, generation, "vary", slot)
         if generation == 0 or not self.population:
             return Proposal((0, generation, slot), self.variation.random_init(rng), (), "init")

@@ -48,7 +48,7 @@ class RegularizedEvolution(Strategy):
     def _make_ready(self, limit: int | None) -> list[Proposal]:
         if self._slot_point != self.evaluations_told:
             self._slot_point, self._slot = self.evaluations_told, 0
-        made = []
+        made: list[Proposal] = []
         while len(made) < (limit or 0) and self.issued < self.budget:
             made.append(self._child((0, self.evaluations_told, self._slot)))
             self._slot += 1
