@@ -138,7 +138,8 @@ def initialisation(preset: str, population: int) -> dict:
     genomes = [variation.random_init(rng_for(cfg.run.seed, 0, 0, "init", slot)) for slot in range(population)]
     seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     return {"preset": preset, "population": population, "init_mutations": cfg.ga.init_mutations,
-            "seconds": seconds, "cpu_seconds": cpu, "us_per_mutation": 1e6 * seconds / (population * cfg.ga.init_mutations),
+            "seconds": seconds, "cpu_seconds": cpu,
+            "us_per_mutation": 1e6 * seconds / (population * cfg.ga.init_mutations),
             "cpu_us_per_mutation": 1e6 * cpu / (population * cfg.ga.init_mutations),
             "mean_hidden_layers": statistics.fmean(len(g.hidden) for g in genomes)}
 
@@ -169,14 +170,16 @@ def main() -> None:
             row["database"] = url.split(":", 1)[0]
             report["overhead"].append(row)
             print(f"{label:30} {row['children']:8d} {row['trained']:7d} {row['driver_ms_per_island_generation']:11.2f} "
-                  f"{row['driver_cpu_ms_per_island_generation']:10.2f} {row['transactions_per_island_generation']:6.1f} "
+                  f"{row['driver_cpu_ms_per_island_generation']:10.2f} "
+                  f"{row['transactions_per_island_generation']:6.1f} "
                   f"{row['driver_ms_per_step_median']:11.2f} "
                   f"{row['driver_ms_per_step_p95']:11.2f} {row['strategy_ms_per_island_generation']:15.3f}")
     print(f"\nInitialisation: {args.population} individuals x init_mutations mutations of the seed genome")
     for preset in ("digits-quick", "mnist-island5", "cifar10-island5"):
         row = initialisation(preset, args.population)
         report["initialisation"].append(row)
-        print(f"{preset:20} {row['init_mutations']} mutations: {row['seconds']:.2f} s wall, {row['cpu_seconds']:.2f} s CPU "
+        print(f"{preset:20} {row['init_mutations']} mutations: {row['seconds']:.2f} s wall, "
+              f"{row['cpu_seconds']:.2f} s CPU "
               f"({row['us_per_mutation']:.1f} us wall, {row['cpu_us_per_mutation']:.1f} us CPU per mutation, "
               f"{row['mean_hidden_layers']:.1f} hidden layers on average)")
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -250,7 +250,8 @@ def throughput(train_samples: int) -> dict[str, Any]:
         seconds_per_image_epoch = sum(per_genome) / len(per_genome)
         evaluation_seconds = seconds_per_image_epoch * CIFAR10_TRAIN_IMAGES * preset.train.epochs
         results[amp] = {
-            "precision": precision_of(settings, device).name, "seconds_per_epoch_at_45455_images": round(seconds_per_image_epoch * CIFAR10_TRAIN_IMAGES, 2),
+            "precision": precision_of(settings, device).name,
+            "seconds_per_epoch_at_45455_images": round(seconds_per_image_epoch * CIFAR10_TRAIN_IMAGES, 2),
             "evaluations_per_gpu_hour": round(3600 / evaluation_seconds, 2), "gpu_busy_share": busy.busy_share}
     return results
 

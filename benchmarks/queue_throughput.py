@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_row(row: dict) -> None:
     n, o, r = row["nascli"], row["optuna"], row["raw"]
-    print(f"{row['backend']:<10} {row['workers']:>2} workers: nascli {n['rate_mid']:7.0f}/s (all-in {n['rate_all']:6.0f}/s) "
+    print(f"{row['backend']:<10} {row['workers']:>2} workers: nascli {n['rate_mid']:7.0f}/s "
+          f"(all-in {n['rate_all']:6.0f}/s) "
           f"optuna {o['rate']:6.1f}/s  raw {r['rate']:7.0f}/s", flush=True)
 
 

@@ -60,7 +60,8 @@ def main() -> None:
     parser.add_argument("--db", help="database URL (default: a SQLite file in a temporary directory)")
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--work-seconds", type=float, default=1.0, help="how long each driver drives before the kill")
-    parser.add_argument("--json", type=Path, help="where to write the figures (default: results/resume_latency-BACKEND.json)")
+    parser.add_argument("--json", type=Path,
+                        help="where to write the figures (default: results/resume_latency-BACKEND.json)")
     options = parser.parse_args()
     directory = tempfile.mkdtemp(prefix="nascli-resume-latency-")
     url = options.db or f"sqlite:///{directory}/nas.db"

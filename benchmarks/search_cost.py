@@ -136,7 +136,8 @@ def main() -> None:
             for variant in variants:
                 run = run_once(variant, seed, args.budget, variant_settings(variant, args.margin, args.min_epochs),
                                args.workers, Path(directory))
-                print(f"{variant} seed {seed}: {run['evaluations']} evaluations, {run['train_seconds']:.1f} training s, "
+                print(f"{variant} seed {seed}: {run['evaluations']} evaluations, "
+                      f"{run['train_seconds']:.1f} training s, "
                       f"{run['stopped']} stopped, best val {run['val_curve'][-1]}", flush=True)
                 runs.append(run)
     rows = summarise(runs, variants)

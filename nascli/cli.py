@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -37,10 +38,10 @@ COMMANDS = (
 
 # typer carries its own copy of click (no `click` package to import): reach click's UsageError
 # through the public typer.BadParameter, one of its kinds, on every supported typer.
-UsageError = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "UsageError")
+UsageError: type[Exception] = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "UsageError")
 
 
-def usage_error(error: Exception, command: str | None = None) -> NascliError:
+def usage_error(error: Any, command: str | None = None) -> NascliError:
     """A click usage error (bad option value, missing argument, unknown option or command) as a NascliError;
     `command`: the command line's command when the error does not carry it."""
     ctx = getattr(error, "ctx", None)
@@ -64,7 +65,8 @@ class NascliGroup(TyperGroup):
     """Maps NascliError and click's usage errors to one line + exit 2 (or the error's own exit code)
     and Ctrl-C to exit 130, for every command."""
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    # typer hands its own Context (a click Context) to these overrides
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         return [name for name, _ in COMMANDS]  # the order of COMMANDS, not alphabetical
 
     def make_context(self, info_name, args, parent=None, **extra):  # noqa: D401 - click override
@@ -73,7 +75,7 @@ class NascliGroup(TyperGroup):
         except UsageError as error:
             self._fail(error)
 
-    def invoke(self, ctx: typer.Context):  # noqa: D401 - click override
+    def invoke(self, ctx: typer.Context):  # type: ignore[override]  # noqa: D401 - click override
         try:  # a command's own options are parsed here
             return super().invoke(ctx)
         except NascliError as error:
@@ -118,7 +120,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     debug: common.DebugOption = False,
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
     """Evolutionary Neural Architecture Search that never loses work."""
     common.state.debug = debug  # per invocation: a previous `--debug` in this process must not stick

@@ -50,11 +50,9 @@ def visible_gpu_count() -> int:
         count = int(fake)
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         return count if visible is None else min(count, len(_visible_list(visible)))
-    torch = sys.modules.get("torch")
-    if torch is None:
-        if not any(Path(node).exists() for node in _DRIVER_NODES):
-            return 0
-        import torch
+    if "torch" not in sys.modules and not any(Path(node).exists() for node in _DRIVER_NODES):
+        return 0
+    import torch  # already imported, or a driver is there to ask
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 

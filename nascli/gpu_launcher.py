@@ -43,7 +43,8 @@ def exit_reason(code: int) -> str:
     if code == EXIT_HUNG_EVALUATION:
         return "hung evaluation"
     if code < 0:
-        return f"killed by {signal.Signals(-code).name}" if -code in signal.Signals._value2member_map_ else f"signal {-code}"
+        known = -code in signal.Signals._value2member_map_
+        return f"killed by {signal.Signals(-code).name}" if known else f"signal {-code}"
     return f"exit {code}"
 
 
@@ -210,7 +211,8 @@ def run_per_gpu(command: Sequence[str], gpus: list[int] | None, *, per_device: i
     from nascli.worker_status import GpuTable
 
     with GpuTable(launcher) as table:
-        launcher._line = lambda child, line: table.refresh()  # the table shows each child's last line
+        # the table shows each child's last line
+        launcher._line = lambda child, line: table.refresh()  # type: ignore[method-assign]
         launcher.say = table.say
         launcher.on_change = table.refresh
         return launcher.run()

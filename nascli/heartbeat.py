@@ -116,7 +116,7 @@ class Heartbeat:
         self._wake.set()
 
     def _run(self) -> None:
-        delay = self.interval
+        delay: float | None = self.interval
         while True:
             self._wake.wait(delay)
             self._wake.clear()

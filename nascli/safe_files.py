@@ -37,7 +37,7 @@ def describe_os_error(error: OSError, path: Path | str, action: str = "write") -
         errno.ELOOP: "the path is a symlink: remove it or choose another path",
     }
     return FileWriteError(f"cannot {action} {path}: {reason}",
-                          hint=hints.get(error.errno, "check the path and its permissions"))
+                          hint=hints.get(error.errno or 0, "check the path and its permissions"))
 
 
 def ensure_directory(directory: Path | str) -> Path:
@@ -139,7 +139,8 @@ def _publish(temporary: Path, path: Path, *, force: bool) -> None:
     try:
         os.link(temporary, path, follow_symlinks=False)
     except FileExistsError:
-        raise FileWriteError(f"{path} already exists", hint="pass --force to overwrite, or choose another path") from None
+        raise FileWriteError(f"{path} already exists",
+                             hint="pass --force to overwrite, or choose another path") from None
     except OSError as error:
         if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
             raise

@@ -249,7 +249,8 @@ class Worker:
             waiter.wake()  # a signal that came before the waiter existed
         try:
             while not self.stopping.is_set():
-                if self.options.max_tasks is not None and self.stats.finished + self.stats.discarded >= self.options.max_tasks:
+                done = self.stats.finished + self.stats.discarded
+                if self.options.max_tasks is not None and done >= self.options.max_tasks:
                     log.info("%s reached --max-tasks %s", self.worker_id, self.options.max_tasks)
                     break
                 claim, self._next_claim = self._next_claim or self._claim(), None

@@ -47,7 +47,8 @@ POSTGRES_FIXTURES = {"pg_schema_url", "postgres_database", "private_pg_cluster",
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     unmarked = [item.nodeid for item in items
-                if POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("postgres")]
+                if POSTGRES_FIXTURES & set(getattr(item, "fixturenames",
+                                                   ())) and not item.get_closest_marker("postgres")]
     if unmarked:
         raise pytest.UsageError(f"PostgreSQL tests without @pytest.mark.postgres: {unmarked}")
 

@@ -37,7 +37,8 @@ def test_every_test_starts_in_an_empty_directory_with_a_clean_environment(tmp_pa
 def test_a_hostile_nascli_toml_where_pytest_starts_changes_nothing(tmp_path: Path) -> None:
     (tmp_path / "nascli.toml").write_text(HOSTILE_NASCLI_TOML)
     env = clean_env(NAS_DB_URL="sqlite:////nonexistent-nascli-dir/from-env.db")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not postgres and not slow",
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m",
+                           "not postgres and not slow",
                            *(str(TESTS / name) for name in SAMPLE)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:]

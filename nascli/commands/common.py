@@ -16,7 +16,8 @@ from nascli.console import OutputFormat, console, error_console
 from nascli.text import printable
 
 __all__ = [
-    "DbOption", "DebugOption", "FormatOption", "OutputFormat", "RUN_HELP", "RunArgument", "escape", "state", "console", "error_console",
+    "DbOption", "DebugOption", "FormatOption", "OutputFormat", "RUN_HELP", "RunArgument", "escape", "state",
+    "console", "error_console",
     "print_rows", "RankByOption", "rank_by_choice",
 ]
 

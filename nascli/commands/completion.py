@@ -31,9 +31,8 @@ def runs(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     candidates = [("latest", "the newest run")]
     candidates += [(run.id, f"{run.status} {run.name}".strip()) for run in known]
     candidates += [(run.name, run.id) for run in known if run.name]
-    seen: set[str] = set()
-    return [(value, help_text) for value, help_text in candidates
-            if value.startswith(incomplete) and not (value in seen or seen.add(value))]
+    unique = dict(reversed(candidates))  # value -> its first help text
+    return [(value, unique[value]) for value in dict.fromkeys(v for v, _ in candidates) if value.startswith(incomplete)]
 
 
 def choices(names: tuple[str, ...]):

@@ -16,13 +16,15 @@ TABLE_FORMATS = ("csv", "json")
 
 def command(
     run: Annotated[str | None, typer.Argument(
-        metavar="[RUN]", show_default=False, autocompletion=completion.runs, help=RUN_HELP + " Default: latest.")] = None,
+        metavar="[RUN]", show_default=False, autocompletion=completion.runs,
+        help=RUN_HELP + " Default: latest.")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", metavar="PATH",
         help="Directory for the artefacts (with --all: the CSV/JSON file, `-` for stdout). Taken literally.")] = None,
     rank: Annotated[int | None, typer.Option(
         "--rank", "-r", min=1, metavar="K",
-        help="Export the K-th best distinct genome by the run's fitness rule, as `nas report` ranks (default 1).")] = None,
+        help="Export the K-th best distinct genome by the run's fitness rule, as `nas report` ranks "
+        "(default 1).")] = None,
     rank_by: RankByOption = None,
     individual: Annotated[int | None, typer.Option(
         "--individual", "-i", min=1, metavar="ID", help="Export this individual (its id from `nas report`).")] = None,
@@ -32,7 +34,8 @@ def command(
         "onnx (model.onnx, needs the `onnx` extra), json (genome.txt + metrics.json, always written). "
         "Default: code,state_dict,torchscript,json. With --all: csv or json.")] = None,
     all_individuals: Annotated[bool, typer.Option(
-        "--all", help="Write every individual and evaluation of the run to one file (--format csv|json, --out FILE).")] = False,
+        "--all", help="Write every individual and evaluation of the run to one file "
+        "(--format csv|json, --out FILE).")] = False,
     train_epochs: Annotated[int | None, typer.Option(
         "--train-epochs", min=1, metavar="N",
         help="No checkpoint kept? Train the network now with the run's training config for N epochs.")] = None,

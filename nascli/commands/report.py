@@ -30,18 +30,21 @@ def command(
     section: Annotated[list[str] | None, typer.Option(
         "--section", "-S", metavar="NAME", autocompletion=completion.choices(ALL_SECTIONS),
         help="Show only these parts: " + "|".join(ALL_SECTIONS) + " (repeatable or comma-separated).")] = None,
-    top: Annotated[int, typer.Option("--top", "-k", min=1, metavar="K", help="How many individuals the top table shows.")] = 10,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, metavar="K",
+                                     help="How many individuals the top table shows.")] = 10,
     output_format: Annotated[str, typer.Option(
         "--format", "-f", metavar="FORMAT",
         help="table (for people), json (stable schema, docs/report.md), csv (pandas) or markdown.")] = "table",
     plot: Annotated[Path | None, typer.Option(
         "--plot", metavar="DIR", file_okay=False,
-        help="Also write PNG plots (accuracy per generation, Pareto front, worker trace; with --compare: best vs evaluations) into DIR.")] = None,
+        help="Also write PNG plots (accuracy per generation, Pareto front, worker trace; with --compare: "
+        "best vs evaluations) into DIR.")] = None,
     force: Annotated[bool, typer.Option("--force", help="--plot: overwrite existing PNGs.")] = False,
     compare: Annotated[bool, typer.Option(
         "--compare", help="Compare the given runs: one table, and with --plot one best-so-far plot.")] = False,
     watch: Annotated[bool, typer.Option(
-        "--watch", "-w", help="Refresh the tables live until the run ends (Ctrl-C stops watching, not the run).")] = False,
+        "--watch", "-w",
+        help="Refresh the tables live until the run ends (Ctrl-C stops watching, not the run).")] = False,
     interval: Annotated[float, typer.Option(
         "--interval", min=0.2, metavar="SECONDS", help="--watch: seconds between refreshes.")] = 2.0,
     rank_by: RankByOption = None,

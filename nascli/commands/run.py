@@ -20,7 +20,8 @@ PRESET_COLUMNS = ("name", "strategy", "dataset", "description")  # the table sho
 def command(
     ctx: typer.Context,
     preset: Annotated[str | None, typer.Option(
-        "--preset", "-p", metavar="NAME", autocompletion=completion.presets, help="Start from a shipped preset (see --list-presets).")] = None,
+        "--preset", "-p", metavar="NAME", autocompletion=completion.presets,
+        help="Start from a shipped preset (see --list-presets).")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", metavar="FILE", dir_okay=False,
         help="A TOML file in the shape of nascli.toml.example; overrides the preset and nascli.toml.")] = None,
@@ -42,7 +43,8 @@ def command(
 ) -> None:
     """Start a search from a preset or a config file; prints the run id, exits 0 when it finishes.
 
-    Configuration: preset < nascli.toml < --config FILE < NAS_DB_URL < --set KEY=VALUE, validated before anything starts; --show-config prints it instead of running.
+    Configuration: preset < nascli.toml < --config FILE < NAS_DB_URL < --set KEY=VALUE, validated before
+    anything starts; --show-config prints it instead of running.
     """
     if list_presets:
         print_presets(output_format)

@@ -28,13 +28,17 @@ def command(
     per_device: Annotated[int, typer.Option(
         "--per-device", min=1, help="Worker processes per device: N per GPU with --gpus, else N on the --device "
         "(N CPU workers with --device cpu); each claims and heartbeats on its own.")] = 1,
-    run: Annotated[str | None, typer.Option("--run", autocompletion=completion.runs, help="Only evaluate tasks of this run (id, name, or unique id prefix).")] = None,
+    run: Annotated[str | None, typer.Option(
+        "--run", autocompletion=completion.runs,
+        help="Only evaluate tasks of this run (id, name, or unique id prefix).")] = None,
     max_tasks: Annotated[int | None, typer.Option(
         "--max-tasks", min=1, help="Exit after this many tasks.")] = None,
     idle_timeout: Annotated[float | None, typer.Option(
-        "--idle-timeout", min=0, help="Exit after this many seconds with nothing to do (default: wait forever).")] = None,
+        "--idle-timeout", min=0,
+        help="Exit after this many seconds with nothing to do (default: wait forever).")] = None,
     lease: Annotated[float | None, typer.Option(
-        "--lease", min=0.1, help="Lease seconds per claim (default: the run's worker.lease_seconds, else 120).")] = None,
+        "--lease", min=0.1,
+        help="Lease seconds per claim (default: the run's worker.lease_seconds, else 120).")] = None,
     debug: DebugOption = False,
 ) -> None:
     """Evaluate queued tasks: claim, train, report, repeat. Ctrl-C / SIGTERM hands the current task back."""

@@ -52,7 +52,8 @@ __all__ = [
     "DATASETS", "DATASET_SHAPES", "DB_URL_ENV", "DEFAULT_DB_URL", "LAYER_TYPES", "OBJECTIVES", "SEARCH_SPACE_KEYS",
     "STRATEGIES", "TASK_KINDS", "FitnessSection", "GaSection", "LinasSection", "MigrationSection", "Nsga2Section",
     "OperatorsSection", "RunConfig", "RunSection", "SearchSpaceSection", "StoreSection", "TaskSection",
-    "TrainSection", "WorkerSection", "check_seed_genome", "data_dir_of", "dataset_shape", "default_data_dir", "input_shape",
-    "known_keys", "list_presets", "load_preset", "parse_override", "preset_names", "redact_db_url", "resolve", "validate_stored",
+    "TrainSection", "WorkerSection", "check_seed_genome", "data_dir_of", "dataset_shape", "default_data_dir",
+    "input_shape", "known_keys", "list_presets", "load_preset", "parse_override", "preset_names", "redact_db_url",
+    "resolve", "validate_stored",
     "resolve_db_url", "search_space_dict", "search_space_of", "task_for", "training_config_hash",
 ]

@@ -59,7 +59,7 @@ def _section_lines(model: type[BaseModel], defaults: BaseModel, table: str) -> l
     nested = []
     for name, info in model.model_fields.items():
         if _is_section(info.annotation):
-            nested.append((name, info.annotation))
+            nested.append((name, typing.cast(type[BaseModel], info.annotation)))
             continue
         comment = info.description or ""
         choices = _choices(info.annotation)
@@ -68,7 +68,8 @@ def _section_lines(model: type[BaseModel], defaults: BaseModel, table: str) -> l
         lines.append(f"# {comment}".rstrip())
         value = getattr(defaults, name)
         if value is None:
-            example = (info.json_schema_extra or {}).get("example")
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            example = extra.get("example")
             lines.append(f"# {name} = {toml_value(example)}    # default: none")
         else:
             lines.append(f"{name} = {toml_value(value)}")
@@ -81,7 +82,7 @@ def to_toml(cfg: RunConfig, header: str = "") -> str:
     """The configuration as a TOML document that `--config FILE` reads back to an equal config."""
     lines = header.rstrip("\n").splitlines() if header else []
     for name, info in RunConfig.model_fields.items():
-        lines += _section_lines(info.annotation, getattr(cfg, name), name)
+        lines += _section_lines(typing.cast(type[BaseModel], info.annotation), getattr(cfg, name), name)
     if not header:
         lines = lines[1:]  # no blank first line
     return "\n".join(lines) + "\n"

@@ -13,15 +13,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from nascli.metrics import COST_METRICS, PRIMARY_METRICS
+
 STRATEGIES = ("island-ga", "mu-plus-lambda", "regularized-evolution", "nsga2", "linas", "random")
 TASK_KINDS = ("classification", "denoise", "reconstruct", "synthetic")
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "stl10", "synthetic")
 LAYER_TYPES = ("C", "P", "R", "D", "I")  # conv, max-pool, residual, dense, inception
 INCEPTION_VARIANTS = (0, 1, 2, 3)
-OBJECTIVES = ("val_accuracy", "inverse_val_loss", "params", "flops", "latency_ms")
+OBJECTIVES = PRIMARY_METRICS + COST_METRICS
 OPERATOR_SUM_TOLERANCE = 1e-9
 # ga.replacement each strategy implements (the others select survivors their own way).
-REPLACEMENTS_BY_STRATEGY = {"island-ga": ("worst-if-better", "aging"), "regularized-evolution": ("aging",)}
+Replacement = Literal["worst-if-better", "aging"]
+REPLACEMENTS_BY_STRATEGY: dict[str, tuple[Replacement, ...]] = {"island-ga": ("worst-if-better", "aging"),
+                                                                "regularized-evolution": ("aging",)}
 
 # Fields whose "no value" cannot be written in TOML (it has no null): the string "none" means None.
 _NONE_WORDS = ("none", "null")
@@ -80,9 +84,11 @@ def _positive_unique_sorted(values: list[int], what: str) -> list[int]:
 class RunSection(Section):
     name: str | None = Field(None, description="Run name shown in reports (none: the run id).",
                              json_schema_extra=_example("my-first-run"))
-    seed: int = Field(0, ge=0, description="Base seed: every random choice derives from (seed, island, generation, purpose).")
+    seed: int = Field(0, ge=0, description="Base seed: every random choice derives from "
+                      "(seed, island, generation, purpose).")
     strategy: Literal[STRATEGIES] = Field("island-ga", description="Search strategy.")
-    description: str = Field("", description="One line saying what this configuration is for (shown by --list-presets).")
+    description: str = Field("", description="One line saying what this configuration is for "
+                             "(shown by --list-presets).")
     max_evaluations: int | None = Field(
         None, ge=1, le=2**31 - 1, description="Stop once this many evaluations have finished, besides the "
         "strategy's own budget (none: no limit). Resumed runs count the stored ones.",
@@ -102,7 +108,8 @@ class TaskSection(Section):
     kind: Literal[TASK_KINDS] = Field(
         "classification",
         description="classification; denoise / reconstruct (autoencoders, modules genomes); synthetic (no training).")
-    dataset: Literal[DATASETS] = Field("cifar10", description="Dataset; its input shape and class count follow from it.")
+    dataset: Literal[DATASETS] = Field("cifar10",
+                                       description="Dataset; its input shape and class count follow from it.")
     data_dir: str | None = Field(
         None, description="Where datasets are stored (none: per-user cache, $XDG_CACHE_HOME/nascli/data, "
         "resolved on the host that trains).", json_schema_extra=_example("~/datasets"))
@@ -195,7 +202,8 @@ class GaSection(Section):
     islands: int = Field(5, ge=1, le=MAX_ISLANDS, description="Sub-populations (islands).")
     population: int = Field(20, ge=1, le=MAX_POPULATION, description="Individuals per island (mu for mu-plus-lambda; "
                             "population for regularized evolution).")
-    generations: int = Field(1000, ge=0, le=MAX_GENERATIONS, description="Generations per island (termination criterion).")
+    generations: int = Field(1000, ge=0, le=MAX_GENERATIONS,
+                             description="Generations per island (termination criterion).")
     init_mutations: int = Field(1000, ge=0, le=MAX_MUTATIONS, description="Random mutations applied to the seed genome "
                                 "for each initial individual.")
     init_proxy: bool = Field(False, description="Klos config #9 seed architectures: keep each of the "
@@ -211,8 +219,9 @@ class GaSection(Section):
     min_parent_age: int = Field(1, ge=1, description="Generations an individual must have lived before it may "
                                 "be a parent (Klos config #4: 5).")
     selection: Literal["roulette", "tournament"] = Field("roulette", description="Parent selection.")
-    replacement: Literal["worst-if-better", "aging"] | None = Field(
-        None, description="worst-if-better: a child replaces the worst if it is better (Klos); aging: a child "
+    replacement: Replacement | None = Field(
+        None,
+        description="worst-if-better: a child replaces the worst if it is better (Klos); aging: a child "
         "always enters and the oldest leaves (regularized evolution). island-ga takes both; "
         "regularized-evolution is aging; none: the strategy's own rule.",
         json_schema_extra=_example("aging"))
@@ -241,12 +250,12 @@ class MigrationSection(Section):
 
 
 class FitnessSection(Section):
-    primary: Literal["val_accuracy", "inverse_val_loss"] = Field("val_accuracy", description="Primary fitness.")
+    primary: Literal[PRIMARY_METRICS] = Field("val_accuracy", description="Primary fitness.")
     threshold: float | None = Field(
         None, description="Once the worst individual of an island exceeds this primary fitness, fewer "
         "parameters (the secondary metric) count instead (Klos: 0.996 MNIST, 0.94 Fashion-MNIST, 0.90 CIFAR-10). "
         "none: never switch.", json_schema_extra=_example(0.9))
-    secondary: Literal["params", "flops", "latency_ms"] = Field("params", description="Secondary fitness "
+    secondary: Literal[COST_METRICS] = Field("params", description="Secondary fitness "
                                                                 "(smaller is better).")
 
     accept_none_word = field_validator("threshold", mode="before")(_none_word_to_none)
@@ -451,10 +460,9 @@ def cross_field_problems(cfg: RunConfig) -> list[tuple[str, str]]:
     if cfg.migration.datasets > ga.islands:
         problems.append(("migration.datasets", f"must not exceed ga.islands ({ga.islands})"))
     objectives = cfg.nsga2.objectives or [fitness.primary, fitness.secondary]
-    if "latency_ms" in objectives or fitness.secondary == "latency_ms":
-        if not train.measure_latency:
-            key = "fitness.secondary" if fitness.secondary == "latency_ms" else "nsga2.objectives"
-            problems.append((key, "latency_ms needs train.measure_latency = true"))
+    if ("latency_ms" in objectives or fitness.secondary == "latency_ms") and not train.measure_latency:
+        key = "fitness.secondary" if fitness.secondary == "latency_ms" else "nsga2.objectives"
+        problems.append((key, "latency_ms needs train.measure_latency = true"))
     if cfg.run.strategy in ("nsga2", "linas") and len(objectives) < 2:
         problems.append(("nsga2.objectives", f"{cfg.run.strategy} needs at least two objectives"))
     problems.extend(_stop_rule_problems(cfg))

@@ -93,7 +93,7 @@ def _table_lines(model: type[BaseModel], defaults: BaseModel, table: str) -> lis
     nested = []
     for name, info in model.model_fields.items():
         if _is_section(info.annotation):
-            nested.append((name, info.annotation))
+            nested.append((name, typing.cast(type[BaseModel], info.annotation)))
             continue
         default = default_text(getattr(defaults, name))
         example = (info.json_schema_extra or {}).get("example") if isinstance(info.json_schema_extra, dict) else None
@@ -114,7 +114,7 @@ def reference_markdown() -> str:
     defaults.nsga2 = defaults.nsga2.model_copy(update={"objectives": None})
     lines = HEADER.rstrip("\n").splitlines()
     for name, info in RunConfig.model_fields.items():
-        lines += _table_lines(info.annotation, getattr(defaults, name), name)
+        lines += _table_lines(typing.cast(type[BaseModel], info.annotation), getattr(defaults, name), name)
     return "\n".join(lines) + "\n"
 
 

@@ -92,7 +92,8 @@ def read_toml(path: Path, label: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"{label}: file not found", hint="check the path") from None
     except OSError as error:
-        raise ConfigError(f"{label}: cannot read it ({error.strerror})", hint="check the path and permissions") from None
+        raise ConfigError(f"{label}: cannot read it ({error.strerror})",
+                          hint="check the path and permissions") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"{label}: not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x})",
                           hint="save it as UTF-8 (TOML files are UTF-8)") from None

@@ -105,11 +105,12 @@ def build_reference(spec: ExportSpec, state_dict: dict | None):
             model.load_state_dict(state_dict, strict=True)
         except RuntimeError as error:
             raise ExportError(f"the weights do not fit genome {spec.genome}: {str(error).splitlines()[0]}",
-                              hint="the checkpoint belongs to another network; re-train with --train-epochs N") from None
+                              hint="the checkpoint belongs to another network; "
+                              "re-train with --train-epochs N") from None
     return model.eval()
 
 
-def write_export(spec: ExportSpec, state_dict: dict | None, out: Path, formats: tuple[str, ...], *,
+def write_export(spec: ExportSpec, state_dict: dict | None, out: Path | None, formats: tuple[str, ...], *,
                  force: bool) -> dict[str, Any]:
     """Write the artefacts of `formats` into `out`, check parity, write metrics.json; returns its content."""
     import torch
@@ -123,7 +124,8 @@ def write_export(spec: ExportSpec, state_dict: dict | None, out: Path, formats: 
         raise ExportError("ONNX export needs the optional packages onnx and onnxscript",
                           hint="pip install 'nascli[onnx]', or leave onnx out of --format")
     if needs_weights(formats) and state_dict is None:
-        raise ExportError("no weights to export", hint="pass --train-epochs N, or --format code,json for the source only")
+        raise ExportError("no weights to export",
+                          hint="pass --train-epochs N, or --format code,json for the source only")
     names = [FILE_OF[name] for name in formats if name in FILE_OF] + list(ALWAYS)
     out = prepare_directory(out, names, force=force)
     channels, height, width, _ = input_shape(spec.task)
@@ -224,8 +226,10 @@ def _write_onnx(model, example, path: Path, *, force: bool) -> None:
                                   dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False,
                                   external_data=False)  # one self-contained file, weights inside
         except Exception as error:  # the exporter raises many kinds; the user needs one line
-            raise ExportError(f"ONNX export failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}",
-                              hint="export without onnx (--format code,state_dict,torchscript,json), or report the genome") from None
+            first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ExportError(f"ONNX export failed: {first_line}",
+                              hint="export without onnx (--format code,state_dict,torchscript,json), "
+                              "or report the genome") from None
         write_file(path, temporary.read_bytes(), force=force)
 
 

@@ -75,7 +75,8 @@ def run_export(request: ExportRequest) -> None:
             count = write_all(queries, run, out, table_format, force=request.force)
             # announced on stderr when the table itself is on stdout
             (output.console() if out else output.error_console()).print(
-                printable(f"wrote {out or 'stdout'}: {count} individuals of run {run.id}"), markup=False, highlight=False)
+                printable(f"wrote {out or 'stdout'}: {count} individuals of run {run.id}"), markup=False,
+                highlight=False)
             return
         spec, evaluation = export_spec(queries, run, rank=request.rank, individual=request.individual,
                                        rank_by=request.rank_by)
@@ -88,6 +89,7 @@ def run_export(request: ExportRequest) -> None:
     spec.weights_source = weights.source
     spec.normalisation = weights.normalisation
     document = write_export(spec, weights.state_dict, request.out, formats, force=request.force)
+    assert request.out is not None  # write_export refuses a missing --out
     _print_summary(output.console(), Path(request.out), document)
 
 
@@ -201,7 +203,8 @@ def _print_summary(console, out: Path, document: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(printable(f"Exported individual {document['individual_id']} of run {document['run_id']} to {out}")),
+    title = f"Exported individual {document['individual_id']} of run {document['run_id']} to {out}"
+    table = Table(title=escape(printable(title)),
                   title_justify="left", header_style="bold")
     table.add_column("file")
     table.add_column("bytes", justify="right")

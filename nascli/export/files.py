@@ -45,7 +45,8 @@ def prepare_file(out: Path | None, *, force: bool, suffix: str) -> Path:
         raise ExportError("no output file given", hint=f"pass --out FILE{suffix}")
     out = Path(out)
     if out.is_dir() and not out.is_symlink():
-        raise ExportError(f"--out {out} is a directory", hint=f"with --all, --out names a file, e.g. {out / ('run' + suffix)}")
+        raise ExportError(f"--out {out} is a directory",
+                          hint=f"with --all, --out names a file, e.g. {out / ('run' + suffix)}")
     if out.exists() and not out.is_symlink() and not force:
         raise ExportError(f"{out} already exists", hint="pass --force to overwrite, or choose another --out")
     ensure_directory(out.parent)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from nascli.errors import ConfigError
@@ -43,7 +45,7 @@ def build_model(genome: Genome | str, *, activation: str = "leaky_relu", bn_mome
         genome = parse_genome(genome)
     _check_options(activation, bn_momentum, dropout)
     shapes = analyse(genome).shapes
-    opts = {"activation": activation, "bn_momentum": bn_momentum}
+    opts: dict[str, Any] = {"activation": activation, "bn_momentum": bn_momentum}
     blocks: list[nn.Module] = []
     for layer, shape in zip(genome.hidden, shapes):
         if isinstance(layer, InceptionSpec):

@@ -99,15 +99,15 @@ def run_report(request: ReportRequest) -> None:
             _say_written(written, request.output_format)
 
 
-def _print(views, output_format: OutputFormat, *, header: dict, heading: str) -> None:
+def _print(views, output_format: OutputFormat | str, *, header: dict, heading: str) -> None:
     from nascli.report import render
 
     render.to_console(output.console(), views, OutputFormat(output_format).value, header=header, heading=heading)
 
 
-def _say_written(paths: list[Path], output_format: OutputFormat) -> None:
+def _say_written(paths: list[Path], output_format: OutputFormat | str) -> None:
     # plots are announced on stderr so stdout stays clean JSON/CSV for scripts
-    console = output.error_console() if output_format is not OutputFormat.table else output.console()
+    console = output.error_console() if OutputFormat(output_format) is not OutputFormat.table else output.console()
     for path in paths:
         console.print(f"wrote {path}", markup=False, highlight=False)
 
@@ -123,7 +123,8 @@ def _compare(queries, request: ReportRequest) -> None:
     comparison = gather.compare(queries, run_ids)
     _print([comparison.view], request.output_format, header={"runs": run_ids}, heading="Runs compared")
     if request.plot_dir is not None:
-        _say_written(gather.write_compare_plots(comparison, request.plot_dir, force=request.force), request.output_format)
+        _say_written(gather.write_compare_plots(comparison, request.plot_dir, force=request.force),
+                     request.output_format)
 
 
 def _watch(queries, run_id: str, sections: list[str], request: ReportRequest) -> None:

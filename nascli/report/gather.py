@@ -34,8 +34,12 @@ from nascli.store.reports import fitness_of
 RUNNING = ("created", "running", "interrupted")
 
 
+def moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(float(seconds), UTC)
+
+
 def when(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(float(seconds), UTC)
+    return None if seconds is None else moment(seconds)
 
 
 def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -118,7 +122,8 @@ def summary(queries, run, rank_by: str | None = None) -> RunSummary:
         run_id=run.id, name=run.name, preset=run.preset, strategy=run.strategy, status=run.status, seed=run.seed,
         dataset=task.get("dataset"), task_kind=task.get("kind"), islands=ga.get("islands"),
         population=ga.get("population"), generations=ga.get("generations"), epochs=train.get("epochs"),
-        fitness_primary=primary, ranked_by=ranking.describe(), created_at=when(run.created_at), started_at=when(started),
+        fitness_primary=primary, ranked_by=ranking.describe(), created_at=when(run.created_at),
+        started_at=when(started),
         finished_at=when(run.finished_at), elapsed_seconds=elapsed,
         individuals=int(individuals.get("individuals") or 0),
         evaluations_total=sum(counts.values()), evaluations_pending=counts.get("pending", 0),
@@ -222,6 +227,17 @@ def objective_value(objective: str, row: dict[str, Any]) -> float | None:
     return metric_value(row, objective)
 
 
+def objective_point(objectives: Sequence[str], row: dict[str, Any]) -> dict[str, float] | None:
+    """The row's value of each objective; None when one is missing or not finite."""
+    point: dict[str, float] = {}
+    for objective in objectives:
+        value = objective_value(objective, row)
+        if value is None or not math.isfinite(value):
+            return None
+        point[objective] = value
+    return point
+
+
 def reference_point(objectives: Sequence[str], values: Sequence[dict[str, float]],
                     config: dict[str, Any]) -> dict[str, float]:
     """Raw-unit reference: accuracies 0, inverse loss 0, costs max_params (params) or 1.1 x the largest value."""
@@ -265,10 +281,11 @@ def pareto(queries, run, reference: dict[str, float] | None = None,
     rows = queries.objective_rows(run.id, columns)
     if distinct:
         rows = list({row["genome_hash"]: row for row in reversed(rows)}.values())[::-1]
-    usable, values = [], []
+    usable: list[dict[str, Any]] = []
+    values: list[dict[str, float]] = []
     for row in rows:
-        point = {o: objective_value(o, row) for o in objectives}
-        if all(v is not None and math.isfinite(v) for v in point.values()):
+        point = objective_point(objectives, row)
+        if point is not None:
             usable.append(row)
             values.append(point)
     reference = reference or reference_point(objectives, values, config)
@@ -370,8 +387,9 @@ def run_views(queries, run_id: str, sections: Sequence[str], *, top: int = 10, r
 
 def trace_points(queries, run) -> list[TracePoint]:
     # cache hits have no worker and took no time: they are not part of any worker's trace
-    return [TracePoint(worker_id=row["worker_id"], started_at=when(row["started_at"]),
-                       finished_at=when(row["finished_at"]), status=row["status"], val_accuracy=row["val_accuracy"])
+    return [TracePoint(worker_id=row["worker_id"], started_at=moment(row["started_at"]),
+                       finished_at=moment(row["finished_at"]), status=row["status"],
+                       val_accuracy=row["val_accuracy"])
             for row in queries.trace(run.id) if row["worker_id"] is not None]
 
 
@@ -401,7 +419,8 @@ def write_run_plots(queries, run_id: str, directory: Path, *, force: bool = Fals
         plots.plot_island_curves(curves.island_curves(queries.population_rows(run.id)), directory / files[3],
                                  f"{name}: best validation accuracy so far and population median per island",
                                  force=force),
-        plots.plot_anytime(curves.anytime_curve(queries.progress(run.id, ["val_accuracy", "val_loss", "train_seconds"])),
+        plots.plot_anytime(curves.anytime_curve(queries.progress(run.id, ["val_accuracy", "val_loss",
+                                                                          "train_seconds"])),
                            directory / files[4], f"{name}: best validation accuracy so far", force=force),
     ]
 
@@ -431,8 +450,8 @@ def progress_points(queries, run, objectives: Sequence[str], reference: dict[str
             if row["val_accuracy"] is not None and (best_val is None or row["val_accuracy"] > best_val):
                 best_val = row["val_accuracy"]
                 best_test = row["test_accuracy"]
-            point = {o: objective_value(o, row) for o in objectives}
-            if objectives and all(v is not None and math.isfinite(v) for v in point.values()):
+            point = objective_point(objectives, row)
+            if objectives and point is not None:
                 candidate = front + [point]
                 normal = [tuple(normalised(o, p[o], reference[o]) for o in objectives) for p in candidate]
                 keep = non_dominated(normal)

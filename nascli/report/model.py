@@ -93,7 +93,8 @@ class IslandRow:
     best_test_accuracy: float | None
     best_params: int | None
     best_individual_id: int | None
-    root_ancestors: int  # distinct initial-population roots of the living individuals (Klos "siblings of one root parent")
+    # distinct initial-population roots of the living individuals (Klos "siblings of one root parent")
+    root_ancestors: int
 
 
 @dataclass(frozen=True)

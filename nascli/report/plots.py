@@ -74,7 +74,8 @@ def front_labels(report: ParetoReport) -> list[tuple[float, float, str]]:
             for point in sorted(report.front, key=lambda point: point.objectives[x_name])]
 
 
-def plot_pareto(report: ParetoReport, cloud: Sequence[Mapping[str, float]], path: Path, title: str, *, force: bool = False) -> Path:
+def plot_pareto(report: ParetoReport, cloud: Sequence[Mapping[str, float]], path: Path, title: str, *,
+                force: bool = False) -> Path:
     """The first two objectives: every evaluation in gray, the non-dominated front in red, each front
     point labelled with its individual id."""
     plt = _pyplot()
@@ -143,7 +144,8 @@ def plot_anytime(curve, path: Path, title: str, *, force: bool = False) -> Path:
     return _save(draw_anytime(_pyplot(), curve, title), path, force)
 
 
-def plot_compare(progress: Mapping[str, Sequence[ProgressPoint]], metric: str, path: Path, title: str, *, force: bool = False) -> Path:
+def plot_compare(progress: Mapping[str, Sequence[ProgressPoint]], metric: str, path: Path, title: str, *,
+                 force: bool = False) -> Path:
     """Best value so far (validation accuracy, or hypervolume) against the number of finished evaluations."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))

@@ -264,13 +264,15 @@ def _table(section: SectionView, width: int | None = None) -> Table:
     all_columns = list(section.table_columns or section.columns)
     hidden = len(all_columns) - len(columns)
     if hidden:
-        note = f"{hidden} column{'s' if hidden > 1 else ''} hidden ({', '.join(label(c) for c in all_columns if c not in columns)}): widen the terminal, or use --format markdown|csv|json"
+        names = ", ".join(label(c) for c in all_columns if c not in columns)
+        note = (f"{hidden} column{'s' if hidden > 1 else ''} hidden ({names}): widen the terminal, "
+                "or use --format markdown|csv|json")
         caption = f"{caption}\n{note}" if caption else note
     if not section.rows:
         caption = (caption + " — " if caption else "") + "nothing yet"
     table = Table(title=escape(printable(section.title)) if section.title else section.title, header_style="bold",
                   caption=caption, title_justify="left")
-    for index, column in enumerate(columns):
+    for column in columns:
         numeric = any(isinstance(row.get(column), (int, float)) for row in section.rows)
         # numbers, ids and times never wrap; the genome column absorbs what space is left
         table.add_column(label(column), justify="right" if numeric else "left", overflow="fold",

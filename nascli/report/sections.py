@@ -46,7 +46,8 @@ SUMMARY_TABLE = [
     "generations", "epochs", "fitness_primary", "created_at", "started_at", "finished_at", "elapsed_seconds",
     "generation_reached", "individuals", "evaluations_total", "evaluations_done", "evaluations_failed",
     "evaluations_running", "evaluations_pending", "evaluations_trained", "evaluations_cached", "evaluations_per_hour",
-    "workers_seen", "failures_by_kind", "ranked_by", "best_val_accuracy", "best_test_accuracy", "best_params", "best_individual_id", "best_genome",
+    "workers_seen", "failures_by_kind", "ranked_by", "best_val_accuracy", "best_test_accuracy", "best_params",
+    "best_individual_id", "best_genome",
 ]
 
 
@@ -158,7 +159,8 @@ def compare_section(runs: Sequence[RunSummary], progress: dict[str, list[Progres
         })
     columns = ["run_id", "name", "strategy", "status", "evaluations_done", "best_val_accuracy", "best_test_accuracy",
                "best_params", "hypervolume", "evaluations_to_best"]
-    payload = [dict(row, progress=[as_dict(p) for p in progress.get(row["run_id"], [])]) for row in rows]
+    payload = [dict(row, progress=[as_dict(p) for p in progress.get(summary.run_id, [])])
+               for row, summary in zip(rows, runs)]
     return SectionView(name="compare", title="Runs compared", payload=payload, rows=rows, columns=columns)
 
 

@@ -51,7 +51,7 @@ class RawDataset:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+        return tuple(self.train_x.shape[1:])
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class DatasetSpec:
             data_dir=str(data_dir_of(task)),
             val_fraction=float(task.get("val_fraction", 1 / 11)),
             scaling=scaling,
-            synthetic_shape=tuple(task.get("synthetic_shape", (1, 8, 8))),  # type: ignore[arg-type]
+            synthetic_shape=tuple(task.get("synthetic_shape", (1, 8, 8))),
             synthetic_classes=int(task.get("synthetic_classes", 10)),
         )
 
@@ -207,7 +207,7 @@ def synthetic_images(shape: tuple[int, int, int], classes: int, *, train_size: i
     rng = np.random.default_rng(seed)
     yy, xx = np.meshgrid(np.arange(height) / height, np.arange(width) / width, indexing="ij")
     prototypes = np.zeros((classes, channels, height, width))
-    for waves in range(3):
+    for _wave in range(3):
         freq_y, freq_x = rng.integers(0, 3, size=(2, classes, channels, 1, 1))
         phase = rng.uniform(0, 2 * np.pi, size=(classes, channels, 1, 1))
         prototypes += np.sin(2 * np.pi * (freq_y * yy + freq_x * xx) + phase)
@@ -230,7 +230,8 @@ def load_raw(name: str, data_dir: str, *, download: bool = True,
     if name == "digits":
         return _digits()
     if name == "synthetic":
-        return synthetic_images(tuple(synthetic_shape), synthetic_classes)
+        channels, height, width = synthetic_shape  # a list when read back from JSON
+        return synthetic_images((channels, height, width), synthetic_classes)
     if name not in _SOURCES:
         raise DatasetError(f"unknown dataset {name!r}", hint=f"choose one of {', '.join(DATASETS)}")
     return _read(name, ensure_files(name, Path(data_dir), download=download))
@@ -280,7 +281,7 @@ class ResidentData:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
+        return tuple(self.train_x.shape[1:])
 
 
 def make_resident(raw: RawDataset, train_idx: np.ndarray, val_idx: np.ndarray, device: Any,

@@ -30,7 +30,7 @@ from nascli.errors import DatasetError, DeviceError, DeviceFault, GenomeError, N
 from nascli.safe_files import atomic_writer, ensure_directory
 from nascli.stop_rule import stop_check, train_settings
 from nascli.task import Result, Task
-from nascli.train.data import SPLIT_SEED, DatasetSpec, ResidentData, load_dataset, load_fold
+from nascli.train.data import SPLIT_SEED, DatasetSpec, ResidentData, Scaling, load_dataset, load_fold
 from nascli.train.objectives import Classification, Reconstruction
 from nascli.train.trainer import (
     Cancelled,
@@ -56,7 +56,7 @@ class ModelPlan:
     flops: int
     input_shape: tuple[int, int, int]
     objective: Any
-    scaling: str
+    scaling: Scaling
 
 
 def plan_model(genome: str, task: TaskSection, train: TrainSection) -> ModelPlan:
@@ -188,7 +188,7 @@ def evaluate_trained(task: Task, *, device: str = "cpu", progress: Callable | No
         return Result.failure("too_large", f"{plan.params} parameters exceed search_space.max_params {max_params}",
                               params=plan.params, flops=plan.flops, train_seconds=0.0)
 
-    spec = DatasetSpec.from_task(task_cfg.model_dump(mode="json"), scaling=plan.scaling)  # type: ignore[arg-type]
+    spec = DatasetSpec.from_task(task_cfg.model_dump(mode="json"), scaling=plan.scaling)
     settings = TrainSettings.from_train(train_cfg.model_dump())
     retried_from: int | None = None
     oom_message = ""

@@ -6,13 +6,13 @@ Importing this module does not import torch: `synthetic` tasks go to `nascli.tra
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nascli.task import Result, Task
 from nascli.train.synthetic import evaluate_synthetic
 
-ProgressCallback = Callable[[int, dict[str, Any]], None]
+ProgressCallback = Callable[[int, Mapping[str, Any]], None]
 StopCheck = Callable[[], bool]
 
 

@@ -126,7 +126,7 @@ def precision_of(settings: TrainSettings, device: torch.device) -> Precision:
 
 def make_optimizer(model: nn.Module, settings: TrainSettings, device: torch.device) -> torch.optim.Optimizer:
     # Fused updates (one kernel over all parameters, CPU and CUDA) instead of a loop over parameters.
-    fast = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
+    fast: dict[str, Any] = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
     params = [p for p in model.parameters() if p.requires_grad]
     if settings.optimizer == "sgd":
         return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
@@ -188,9 +188,9 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
     # Fixed shapes: full batches only (n // batch of them); else every batch, the last one partial.
     fixed = uses_fixed_shapes(settings, device)
     last_start = n - batch if fixed else n - 1
-    proxy = settings.max_steps is not None
+    max_steps = settings.max_steps
     per_epoch = n // batch if fixed else math.ceil(n / batch)
-    epochs = math.ceil(settings.max_steps / per_epoch) if proxy else settings.epochs
+    epochs = math.ceil(max_steps / per_epoch) if max_steps is not None else settings.epochs
     steps = 0
     best: tuple[float, float | None] | None = None
     best_state: dict[str, torch.Tensor] | None = None
@@ -236,9 +236,9 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
                 optimizer.step()
             seen += len(indices)
             steps += 1
-            if proxy and steps >= settings.max_steps:
+            if max_steps is not None and steps >= max_steps:
                 break
-        if proxy and steps < settings.max_steps and epoch < epochs:
+        if max_steps is not None and steps < max_steps and epoch < epochs:
             continue  # proxy mode validates once, at the end
         val_loss_sum, val_correct = score(model, val_x, val_y, objective, settings, split=1)
         # The one host sync of the epoch.
@@ -261,7 +261,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
             since_best += 1
         if progress is not None:
             progress(epoch, record)
-        if since_best >= settings.patience or (proxy and steps >= settings.max_steps):
+        if since_best >= settings.patience or (max_steps is not None and steps >= max_steps):
             break
         curve = [record["val_accuracy"] for record in history]
         if stop_early is not None and epoch < epochs and val_acc is not None and stop_early(curve):

@@ -202,7 +202,8 @@ def test_run_over_tcp_survives_a_partitioned_worker(netns_cluster):
                                "--workers", "0", *RUN_SETTINGS, log="driver.log")
         w1 = cluster.start(w1_host, "worker", "--idle-timeout", "120", log="w1.log")
         w2 = cluster.start(w2_host, "worker", "--idle-timeout", "120", log="w2.log")
-        _until(lambda: len(store.workers()) == 2 and store.list_runs(), 120, "both workers and the run", [driver, w1, w2])
+        _until(lambda: len(store.workers()) == 2 and store.list_runs(), 120, "both workers and the run",
+               [driver, w1, w2])
         run_id = store.list_runs()[0].id
         worker_of = {w.pid: w.id for w in store.workers()}
         w1_id, w2_id = worker_of[w1.pid], worker_of[w2.pid]  # ip netns exec execs: same pid

@@ -46,7 +46,8 @@ def wait_or_driver_exit(condition, what: str, timeout: float, driver: subprocess
 def test_workers_join_and_leave_during_a_run(tmp_path):
     rng = random.Random(11)
     with fresh_pg_database(need_pg()) as url:
-        subprocess.run(nas_command("init", "--db", url), check=True, capture_output=True, env=environment(), timeout=120)
+        subprocess.run(nas_command("init", "--db", url), check=True, capture_output=True, env=environment(),
+                       timeout=120)
         driver_log = open(tmp_path / "driver.log", "wb")  # noqa: SIM115
         driver = subprocess.Popen(nas_command("run", "--preset", "synthetic-quick", "--seed", "3", "--name", "elastic",
                                       "--workers", "0", "--db", url, *SETTINGS),
@@ -60,12 +61,14 @@ def test_workers_join_and_leave_during_a_run(tmp_path):
             total_planned = 4 * 4 + 4 * 20 * 3  # upper bound: cache hits need no worker
 
             workers.append(start_worker(url, logs, "--idle-timeout", "60"))
-            wait_or_driver_exit(lambda: finished_count(store, run_id) >= 12, "the lone worker's first tasks", 120, driver)
+            wait_or_driver_exit(lambda: finished_count(store, run_id) >= 12, "the lone worker's first tasks",
+                                120, driver)
             workers += [start_worker(url, logs, "--idle-timeout", "60") for _ in range(7)]
             # registered = signal handlers installed and claiming
             wait_or_driver_exit(lambda: len(store.workers()) == 8, "eight registered workers", 120, driver)
             at_eight = finished_count(store, run_id)
-            wait_or_driver_exit(lambda: finished_count(store, run_id) >= at_eight + 30, "eight workers' progress", 120, driver)
+            wait_or_driver_exit(lambda: finished_count(store, run_id) >= at_eight + 30,
+                                "eight workers' progress", 120, driver)
 
             # Back to two: SIGTERM six, whatever they are doing (some are mid-task and release it).
             leavers = rng.sample(workers, 6)

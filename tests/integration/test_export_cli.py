@@ -152,7 +152,8 @@ def test_all_rows_as_csv_and_json(synthetic, tmp_path):
     assert len(document["rows"]) == len(built.individuals)
     failed = [r for r in document["rows"] if r["status"] == "failed"]
     assert {r["error_kind"] for r in failed} == {"oom", "crash"} and all(r["val_accuracy"] is None for r in failed)
-    assert_one_line_error(nas("export", built.run_id, "--db", url, "--all", "-f", "json", "--out", tmp_path / "all.json"),
+    assert_one_line_error(nas("export", built.run_id, "--db", url, "--all", "-f", "json", "--out",
+                              tmp_path / "all.json"),
                    "already exists")
 
 
@@ -169,7 +170,8 @@ def test_bad_input_is_one_line_exit_2(synthetic, tmp_path):
     url, built = synthetic
     assert_bad_input(lambda: nas("export", "r-nope00", "--db", url, "--out", tmp_path / "o"), "r-nope00")
     assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "pdf"), "pdf")
-    assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--rank", 999, "-f", "code"),
+    assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--rank", 999,
+                                 "-f", "code"),
                    "rank 999")
     assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--individual", 99999),
                    "no individual 99999")
@@ -177,7 +179,8 @@ def test_bad_input_is_one_line_exit_2(synthetic, tmp_path):
     assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "--individual", failed),
                    "no finished evaluation")
     assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--all", "--out", tmp_path / "a.csv"), "--format")
-    assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--all", "-f", "code", "--out", tmp_path / "a"), "csv")
+    assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--all", "-f", "code", "--out",
+                                 tmp_path / "a"), "csv")
     assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "-f", "code"), "--out")
     assert nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "code").exit_code == 0
     assert_bad_input(lambda: nas("export", built.run_id, "--db", url, "--out", tmp_path / "o", "-f", "code"), "--force")

@@ -93,5 +93,6 @@ def test_processes_drain_queue_exactly_once(queue_url: str) -> None:
     assert [r.seq for r in finished] == list(range(1, TASKS + 1))
     assert all(r.attempt == 1 and r.result.params == r.evaluation_id for r in finished)
     per_worker = {worker: len(done_ids) for worker, done_ids, _, _ in reports}
-    print(f"{backend_of(store_url)}: {TASKS} tasks, {len(processes)} processes, {elapsed:.1f} s, per worker {per_worker}")
+    print(f"{backend_of(store_url)}: {TASKS} tasks, {len(processes)} processes, {elapsed:.1f} s, "
+          f"per worker {per_worker}")
     store.close()

@@ -32,7 +32,8 @@ def test_report_and_export_leave_an_empty_file_empty(tmp_path):
 
 def test_a_missing_database_is_one_line_and_stays_missing(tmp_path):
     one_line_error(nas("report", "--db", f"sqlite:///{tmp_path / 'nope.db'}"), "no database at")
-    one_line_error(nas("export", "--db", f"sqlite:///{tmp_path / 'nope.db'}", "--out", tmp_path / "o"), "no database at")
+    one_line_error(nas("export", "--db", f"sqlite:///{tmp_path / 'nope.db'}", "--out", tmp_path / "o"),
+                   "no database at")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -59,7 +60,7 @@ def test_a_read_only_store_refuses_writes(store_url):
 
     with open_store(store_url, create=True):
         pass
-    with open_store(store_url, read_only=True) as store:
-        with pytest.raises((StoreError, sa.exc.DBAPIError), match="(?i)read.?only"):
-            with store.engine.begin() as connection:
-                connection.exec_driver_sql("UPDATE nascli_meta SET value = value")
+    with (open_store(store_url, read_only=True) as store,
+          pytest.raises((StoreError, sa.exc.DBAPIError), match="(?i)read.?only"),
+          store.engine.begin() as connection):
+        connection.exec_driver_sql("UPDATE nascli_meta SET value = value")

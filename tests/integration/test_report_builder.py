@@ -51,7 +51,8 @@ def metrics_for(rng: random.Random, genome: str) -> Result:
     analysis = analyse(parse_genome(genome))
     val = round(0.5 + 0.45 * rng.random(), 6)
     return Result(
-        status="done", val_accuracy=val, val_loss=round(1.5 - val, 6), test_accuracy=round(val - 0.02 * rng.random(), 6),
+        status="done", val_accuracy=val, val_loss=round(1.5 - val, 6),
+        test_accuracy=round(val - 0.02 * rng.random(), 6),
         test_loss=round(1.6 - val, 6), train_accuracy=round(min(1.0, val + 0.03), 6), train_loss=0.2,
         params=analysis.params, flops=analysis.flops, epochs_run=3, best_epoch=2,
         train_seconds=round(0.5 + rng.random(), 3), latency_ms=round(0.1 + rng.random(), 3),

@@ -40,7 +40,8 @@ def run_state(url: str) -> dict:
         final = [e.payload for e in store.events(run.id) if e.kind == "final"]
         return {
             "status": run.status,
-            "individuals": sorted(((i.island, i.generation, i.slot), i.genome, tuple(sorted(by_id[p] for p in i.parents)),
+            "individuals": sorted(((i.island, i.generation, i.slot), i.genome,
+                                   tuple(sorted(by_id[p] for p in i.parents)),
                                    i.operator) for i in individuals),
             "evaluated": sorted(by_id[e.individual_id] for e in evaluations if e.status in ("done", "failed")),
             "unfinished": [e.id for e in evaluations if e.status not in ("done", "failed")],
@@ -147,7 +148,8 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path, extra: 
         elif kills < 12:
             baseline = finished_count(crashed)
             target = baseline + rng.randint(1, 15)
-            killed = wait_then_kill(driver, lambda: finished_count(crashed) >= target, delay=rng.uniform(0, 0.3))
+            killed = wait_then_kill(driver, lambda target=target: finished_count(crashed) >= target,
+                                    delay=rng.uniform(0, 0.3))
         else:
             killed = wait_then_kill(driver, lambda: False, delay=0.0)
         if killed and run_status(crashed) == "finished":

@@ -114,7 +114,8 @@ def test_export_into_a_read_only_mount_is_one_line(synthetic, tmp_path, monkeypa
 def test_export_under_a_file_is_one_line(synthetic, tmp_path):  # noqa: F811
     url, built = synthetic
     (tmp_path / "plain").write_text("a file\n")
-    one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "plain" / "sub", "--format", "code,json"),
+    one_line_error(nas("export", built.run_id, "--db", url, "--out", tmp_path / "plain" / "sub", "--format",
+                       "code,json"),
                    "plain")
     one_line_error(nas("export", built.run_id, "--db", url, "--all", "--format", "json", "--out",
                        tmp_path / "plain" / "all.json"), "plain")

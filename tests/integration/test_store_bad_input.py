@@ -150,7 +150,9 @@ def test_nas_init_keeps_passwords_out_of_nascli_toml(private_pg_cluster, tmp_pat
     assert WRONG_PASSWORD not in text and "NAS_DB_URL" in text and '\nurl = ' not in text
     # the real command, given the password on the command line and through NAS_DB_URL
     masked = private_pg_cluster.url.replace(RIGHT_PASSWORD, "***")
-    for args, env in ((("--db", private_pg_cluster.url), clean_env()), ((), clean_env(NAS_DB_URL=private_pg_cluster.url))):
+    for args, env in ((("--db", private_pg_cluster.url), clean_env()), ((),
+
+                      clean_env(NAS_DB_URL=private_pg_cluster.url))):
         (tmp_path / "nascli.toml").unlink(missing_ok=True)
         done = run_nas("init", *args, env=env)
         assert done.returncode == 0, done.stderr

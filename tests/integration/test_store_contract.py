@@ -356,9 +356,11 @@ def test_complete_and_claim_writes_the_result_and_takes_the_next(queue_store: St
                                                lease_seconds=LEASE)
     assert written and second.evaluation_id == ids[1] and second.attempt == 1
     assert [store.evaluation(i).status for i in ids] == ["done", "running"]
-    assert store.complete_and_claim(second.evaluation_id, second.attempt, done(), "w", lease_seconds=LEASE) == (True, None)
+    assert store.complete_and_claim(second.evaluation_id, second.attempt, done(), "w",
+                                    lease_seconds=LEASE) == (True, None)
     # a lost claim writes nothing, and a retried write of the same claim is recognised as ours
-    assert store.complete_and_claim(first.evaluation_id, first.attempt + 1, done(), "w", lease_seconds=LEASE)[0] is False
+    assert store.complete_and_claim(first.evaluation_id, first.attempt + 1, done(), "w",
+                                    lease_seconds=LEASE)[0] is False
     assert store.complete_and_claim(first.evaluation_id, first.attempt, done(), "w", lease_seconds=LEASE)[0] is True
     assert [r.result.val_accuracy for r in store.results(run_id)] == [0.6, 0.5]
 

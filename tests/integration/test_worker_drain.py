@@ -39,7 +39,8 @@ def drain(url: str, workers: int, log_dir, tasks: int = TASKS) -> float:
     finally:
         store.close()
     assert len(per_worker) == workers and sum(per_worker) == tasks
-    print(f"{workers} workers drained {tasks} tasks in {elapsed:.1f} s (incl. start-up); per worker: {sorted(per_worker)}")
+    print(f"{workers} workers drained {tasks} tasks in {elapsed:.1f} s (incl. start-up); "
+          f"per worker: {sorted(per_worker)}")
     return elapsed
 
 

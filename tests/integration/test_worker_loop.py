@@ -254,7 +254,7 @@ def test_one_heartbeat_thread_serves_a_workers_claims_in_turn(recording):
         claim = store.claim("w", lease_seconds=1.0)
         heartbeat = Heartbeat(store, claim.evaluation_id, claim.attempt, lease_seconds=1.0, interval=0.05,
                               stopping=stopping, thread=shared).start()
-        wait_for(lambda: heartbeat.beats >= 2, 5, "two heartbeats", step=0.01)
+        wait_for(lambda heartbeat=heartbeat: heartbeat.beats >= 2, 5, "two heartbeats", step=0.01)
         heartbeat.finish()
         beats.append((heartbeat, heartbeat.beats))
         assert threading.active_count() == threads_before + 1  # one thread for both claims

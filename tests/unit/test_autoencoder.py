@@ -97,5 +97,6 @@ def test_reconstruct_trains_and_reports_losses_only():
 
 def test_autoencoder_failures_are_typed():
     assert evaluate(autoencoder_task("denoise", "3x3conv2d:16x")).error_kind == "invalid_genome"
-    big = Task(**{**autoencoder_task("denoise", "7x7conv2d:64,7x7conv2d:64").__dict__, "search_space": {"max_params": 1000}})
+    big = Task(**{**autoencoder_task("denoise", "7x7conv2d:64,7x7conv2d:64").__dict__,
+                  "search_space": {"max_params": 1000}})
     assert evaluate(big).error_kind == "too_large"

@@ -272,4 +272,5 @@ def test_init_writes_a_password_less_postgresql_url_as_it_is():
     for url in ("postgresql://nas:pa/ss@db/nas", "postgresql://nas@db/nas?password=pa%2Fss"):
         text = project_file_text(url)
         assert "pa/ss" not in text and "pa%2Fss" not in text and "\nurl =" not in text
-        assert '# url = "postgresql://nas:***@db/nas"' in text or '# url = "postgresql://nas@db/nas?password=***"' in text
+        assert ('# url = "postgresql://nas:***@db/nas"' in text
+                or '# url = "postgresql://nas@db/nas?password=***"' in text)

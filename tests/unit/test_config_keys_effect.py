@@ -192,7 +192,8 @@ def trainer_settings(cfg) -> tuple:
         return (*settings, repr(dataclasses.replace(result, train_seconds=None)),
                 task.task.get("synthetic_seconds"))
     plan = plan_model(genome, cfg.task, cfg.train)
-    return (*settings, plan.params, plan.flops, plan.input_shape, repr(plan.objective), plan.scaling, repr(plan.build()))
+    return (*settings, plan.params, plan.flops, plan.input_shape, repr(plan.objective), plan.scaling,
+            repr(plan.build()))
 
 
 def fingerprint(cfg) -> tuple:

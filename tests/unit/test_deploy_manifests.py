@@ -98,7 +98,8 @@ def test_kustomization_lists_every_manifest() -> None:
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with its built-in kustomize) is not installed")
 def test_kustomize_builds_the_overlay() -> None:
-    built = subprocess.run(["kubectl", "kustomize", str(DEPLOY)], capture_output=True, text=True, timeout=60, check=True)
+    built = subprocess.run(["kubectl", "kustomize", str(DEPLOY)], capture_output=True, text=True, timeout=60,
+                           check=True)
     documents = list(yaml.safe_load_all(built.stdout))
     assert len(documents) == len(all_documents())
     workloads = [d for d in documents if d["kind"] in ("Job", "Deployment")]

@@ -16,7 +16,8 @@ from nascli.layers import build_model
 
 torch.set_num_threads(1)
 
-GENOME = "In_8_8:C_2-2-1-1-4:R_3-3-2-2-8:I.1-1-2_3-3-1-1-4.4-1-0_2-2-1-1-4.2-0-0_1-1-1-1-0.3-1-3_3-3-1-1-2:D_1-1-1-1-16:D_10"
+GENOME = ("In_8_8:C_2-2-1-1-4:R_3-3-2-2-8:I.1-1-2_3-3-1-1-4.4-1-0_2-2-1-1-4.2-0-0_1-1-1-1-0.3-1-3_3-3-1-1-2"
+          ":D_1-1-1-1-16:D_10")
 TASK = {"kind": "classification", "dataset": "digits"}
 TRAIN = {"activation": "relu", "bn_momentum": 0.1, "dropout": 0.2}
 

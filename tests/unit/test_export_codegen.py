@@ -63,7 +63,7 @@ def assert_same_network(module, genome, **options):
     """Same state_dict keys and shapes as build_model; with its weights, the same outputs."""
     reference = build_model(genome, **options)
     with torch.no_grad():  # non-default BN statistics, so a mismatch in buffers would show
-        for name, buffer in reference.named_buffers():
+        for _name, buffer in reference.named_buffers():
             if buffer.is_floating_point():
                 buffer.copy_(torch.rand_like(buffer) + 0.5)
     reference.eval()

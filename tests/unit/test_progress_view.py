@@ -139,7 +139,8 @@ def test_a_cancelled_run_without_results_offers_no_export():
 def test_a_resumed_run_says_which_evaluations_it_waits_on_and_for_how_long():
     out = io.StringIO()
     Console(file=out, width=200).print(render(progress(waiting_on=[(12, 87.4), (15, 110.0)], finished=False)))
-    assert "waiting on evaluations still held by workers" in out.getvalue() and "12 (87 s), 15 (110 s)" in out.getvalue()
+    assert "waiting on evaluations still held by workers" in out.getvalue()
+    assert "12 (87 s), 15 (110 s)" in out.getvalue()
     out = io.StringIO()
     Console(file=out, width=200).print(render(progress(waiting_on=[(i, 5.0) for i in range(6)], finished=False)))
     assert "3 (5 s) and 2 more" in out.getvalue()

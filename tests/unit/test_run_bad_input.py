@@ -32,7 +32,8 @@ def test_bad_seed_genome_is_one_line_and_writes_nothing(tmp_path: Path, extra, m
 def test_missing_dataset_offline_is_one_line_and_writes_nothing(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("NASCLI_OFFLINE", "1")
     db = tmp_path / "nas.db"
-    args = ["run", "--preset", "mnist-island5", "--db", f"sqlite:///{db}", "--set", f'task.data_dir="{tmp_path / "data"}"']
+    args = ["run", "--preset", "mnist-island5", "--db", f"sqlite:///{db}", "--set",
+            f'task.data_dir="{tmp_path / "data"}"']
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "dataset 'mnist' is not in" in result.output

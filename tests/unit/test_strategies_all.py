@@ -112,7 +112,8 @@ def test_regularized_evolution_budget_aging_and_tournament():
     assert len(strategy.population) == 3  # five arrived, the two oldest were discarded
     assert [m.key for m in strategy.population] == [(0, 0, 2), (0, 0, 3), (0, 0, 4)]
     child = strategy.ask(1)[0]
-    assert child.key == (0, 5, 0) and child.operator == "adjust" and child.parents[0] in {m.key for m in strategy.population}
+    assert child.key == (0, 5, 0) and child.operator == "adjust"
+    assert child.parents[0] in {m.key for m in strategy.population}
     log = drive(strategy, workers=2, order_seed=None)
     assert len(first) + 1 + len(log.proposals) == 13 and strategy.finished
 
@@ -121,7 +122,8 @@ def test_regularized_evolution_resume_keeps_in_flight_children():
     full = RegularizedEvolution(4, 12, 2, {"adjust": 0.5, "insert": 0.5}, TOY, seed=9)
     log = drive(full, workers=4, order_seed=3)
     for cut in (3, 5, 9, 14):
-        check_resume(lambda: RegularizedEvolution(4, 12, 2, {"adjust": 0.5, "insert": 0.5}, TOY, seed=9), full, log, cut,
+        check_resume(lambda: RegularizedEvolution(4, 12, 2, {"adjust": 0.5, "insert": 0.5}, TOY, seed=9),
+                     full, log, cut,
                      workers=4)
 
 

@@ -22,7 +22,8 @@ def minimised(metrics: Mapping[str, Any], objectives: Sequence[str]) -> tuple[fl
         return None
 
 
-def binary_tournament(rank: Sequence[int], crowd: Sequence[float], rng: random.Random, exclude: int | None = None) -> int:
+def binary_tournament(rank: Sequence[int], crowd: Sequence[float], rng: random.Random,
+                      exclude: int | None = None) -> int:
     """Deb's binary tournament with the crowded-comparison operator (first drawn wins ties)."""
     choices = [i for i in range(len(rank)) if i != exclude] or list(range(len(rank)))
     a, b = rng.choice(choices), rng.choice(choices)

@@ -104,7 +104,8 @@ OPERATOR_ORDER = ("insert", "switch", "delete", "adjust", "crossover")
 MUTATIONS = ("insert", "switch", "delete", "adjust")
 
 
-def operator_table(probabilities: Mapping[str, float], names: Iterable[str] = OPERATOR_ORDER) -> list[tuple[str, float]]:
+def operator_table(probabilities: Mapping[str, float],
+                   names: Iterable[str] = OPERATOR_ORDER) -> list[tuple[str, float]]:
     """(name, probability) pairs in a fixed order, so the same draw always maps to the same operator."""
     table = [(name, float(probabilities.get(name, 0.0))) for name in names]
     if sum(p for _, p in table) <= 0:

@@ -47,7 +47,8 @@ class LINAS(GenerationalStrategy):
         if variation.features is None:
             raise ValueError("linas needs genome features (Variation.features)")
         make_predictor(predictor)  # reject an unknown kind now, not after the first iteration
-        self.size, self.iterations, self.inner_generations = evaluations_per_iteration, iterations, predictor_generations
+        self.size, self.iterations = evaluations_per_iteration, iterations
+        self.inner_generations = predictor_generations
         self.predictor_kind, self.objectives = predictor, tuple(objectives)
         self.variation = variation
         self._operators = operator_table(operators)
@@ -72,7 +73,8 @@ class LINAS(GenerationalStrategy):
         ready: list[Proposal] = []
         while self._issued == self.completed and self.completed + 1 < self.iterations:
             iteration = self._issued = self.completed + 1
-            batch = self._random_batch(0, []) if iteration == 0 or not self.evaluated else self._predicted_batch(iteration)
+            first = iteration == 0 or not self.evaluated
+            batch = self._random_batch(0, []) if first else self._predicted_batch(iteration)
             ready.extend(self._open_batch(0, iteration, batch))
         return ready
 
@@ -145,7 +147,8 @@ class LINAS(GenerationalStrategy):
             if proposal.key in self._predicted:
                 errors.append([abs(a - b) for a, b in zip(self._predicted.pop(proposal.key), point)])
         if errors:
-            self.prediction_errors.append([sum(e[m] for e in errors) / len(errors) for m in range(len(self.objectives))])
+            self.prediction_errors.append([sum(e[m] for e in errors) / len(errors)
+                                           for m in range(len(self.objectives))])
         self.completed = generation
 
     def _budget_spent(self) -> bool:

@@ -69,7 +69,8 @@ class MuPlusLambda(GenerationalStrategy):
     def _generation(self, generation: int) -> list[Proposal]:
         if generation == 0 or not self.population:
             count = self.mu if generation == 0 else self.lam
-            return [Proposal((0, generation, s), self.variation.random_init(rng_for(self.seed, 0, generation, "init", s)),
+            return [Proposal((0, generation, s), self.variation.random_init(rng_for(self.seed, 0, generation,
+                                                                                    "init", s)),
                              (), "init") for s in range(count)]
         rng = rng_for(self.seed, 0, generation, "vary")
         seen = {m.genome for m in self.population}

@@ -40,7 +40,9 @@ class RandomSearch(GenerationalStrategy):
             return []
         self._batch += 1
         size = min(self.batch_size, self.budget - self._issued)
-        proposals = [Proposal((0, self._batch, s), self.variation.random_init(rng_for(self.seed, 0, self._batch, "random", s)),
+        proposals = [Proposal((0, self._batch, s), self.variation.random_init(rng_for(self.seed, 0,
+                                                                                      self._batch, "random",
+                                                                                      s)),
                               (), "random") for s in range(size)]
         self._issued += size
         self._open = True
