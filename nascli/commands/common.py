@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from nascli.commands import completion
 from nascli.console import OutputFormat, console, error_console
+from nascli.metrics import RANKABLE  # pure: `nas --help` stays light
 from nascli.text import printable
 
 __all__ = [
@@ -56,8 +57,8 @@ RankByOption = Annotated[
     str | None,
     typer.Option(
         "--rank-by", metavar="METRIC",
-        help="Rank by one metric instead of the run's fitness rule: val_accuracy, inverse_val_loss, val_loss, "
-        "params, flops or latency_ms.",
+        help="Rank by one metric instead of the run's fitness rule: " + ", ".join(RANKABLE[:-1]) + " or "
+        + RANKABLE[-1] + ".",
     ),
 ]
 
@@ -65,7 +66,6 @@ RankByOption = Annotated[
 def rank_by_choice(value: str | None) -> str | None:
     """A valid --rank-by metric, or None (the run's fitness rule); NascliError otherwise."""
     from nascli.errors import NascliError
-    from nascli.metrics import RANKABLE
 
     if value is None or value in RANKABLE:
         return value

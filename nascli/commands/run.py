@@ -50,7 +50,7 @@ def command(
         print_presets(output_format)
         return
     from nascli import config as configuration  # pydantic stays out of `nas --help`
-    from nascli.url_secrets import without_password
+    from nascli.url_secrets import redact, without_password
 
     if preset is None and config is None and not show_config:
         raise ConfigError("nothing to run: no preset and no config file",
@@ -63,7 +63,7 @@ def command(
     cfg = configuration.resolve(preset=preset, config_file=config, overrides=extra)
     db_url = _db_url(ctx, db, cfg)
     if show_config:
-        cfg.store.url = configuration.redact_db_url(db_url)  # *** shows that a password is set
+        cfg.store.url = redact(db_url)  # *** shows that a password is set
         print_config(cfg, output_format)
         return
     # The run row stores the configuration: never a password, not even masked (workers get theirs
@@ -96,13 +96,11 @@ def run_outcome(progress) -> dict:
 
 def _db_url(ctx: typer.Context, db: str | None, cfg) -> str:
     """--db on the command line > the resolved [store] url (NAS_DB_URL < --set store.url) > the default."""
-    from nascli.config import DEFAULT_DB_URL
+    from nascli.config import resolve_db_url
 
     source = ctx.get_parameter_source("db")  # typer vendors click: compare by name, not by class
     from_command_line = getattr(source, "name", None) == "COMMANDLINE"
-    if db and from_command_line:
-        return db
-    return cfg.store.url or db or DEFAULT_DB_URL
+    return resolve_db_url(db if from_command_line else None, configured=cfg.store.url)
 
 
 def launch(cfg, *, db_url: str, workers: int | None, preset: str | None = None, view=None) -> int:

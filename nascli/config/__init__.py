@@ -42,7 +42,6 @@ from nascli.config.resolve import (
     DEFAULT_DB_URL,
     known_keys,
     parse_override,
-    redact_db_url,
     resolve,
     resolve_db_url,
     validate_stored,
@@ -53,7 +52,7 @@ __all__ = [
     "STRATEGIES", "TASK_KINDS", "FitnessSection", "GaSection", "LinasSection", "MigrationSection", "Nsga2Section",
     "OperatorsSection", "RunConfig", "RunSection", "SearchSpaceSection", "StoreSection", "TaskSection",
     "TrainSection", "WorkerSection", "check_seed_genome", "data_dir_of", "dataset_shape", "default_data_dir",
-    "input_shape", "known_keys", "list_presets", "load_preset", "parse_override", "preset_names", "redact_db_url",
-    "resolve", "validate_stored",
+    "input_shape", "known_keys", "list_presets", "load_preset", "parse_override", "preset_names", "resolve",
+    "validate_stored",
     "resolve_db_url", "search_space_dict", "search_space_of", "task_for", "training_config_hash",
 ]

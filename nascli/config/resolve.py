@@ -322,17 +322,17 @@ def resolve_db_url(
     cli_value: str | None = None,
     project_file: Path | None = PROJECT_FILE,
     env: Mapping[str, str] = os.environ,
+    configured: str | None = None,
 ) -> str:
-    """--db > NAS_DB_URL > nascli.toml [store] url > sqlite:///nas.db."""
+    """--db > NAS_DB_URL > nascli.toml [store] url > sqlite:///nas.db. `configured`: a resolved run
+    configuration's [store] url (nascli.toml < NAS_DB_URL < --set store.url), which then stands
+    after --db in place of the last three."""
     if cli_value:
         return cli_value
+    if configured:
+        return configured
     if env.get(DB_URL_ENV):
         return env[DB_URL_ENV]
     return read_project_store_url(project_file) or DEFAULT_DB_URL
 
 
-def redact_db_url(url: str) -> str:
-    """The URL with any password replaced by ***, for printing (nascli.url_secrets)."""
-    from nascli.url_secrets import redact
-
-    return redact(url)

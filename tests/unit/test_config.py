@@ -20,7 +20,6 @@ from nascli.config import (
     input_shape,
     known_keys,
     parse_override,
-    redact_db_url,
     resolve,
     resolve_db_url,
     search_space_dict,
@@ -310,6 +309,8 @@ def test_resolve_db_url_order(tmp_path):
 
 
 def test_redact_db_url_hides_passwords_only():
+    from nascli.url_secrets import redact as redact_db_url
+
     assert redact_db_url("postgresql+psycopg://nas:s3cret@db:5432/nas") == "postgresql+psycopg://nas:***@db:5432/nas"
     assert redact_db_url("postgresql+psycopg://nas@db/nas") == "postgresql+psycopg://nas@db/nas"
     assert redact_db_url("sqlite:///nas.db") == "sqlite:///nas.db"
