@@ -31,12 +31,12 @@ from pathlib import Path
 import sqlalchemy
 
 from nascli.config import resolve, task_for
-from nascli.ga.genome import format_genome
-from nascli.ga.rng import rng_for
-from nascli.ga.strategies import Outcome
 from nascli.driver.session import queue_limits
 from nascli.driver.step import Driver
 from nascli.driver.strategy import build_strategy
+from nascli.ga.genome import format_genome
+from nascli.ga.rng import rng_for
+from nascli.ga.strategies import Outcome
 from nascli.store import open_store
 from nascli.worker import evaluate_task
 

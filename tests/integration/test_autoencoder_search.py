@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from nascli.config import resolve
+from nascli.driver.strategy import build_strategy
 from nascli.ga.module_operators import OPERATORS, ModuleSpace, violations
 from nascli.ga.modules import ModuleGenome, module_genome_hash, parse_module_genome
-from nascli.driver.strategy import build_strategy
 from nascli.store import open_store
 
 # Tiny: 1x8x8 images, a proxy training of 25 steps, modules of at most 3 small convolutions (no

@@ -25,9 +25,9 @@ from worker_harness import (
 )
 
 from nascli.devices import EXIT_DEVICE_FAULT, FAKE_GPUS_ENV, INJECT_FAULT_ENV
+from nascli.driver.workers import live_worker_count
 from nascli.errors import DeviceFault
 from nascli.gpu_launcher import GpuLauncher
-from nascli.driver.workers import live_worker_count
 from nascli.store import open_store
 from nascli.worker import Worker, WorkerOptions
 from tests.helpers import clean_env, wait_for

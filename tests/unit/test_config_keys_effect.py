@@ -114,8 +114,9 @@ INFORMATIONAL: dict[str, str] = {
     "train.proxy_samples": "read by nascli.train.engine._proxy_subset in proxy mode; tests/unit/test_train.py",
     "train.measure_latency": "read by nascli.train.engine after training (latency_ms); tests/unit/test_train.py",
     "train.threads": "torch.set_num_threads in the worker process before training",
-    "train.stop_rule": "read by the driver (nascli.driver.step.Driver's stop curves sent with each task) and by the trainer's "
-                       "per-epoch check; tests/unit/test_stop_rule.py, tests/integration/test_stop_rule_runs.py",
+    "train.stop_rule": "read by the driver (nascli.driver.step.Driver's stop curves sent with each task) and by the "
+                       "trainer's per-epoch check; tests/unit/test_stop_rule.py, "
+                       "tests/integration/test_stop_rule_runs.py",
     "train.stop_margin": "nascli.stop_rule.should_stop, with stop_rule; tests/unit/test_stop_rule.py",
     "train.stop_min_epochs": "nascli.stop_rule.should_stop, with stop_rule; tests/unit/test_stop_rule.py",
     "run.max_evaluations": "a run-level stopping rule the driver applies (nascli.run_stop); "

@@ -13,8 +13,8 @@ from rich.console import Console
 
 from nascli.commands.progress import LiveView, render
 from nascli.driver.progress import Progress
-from nascli.store.records import RunInfo
 from nascli.metrics import Ranking
+from nascli.store.records import RunInfo
 from nascli.store.reports import E, I, _ranked_narrow
 
 metric = st.one_of(st.none(), st.sampled_from([0.1, 0.5, 0.9, 0.99, 1.0]))
