@@ -51,7 +51,8 @@ from nascli.ga.modules import (
     format_module_genome,
 )
 # The same operator names, weights and retry budget as the layer family, so [ga.operators] means one thing.
-from nascli.ga.operators import ATTEMPTS, MUTATIONS, OPERATORS, cumulative_weights
+from nascli.ga.operators import ATTEMPTS, MUTATIONS, OPERATORS, apply_with, cumulative_weights
+
 _HINT = "set search_space.kernels, search_space.filters, search_space.max_layers and search_space.max_params"
 
 
@@ -220,13 +221,7 @@ def crossover(a: ModuleGenome, b: ModuleGenome, space: ModuleSpace, rng: random.
 
 def apply(operator: str, parents: Sequence[ModuleGenome], space: ModuleSpace, rng: random.Random) -> ModuleGenome:
     """Run one operator by name: mutations use `parents[0]`, crossover `parents[0]` and `parents[1]`."""
-    if operator == "crossover":
-        if len(parents) < 2:
-            raise ValueError("crossover needs two parents")
-        return crossover(parents[0], parents[1], space, rng)
-    if not parents:
-        raise ValueError(f"{operator} needs a parent")
-    return mutate(parents[0], operator, space, rng)
+    return apply_with(crossover, mutate, operator, parents, space, rng)
 
 
 def mutate_genotype(genome: ModuleGenome, space: ModuleSpace, rng: random.Random) -> ModuleGenome:

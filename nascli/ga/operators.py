@@ -28,9 +28,9 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from nascli.errors import ConfigError, GenomeError
 from nascli.ga.cost import ConvStep, ParallelStep, PoolSameStep, analyse, branch_plan, needs_projection
@@ -54,6 +54,8 @@ KLOS_PROBABILITIES: Mapping[str, float] = {"insert": 0.2, "switch": 0.1, "delete
 ATTEMPTS = 16  # proposals per operator call before falling back to the parent
 
 Shape = tuple[int, ...]
+G = TypeVar("G")  # a genome of either family
+S = TypeVar("S")  # its search space
 
 
 # ------------------------------------------------------------------------------------- public API
@@ -92,13 +94,19 @@ def crossover(a: Genome, b: Genome, space: SearchSpace, rng: random.Random) -> G
 
 def apply(operator: str, parents: Sequence[Genome], space: SearchSpace, rng: random.Random) -> Genome:
     """Run one operator by name: mutations use `parents[0]`, crossover `parents[0]` and `parents[1]`."""
+    return apply_with(crossover, mutate, operator, parents, space, rng)
+
+
+def apply_with(cross: Callable[[G, G, S, random.Random], G], mutate_one: Callable[[G, str, S, random.Random], G],
+               operator: str, parents: Sequence[G], space: S, rng: random.Random) -> G:
+    """`apply` for either genome family, given its crossover and mutation."""
     if operator == "crossover":
         if len(parents) < 2:
             raise ValueError("crossover needs two parents")
-        return crossover(parents[0], parents[1], space, rng)
+        return cross(parents[0], parents[1], space, rng)
     if not parents:
         raise ValueError(f"{operator} needs a parent")
-    return mutate(parents[0], operator, space, rng)
+    return mutate_one(parents[0], operator, space, rng)
 
 
 def random_genome(seed: Genome, space: SearchSpace, n_mutations: int, rng: random.Random,
