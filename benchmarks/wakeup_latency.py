@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import random
-import secrets
 import signal
 import statistics
 import subprocess
@@ -30,37 +29,18 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import queue_throughput  # beside this file
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_PG_URL = os.environ.get("NASCLI_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:55432/nascli_test")
 MODES = ("pg-notify", "pg-poll", "sqlite")
 
 
-def libpq_dsn(sqlalchemy_url: str, database: str | None = None) -> str:
-    from sqlalchemy.engine import make_url
-
-    url = make_url(sqlalchemy_url).set(drivername="postgresql")
-    if database is not None:
-        url = url.set(database=database)
-    return url.render_as_string(hide_password=False)
-
-
 @contextmanager
 def fresh_database(mode: str, pg_url: str):
-    if mode == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="nascli-wake-") as directory:
-            yield f"sqlite:///{Path(directory) / 'bench.db'}"
-        return
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    name = f"nascli_wake_{secrets.token_hex(4)}"
-    with psycopg.connect(libpq_dsn(pg_url, "postgres"), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(libpq_dsn(pg_url, "postgres"), autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A new empty database's SQLAlchemy URL (queue_throughput.fresh_database)."""
+    with queue_throughput.fresh_database("sqlite" if mode == "sqlite" else "postgresql", pg_url) as (url, _):
+        yield url
 
 
 @contextmanager
