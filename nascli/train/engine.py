@@ -30,7 +30,7 @@ from nascli.errors import DatasetError, DeviceError, DeviceFault, GenomeError, N
 from nascli.safe_files import atomic_writer, ensure_directory
 from nascli.stop_rule import stop_check, train_settings
 from nascli.task import Result, Task
-from nascli.train.data import SPLIT_SEED, DatasetSpec, ResidentData, Scaling, load_dataset, load_fold
+from nascli.train.data import SPLIT_SEED, DatasetSpec, Scaling, load_dataset, load_fold
 from nascli.train.objectives import Classification, Reconstruction
 from nascli.train.trainer import (
     Cancelled,

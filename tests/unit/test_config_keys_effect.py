@@ -102,11 +102,14 @@ INFORMATIONAL: dict[str, str] = {
                    "worker or trainer setting; its tests are under tests/integration",
     "ga.init_proxy": "read by the driver (nascli.driver.proxy_init walks the initial individuals before the strategy's "
                      "first ask); tests/unit/test_proxy_init.py, tests/integration/test_proxy_init_resume.py",
-    "ga.init_proxy_iterations": "the walks' proxy training (nascli.driver.proxy_init.proxy_config -> train.proxy_iterations)"
-                                "; tests/unit/test_proxy_init.py",
-    "ga.init_proxy_samples": "the walks' proxy training (nascli.driver.proxy_init.proxy_config -> train.proxy_samples); "
+    "ga.init_proxy_iterations": "the walks' proxy training "
+                                "(nascli.driver.proxy_init.proxy_config -> train.proxy_iterations); "
+                                "tests/unit/test_proxy_init.py",
+    "ga.init_proxy_samples": "the walks' proxy training "
+                             "(nascli.driver.proxy_init.proxy_config -> train.proxy_samples); "
                              "tests/unit/test_proxy_init.py",
-    "ga.init_proxy_val_share": "the walks' proxy training (nascli.driver.proxy_init.proxy_config -> train.proxy_val_share); "
+    "ga.init_proxy_val_share": "the walks' proxy training "
+                               "(nascli.driver.proxy_init.proxy_config -> train.proxy_val_share); "
                                "tests/unit/test_proxy_init.py",
     "train.proxy_val_share": "read by nascli.train.engine in proxy mode (the validation subset); "
                              "tests/unit/test_train.py",

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nascli.config import resolve, search_space_of, training_config_hash
+from nascli.driver.proxy_init import proxy_config
+from nascli.driver.strategy import layer_seed_genome
 from nascli.errors import ConfigError
 from nascli.ga import operators
 from nascli.ga.proxy_init import InitWalk, proxy_score, walked_init
-from nascli.driver.proxy_init import proxy_config
-from nascli.driver.strategy import layer_seed_genome
 
 
 def toy_mutate(genome: tuple[int, ...], rng: random.Random) -> tuple[int, ...]:
