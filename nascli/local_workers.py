@@ -28,8 +28,8 @@ from pathlib import Path
 from nascli.devices import EXIT_DEVICE_FAULT, child_visible_devices
 from nascli.errors import NascliError
 from nascli.gpu_launcher import HEALTHY_AFTER_SECONDS, exit_reason, restart_pause
-from nascli.train.time_limit import EXIT_HUNG_EVALUATION
 from nascli.safe_files import ensure_directory, open_append
+from nascli.train.time_limit import EXIT_HUNG_EVALUATION
 
 _PR_SET_PDEATHSIG = 1
 MAX_FAILURES = 3  # in a row; a worker that stayed up HEALTHY_AFTER_SECONDS starts a new streak
