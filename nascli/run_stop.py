@@ -41,7 +41,7 @@ class StopLimits:
     target: float | None = None
 
     @classmethod
-    def of_run_section(cls, run: Any) -> "StopLimits":
+    def of_run_section(cls, run: Any) -> StopLimits:
         get = run.get if isinstance(run, Mapping) else lambda name: getattr(run, name, None)
         return cls(get("max_evaluations"), get("max_hours"), get("target"))
 
@@ -68,7 +68,7 @@ class StopReason:
         return {"rule": self.rule, "detail": self.detail}
 
     @classmethod
-    def of_payload(cls, payload: Mapping[str, Any]) -> "StopReason":
+    def of_payload(cls, payload: Mapping[str, Any]) -> StopReason:
         return cls(str(payload.get("rule")), str(payload.get("detail", "")))
 
     def __str__(self) -> str:

@@ -98,7 +98,8 @@ class RunSection(Section):
         "not count; resumed runs go on from the stored clock). Running evaluations finish first. None: no limit.",
         json_schema_extra=_example(12.0))
     target: float | None = Field(
-        None, description="Stop once a result's fitness.primary reaches this (e.g. 0.99 val_accuracy). None: no target.",
+        None, description="Stop once a result's fitness.primary reaches this (e.g. 0.99 val_accuracy). "
+        "None: no target.",
         json_schema_extra=_example(0.99))
 
     accept_none_word = field_validator("max_evaluations", "max_hours", "target", mode="before")(_none_word_to_none)

@@ -90,10 +90,13 @@ def modular_classifier_of(task: dict[str, Any]) -> tuple[tuple[int, int, int], i
 
 def build_reference(spec: ExportSpec, state_dict: dict | None):
     """The in-process model (nascli.layers) with the exported weights, in eval mode."""
+    from torch import nn
+
     from nascli.layers import build_model
     from nascli.layers.modular import build_modular_classifier
 
     modular = modular_classifier_of(spec.task)
+    model: nn.Module
     if modular is not None:
         model = build_modular_classifier(spec.genome, *modular)
     else:

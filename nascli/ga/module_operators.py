@@ -50,6 +50,7 @@ from nascli.ga.modules import (
     check_module_genome,
     format_module_genome,
 )
+
 # The same operator names, weights and retry budget as the layer family, so [ga.operators] means one thing.
 from nascli.ga.operators import ATTEMPTS, MUTATIONS, OPERATORS, apply_with, cumulative_weights
 
@@ -91,7 +92,7 @@ class ModuleSpace:
 
     @classmethod
     def from_search_space(cls, space: Any, *, channels: int, reductions: int, dropout: bool = True,
-                          classes: int | None = None) -> "ModuleSpace":
+                          classes: int | None = None) -> ModuleSpace:
         """The module part of a `nascli.ga.search_space.SearchSpace` (layer types, strides, dense
         units and inception variants have no meaning for a module of convolutions)."""
         return cls(kernels=tuple(space.kernels), filters=tuple(space.filters), max_layers=space.max_layers,
@@ -141,7 +142,7 @@ def classifier_params(genome: ModuleGenome, channels: int, reductions: int, clas
     return params + c * classes + classes
 
 
-def network_params(genome: ModuleGenome, space: "ModuleSpace") -> int:
+def network_params(genome: ModuleGenome, space: ModuleSpace) -> int:
     """Parameters of the network the space builds from `genome`: a classifier when it has classes."""
     if space.classes is not None:
         return classifier_params(genome, space.channels, space.reductions, space.classes)
@@ -329,7 +330,7 @@ def _valid(layers: tuple[ModuleItem, ...], space: ModuleSpace) -> bool:
 
 
 def _first_valid(parent: ModuleGenome, space: ModuleSpace,
-                 propose: Callable[[], tuple[ModuleLayer, ...] | None]) -> ModuleGenome:
+                 propose: Callable[[], tuple[ModuleItem, ...] | None]) -> ModuleGenome:
     """The first of at most ATTEMPTS proposals that is valid; the parent itself if none is."""
     for _ in range(ATTEMPTS):
         layers = propose()

@@ -103,7 +103,8 @@ def classifier_cost(genome: ModuleGenome | str, input_shape: tuple[int, int, int
 
 
 class ModularClassifier(nn.Module):
-    def __init__(self, features: nn.Sequential, head: nn.Linear, genome: str, input_shape: tuple[int, int, int]) -> None:
+    def __init__(self, features: nn.Sequential, head: nn.Linear, genome: str,
+                 input_shape: tuple[int, int, int]) -> None:
         super().__init__()
         self.features = features
         self.head = head

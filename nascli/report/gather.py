@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nascli.ga.pareto import hypervolume, non_dominated
+from nascli.metrics import Ranking, column_of, is_maximised
+from nascli.metrics import value as metric_value
 from nascli.report import sections as views_of
 from nascli.report.model import (
     GenerationRow,
@@ -24,11 +27,8 @@ from nascli.report.model import (
     TracePoint,
     WorkerRow,
 )
-from nascli.ga.pareto import hypervolume, non_dominated
 from nascli.report.render import SectionView
-from nascli.metrics import Ranking, column_of, is_maximised
 from nascli.run_stop import STOP_EVENT, describe_stop
-from nascli.metrics import value as metric_value
 from nascli.store.reports import fitness_of
 
 RUNNING = ("created", "running", "interrupted")

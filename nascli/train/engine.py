@@ -78,9 +78,9 @@ def plan_model(genome: str, task: TaskSection, train: TrainSection) -> ModelPlan
 
         modules = parse_module_genome(genome)
         shape = (channels, height, width)
-        cost = classifier_cost(modules, shape, task.reduction_modules, classes)
+        sizes = classifier_cost(modules, shape, task.reduction_modules, classes)
         return ModelPlan(lambda: build_modular_classifier(modules, shape, task.reduction_modules, classes),
-                         cost.params, cost.flops, shape, Classification(train.loss, classes), "standardize")
+                         sizes.params, sizes.flops, shape, Classification(train.loss, classes), "standardize")
 
     from nascli.ga.cost import analyse
     from nascli.ga.genome import parse_genome

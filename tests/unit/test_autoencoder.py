@@ -15,9 +15,6 @@ from nascli.task import Task
 from nascli.train.evaluate import evaluate
 from tests.helpers import one_torch_thread  # noqa: F401 - autouse: training on one thread, as a worker trains
 
-
-
-
 module_genomes = st.lists(st.one_of(st.builds(ModuleLayer, st.sampled_from([1, 2, 3, 5, 7]), st.integers(1, 12)),
                                     st.just(DROPOUT2D)),
                           min_size=1, max_size=3).map(lambda layers: ModuleGenome(tuple(layers)))
