@@ -44,7 +44,8 @@ def runs_section(rows: Sequence[RunRow]) -> SectionView:
 SUMMARY_TABLE = [
     "run_id", "name", "preset", "strategy", "status", "stop_reason", "seed", "dataset", "task_kind", "islands",
     "population", "generations", "epochs", "fitness_primary", "created_at", "started_at", "finished_at",
-    "elapsed_seconds", "generation_reached", "individuals", "evaluations_total", "evaluations_done", "evaluations_failed",
+    "elapsed_seconds", "generation_reached", "individuals", "evaluations_total", "evaluations_done",
+    "evaluations_failed",
     "evaluations_running", "evaluations_pending", "evaluations_trained", "evaluations_cached", "evaluations_per_hour",
     "workers_seen", "failures_by_kind", "ranked_by", "best_val_accuracy", "best_test_accuracy", "best_params",
     "best_individual_id", "best_genome",
