@@ -7,12 +7,12 @@ these; they sit below `commands/` so that nothing there has to import a command 
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 
 from rich.console import Console
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"

@@ -42,7 +42,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from nascli.devices import inject_fault_if_asked, is_device_fault
 from nascli.errors import DatasetError, DeviceError, DeviceFault, GenomeError, NascliError
@@ -56,9 +56,16 @@ from nascli.train.evaluate import evaluate
 from nascli.train.time_limit import Watchdog, grace_seconds, hang_if_asked, limit_seconds, timeout_result
 
 if TYPE_CHECKING:
+    from nascli.store.notify import Waiter
     from nascli.store.records import Claim, RunInfo
 
 log = logging.getLogger("nascli.worker")
+
+
+def claimed_id(task: Task) -> int:
+    """The evaluation id of a claimed task (a task reaches a worker only through a claim, which sets it)."""
+    assert task.evaluation_id is not None
+    return task.evaluation_id
 
 DEFAULT_LEASE_SECONDS = 120.0
 DEFAULT_HEARTBEAT_SECONDS = 15.0
@@ -212,12 +219,12 @@ class Worker:
     def __post_init__(self) -> None:
         self.stopping = threading.Event()
         self.stats = WorkerStats()
-        self.reporter = self.reporter or Reporter(self.worker_id)
+        self._reporter: Reporter = self.reporter or Reporter(self.worker_id)
         self._current: _Current | None = None
         self._run_worker_config: dict[str, dict[str, Any]] = {}
         self._last_seen_write = 0.0
-        self._waiter = None  # a nascli.store.notify.Waiter while run() is running
-        self._next_claim = None  # a claim taken together with the previous result (complete_and_claim)
+        self._waiter: Waiter | None = None  # while run() is running
+        self._next_claim: Claim | None = None  # a claim taken together with the previous result (complete_and_claim)
         self._heartbeat_thread = HeartbeatThread()  # serves each claim's Heartbeat in turn
         self._watchdog = Watchdog()  # each evaluation's train.max_seconds (nascli.train.time_limit)
         self.unhealthy: NascliError | None = None  # the host fault that ended this worker
@@ -259,7 +266,7 @@ class Worker:
                     if self.options.idle_timeout is not None and idle_for >= self.options.idle_timeout:
                         log.info("%s idle for %.1f s: exiting", self.worker_id, idle_for)
                         break
-                    self.reporter.idle(self.stats)
+                    self._reporter.idle(self.stats)
                     self._seen()
                     # Jittered backoff; wakes at once on new work (PostgreSQL) and on SIGTERM;
                     # never sleeps past the idle timeout.
@@ -281,7 +288,7 @@ class Worker:
             self._waiter = None
             waiter.close()
             self._seen(force=True)
-            self.reporter.close()
+            self._reporter.close()
         return self.stats
 
     # ------------------------------------------------------------------ one task
@@ -312,7 +319,7 @@ class Worker:
                               clock=self.clock, thread=self._heartbeat_thread, on_beat=self._seen_while_training)
         current = _Current(task, claim.attempt, heartbeat)
         self._current = current
-        self.reporter.claimed(task, claim.attempt)
+        self._reporter.claimed(task, claim.attempt)
         heartbeat.start()
         if self.stopping.is_set():
             heartbeat.wake()  # a signal between claim and start: release now
@@ -326,7 +333,7 @@ class Worker:
             return current.stop_seen or limit.expired.is_set()
 
         def progress(epoch: int, metrics: Mapping[str, Any]) -> None:
-            self.reporter.epoch(task, epoch, metrics)
+            self._reporter.epoch(task, epoch, metrics)
 
         host_fault: NascliError | None = None
         try:
@@ -349,11 +356,12 @@ class Worker:
             result = timeout_result(result, limit.seconds, limit.elapsed)
         if host_fault is not None:
             self._give_back_and_stop(task, claim.attempt, heartbeat, host_fault)
+        assert result is not None  # only a host fault leaves no result, and it raised above
         self._settle(task, claim.attempt, heartbeat, current.stop_seen, result, lease)
 
-    def _give_back_and_stop(self, task: Task, attempt: int, heartbeat: Heartbeat, fault: NascliError) -> None:
+    def _give_back_and_stop(self, task: Task, attempt: int, heartbeat: Heartbeat, fault: NascliError) -> NoReturn:
         """A host fault: release the task (no attempt used), mark this worker unhealthy, raise `fault`."""
-        if heartbeat.released or (not heartbeat.lost.is_set() and self._release(task.evaluation_id, attempt)):
+        if heartbeat.released or (not heartbeat.lost.is_set() and self._release(claimed_id(task), attempt)):
             self.stats.released += 1
         self.unhealthy = fault
         self.stopping.set()
@@ -366,21 +374,21 @@ class Worker:
         """Write the result, or give the task back, or drop it: exactly one of those."""
         if heartbeat.lost.is_set():
             self.stats.discarded += 1
-            self.reporter.finished(task, result, False, self.stats)
+            self._reporter.finished(task, result, False, self.stats)
             return
         if heartbeat.released or stop_seen:
             # Shutting down: an interrupted evaluation is not a result. Make sure it is given back.
-            if heartbeat.released or self._release(task.evaluation_id, attempt):
+            if heartbeat.released or self._release(claimed_id(task), attempt):
                 self.stats.released += 1
             return
-        written = self._complete(task.evaluation_id, attempt, result, heartbeat, lease)
+        written = self._complete(claimed_id(task), attempt, result, heartbeat, lease)
         if not written:
             self.stats.discarded += 1
         elif result.status == "done":
             self.stats.done += 1
         else:
             self.stats.failed += 1
-        self.reporter.finished(task, result, written, self.stats)
+        self._reporter.finished(task, result, written, self.stats)
 
     def _complete(self, evaluation_id: int, attempt: int, result: Result, heartbeat: Heartbeat,
                   lease: float) -> bool:
@@ -466,7 +474,8 @@ class Worker:
         return heartbeat_interval(lease, configured)
 
     def _register(self) -> None:
-        self.store.register_worker(self.worker_id, host=socket.gethostname(), pid=os.getpid(), device=self.options.device)
+        self.store.register_worker(self.worker_id, host=socket.gethostname(), pid=os.getpid(),
+                                   device=self.options.device)
 
     def _seen_while_training(self) -> None:
         """From the heartbeat thread: at every beat, so the driver keeps counting this worker as

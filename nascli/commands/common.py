@@ -14,7 +14,6 @@ from rich.markup import escape
 from nascli.commands import completion
 from nascli.console import OutputFormat, console, error_console
 from nascli.metrics import RANKABLE  # pure: `nas --help` stays light
-from nascli.text import printable
 
 __all__ = [
     "DbOption", "DebugOption", "FormatOption", "OutputFormat", "RUN_HELP", "RunArgument", "escape", "state",

@@ -36,7 +36,6 @@ from nascli.config.model import (
     input_shape,
 )
 from nascli.config.presets import list_presets, load_preset, preset_names
-from nascli.config.seed_genome import check_seed_genome
 from nascli.config.resolve import (
     DB_URL_ENV,
     DEFAULT_DB_URL,
@@ -46,6 +45,7 @@ from nascli.config.resolve import (
     resolve_db_url,
     validate_stored,
 )
+from nascli.config.seed_genome import check_seed_genome
 
 __all__ = [
     "DATASETS", "DATASET_SHAPES", "DB_URL_ENV", "DEFAULT_DB_URL", "LAYER_TYPES", "OBJECTIVES", "SEARCH_SPACE_KEYS",

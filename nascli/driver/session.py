@@ -131,7 +131,8 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
     raise RunInterrupted(driver.run.id)
 
 
-def conclude(store: Store, progress: Progress, view: View, *, cancelled: bool = False, driver: str | None = None) -> int:
+def conclude(store: Store, progress: Progress, view: View, *, cancelled: bool = False,
+             driver: str | None = None) -> int:
     """Record how the run ended and show it; the exit code: 0 finished, 1 cancelled or every evaluation failed.
     `driver`: the status is written only while that owner holds the run (see Store.set_run_status)."""
     from nascli.store.reports import ReportQueries
@@ -186,7 +187,8 @@ def resume_run(run_ref: str | None, *, db_url: str, workers: int | None, force: 
     try:
         run = store.get_run(run_ref) if run_ref else newest_unfinished(store)
         if run.status in ("finished", "cancelled"):
-            raise NascliError(f"run {run.id} has already {'finished' if run.status == 'finished' else 'been cancelled'}",
+            ended = 'finished' if run.status == 'finished' else 'been cancelled'
+            raise NascliError(f"run {run.id} has already {ended}",
                               hint=f"see it with `nas report {run.id}`")
         cfg = validate_stored(run.id, run.config)
         store.limits = queue_limits(cfg)

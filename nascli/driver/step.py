@@ -17,8 +17,7 @@ from typing import Any
 
 from nascli.config import RunConfig, task_for, training_config_hash
 from nascli.driver.events import ASK_EVENT, FAILED_EVENT, FINAL_EVENT, outcome_of
-from nascli.driver.issue_plan import (ALREADY_ISSUED, Enqueue, FromCache, IssuePlan, WaitForTwin,
-                                      choose_action)
+from nascli.driver.issue_plan import ALREADY_ISSUED, Enqueue, FromCache, IssuePlan, WaitForTwin, choose_action
 from nascli.driver.lease import DriverLease, new_owner
 from nascli.driver.population import PopulationMirror
 from nascli.driver.progress import Progress
@@ -30,8 +29,16 @@ from nascli.errors import NascliError, StoreError
 from nascli.ga.rng import stream_seed
 from nascli.ga.strategies import Proposal, ReplayError, canonical_hash, planned_evaluations
 from nascli.metrics import Ranking, value
-from nascli.run_stop import (CLOCK_EVENT, CLOCK_EVERY_SECONDS, STOP_EVENT, RunState, StopLimits, StopReason,
-                             children_allowed, stop_reason)
+from nascli.run_stop import (
+    CLOCK_EVENT,
+    CLOCK_EVERY_SECONDS,
+    STOP_EVENT,
+    RunState,
+    StopLimits,
+    StopReason,
+    children_allowed,
+    stop_reason,
+)
 from nascli.stop_rule import StopCurves
 from nascli.store import EvaluationInfo, EvaluationRequest, FinishedEvaluation, NewIndividual, RunInfo, Store
 
@@ -104,7 +111,8 @@ class Driver:
             return
         self._status_checked = time.monotonic()
         if self.store.run_status(self.run.id) == "cancelled":
-            raise RunCancelled(f"run {self.run.id} was cancelled", hint=f"see what it found: `nas report {self.run.id}`")
+            raise RunCancelled(f"run {self.run.id} was cancelled",
+                               hint=f"see what it found: `nas report {self.run.id}`")
 
     def _fenced(self, work: Callable[[], Any], *, what: str) -> Any:
         return self.lease.fenced(work, what=what)
@@ -158,7 +166,8 @@ class Driver:
         if not self._is_child_result(finished):
             self.last_seq = finished.seq
             return
-        key = self.population.key_of_individual.get(finished.individual_id)
+        individual_id = finished.individual_id
+        key = self.population.key_of_individual.get(individual_id) if individual_id is not None else None
         if key is None:
             raise ReplayError(f"evaluation {finished.evaluation_id} belongs to no individual of run {self.run.id}")
         outcome = outcome_of(key, finished)
@@ -250,8 +259,9 @@ class Driver:
         queued: set[str] = set()  # genomes this plan queues, or found queued by the previous driver
         ids: list[int | None] = [None] * len(rows)
         if recovering:
-            ids = self.store.add_individuals(self.run.id, rows)  # idempotent: the rows a crash left, or new ones
-            plan.existing = self._evaluations_by_individual(ids)
+            recorded = self.store.add_individuals(self.run.id, rows)  # idempotent: the rows a crash left, or new ones
+            ids = list(recorded)
+            plan.existing = self._evaluations_by_individual(recorded)
             queued |= {e.genome_hash for e in plan.existing.values() if e.status in ("pending", "running")}
         cached = ({} if self.cache_scope == "off" else
                   self.store.cached_results(self.cache_run, [row.genome_hash for row in rows], self.config_hash))
@@ -317,7 +327,8 @@ class Driver:
         if cached is None:  # the original failed for a reason that is not the genome's: train them
             self._issue([p for p in self.strategy.outstanding if p.key in set(waiting)])
             return
-        self.store.record_cached_results(self.run.id, [(self.population.individual_ids[key], cached) for key in waiting])
+        self.store.record_cached_results(self.run.id,
+                                         [(self.population.individual_ids[key], cached) for key in waiting])
         self.cache_hits += len(waiting)
 
     def _record_population_changes(self) -> None:
@@ -372,7 +383,8 @@ class Driver:
                         budget=self.budget,
                         cache_sources=sorted(self.cache_sources),
                         waiting_on=self._waiting_on(),
-                        initial_walks=self.proxy_init.status() if self.proxy_init and not self.proxy_init.done else None,
+                        initial_walks=(self.proxy_init.status()
+                                       if self.proxy_init and not self.proxy_init.done else None),
                         stop_reason=str(self.stopped) if self.stopped else None)
 
     # ---------------------------------------------------------------- run-level stopping rules

@@ -26,11 +26,12 @@ from nascli.ga.genome_spec import (
     InputLayer,
     LayerSpec,
     OutputLayer,
+    _error,
+    _shown,
     check_structure,
     format_genome,
     format_layer,
 )
-from nascli.ga.genome_spec import _error, _shown
 
 __all__ = [  # the specs are re-exported: callers import the genome from one place
     "BRANCH_TYPES", "FACTORISATIONS", "HIDDEN_TYPES", "INCEPTION_TYPE", "LAYER_SEPARATOR", "SPATIAL_TYPES",

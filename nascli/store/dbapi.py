@@ -105,7 +105,7 @@ class DbapiExecutor:
         if compiled.positions:
             return compiled.sql, tuple(params[key] if key in params else compiled.defaults[key]
                                        for key in compiled.positions)
-        return compiled.sql, {key: params[key] if key in params else default
+        return compiled.sql, {key: params.get(key, default)
                               for key, default in compiled.defaults.items()}
 
     @contextlib.contextmanager

@@ -116,7 +116,8 @@ def network_filesystem_of(path: Path, mounts_file: Path = Path("/proc/mounts")) 
         if len(fields) < 3:
             continue
         mount_point = fields[1].replace("\\040", " ")
-        if (target == mount_point or target.startswith(mount_point.rstrip("/") + "/")) and len(mount_point) >= len(best):
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
             best, best_type = mount_point, fields[2]
     return best_type if best_type in NETWORK_FILESYSTEMS else None
 

@@ -133,7 +133,8 @@ class EvaluationRow(_Table, table=True):
 # The claim query: the oldest highest-priority pending row, for any run or for one run. Declared
 # here because the priority column sorts descending (the ORDER BY of the claim).
 Index("ix_evaluation_claim", col(EvaluationRow.status), col(EvaluationRow.priority).desc(), col(EvaluationRow.id))
-Index("ix_evaluation_run_claim", col(EvaluationRow.run_id), col(EvaluationRow.status), col(EvaluationRow.priority).desc(),
+Index("ix_evaluation_run_claim", col(EvaluationRow.run_id), col(EvaluationRow.status),
+      col(EvaluationRow.priority).desc(),
       col(EvaluationRow.id))
 
 

@@ -16,7 +16,7 @@ from nascli.store import convert
 from nascli.store.database import Database, Statement, insert_rows, list_param, param
 from nascli.store.records import IndividualInfo, IslandInfo, Migration, NewIndividual
 from nascli.store.runs import RunRepository
-from nascli.store.tables import I, ISL, MIG
+from nascli.store.tables import ISL, MIG, I
 
 INDIVIDUAL_COLUMNS = ("run_id", "island", "generation", "slot", "genome", "genome_hash", "parents_json", "operator",
                       "age", "alive", "created_at")

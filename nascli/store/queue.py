@@ -93,7 +93,8 @@ class QueueRepository:
         positions: list[int] = []
         seen: set[int] = set()
         for index, request in enumerate(requests):
-            if request.individual_id is not None and (request.individual_id in existing or request.individual_id in seen):
+            individual_id = request.individual_id
+            if individual_id is not None and (individual_id in existing or individual_id in seen):
                 continue
             if request.individual_id is not None:
                 seen.add(request.individual_id)
@@ -148,7 +149,7 @@ class QueueRepository:
                 if row is not None and row.attempt > 1:
                     log.info("evaluation %s claimed by %s as attempt %s", row.id, worker_id, row.attempt)
                 return _claim_of(row)
-            self.db.write(lambda conn: self._fail_exhausted_claim(conn, row), what="fail an expired evaluation")
+            self.db.write(functools.partial(self._fail_exhausted_claim, claimed=row), what="fail an expired evaluation")
         return None
 
     def _claim_call(self, worker_id: str, run_id: str | None, lease_seconds: float) -> tuple[Statement, dict[str, Any]]:
@@ -217,7 +218,8 @@ class QueueRepository:
             updated = self.db.execute(conn, self.sql.heartbeat, evaluation_id=evaluation_id, attempt=attempt,
                                       lease=lease).rowcount
             if updated != 1:
-                log.warning("heartbeat refused: evaluation %s attempt %s no longer holds the row", evaluation_id, attempt)
+                log.warning("heartbeat refused: evaluation %s attempt %s no longer holds the row",
+                            evaluation_id, attempt)
             return updated == 1
 
         return self.db.write(body, what="heartbeat", single_statement=True)

@@ -136,7 +136,8 @@ class QueueSql:
 def build(now: sa.ColumnElement[float], backend: str) -> QueueSql:
     settle = dict(failures=param("failures"), settled_attempt=param("attempt"), settled_by="result",
                   lease_expires_at=None)
-    result_values = {name: param(f"v_{name}") for name in (*RESULT_COLUMNS, "error_kind", "error_message", "extra_json")}
+    result_columns = (*RESULT_COLUMNS, "error_kind", "error_message", "extra_json")
+    result_values = {name: param(f"v_{name}") for name in result_columns}
     finish = sa.update(E).where(*_fence()).values(status=param("status"), seq=param("seq"), finished_at=now,
                                                   **result_values, **settle)
     expired = (sa.select(E.c.id, E.c.run_id, E.c.lease_expiries, E.c.max_lease_expiries)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from nascli.metrics import ACCURACIES, METRIC_COLUMNS, STOPPED, Ranking, value
 from nascli.store.records import RunInfo
-from nascli.store.tables import EV, MIG, W, E, I, R
+from nascli.store.tables import EV, MIG, E, I, R, W
 
 if TYPE_CHECKING:
     from nascli.store.store import Store
@@ -224,7 +224,8 @@ def evaluation_details(connection: Connection, evaluation_ids: Sequence[int]) ->
     ids = list(dict.fromkeys(evaluation_ids))
     for start in range(0, len(ids), 500):
         statement = (sa.select(E.c.id, E.c.genome, I.c.island, I.c.generation)
-                     .select_from(E.outerjoin(I, E.c.individual_id == I.c.id)).where(E.c.id.in_(ids[start:start + 500])))
+                     .select_from(E.outerjoin(I, E.c.individual_id == I.c.id))
+                     .where(E.c.id.in_(ids[start:start + 500])))
         for row in _rows(connection, statement):
             found[row["id"]] = row
     return found
@@ -325,7 +326,8 @@ def individual(connection: Connection, run_id: str, individual_id: int) -> dict[
     statement = (
         sa.select(I.c.id.label("individual_id"), I.c.genome, *_individual_columns(),
                   E.c.id.label("evaluation_id"), E.c.status, E.c.seq, E.c.worker_id, E.c.started_at, E.c.finished_at,
-                  E.c.extra_json, E.c.task_json, E.c.error_kind, E.c.error_message, *[E.c[name] for name in METRIC_COLUMNS])
+                  E.c.extra_json, E.c.task_json, E.c.error_kind, E.c.error_message,
+                  *[E.c[name] for name in METRIC_COLUMNS])
         .select_from(I.outerjoin(E, E.c.individual_id == I.c.id))
         .where(I.c.run_id == run_id, I.c.id == individual_id)
     )

@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 
 def open_store(url: str, *, create: bool = False, read_only: bool = False, retry_seconds: float = DEFAULT_RETRY_SECONDS,
-               limits: QueueLimits | None = None, clock: Callable[[], float] | None = None) -> "Store":
+               limits: QueueLimits | None = None, clock: Callable[[], float] | None = None) -> Store:
     """Connect to `url` and check its schema.
 
     `create=True` (what `nas init` does) creates a missing SQLite file and the schema; otherwise a
@@ -96,8 +96,10 @@ class Store:
         self.cancel_run, self.delete_run = management.cancel_run, management.delete_run
         # the queue
         self.enqueue, self.prepare_worker, self.claim = queue.enqueue, queue.prepare_worker, queue.claim
-        self.complete_and_claim, self.heartbeat, self.complete = queue.complete_and_claim, queue.heartbeat, queue.complete
-        self.fail, self.release, self.reap, self.cancel_pending = queue.fail, queue.release, queue.reap, queue.cancel_pending
+        self.complete_and_claim, self.heartbeat = queue.complete_and_claim, queue.heartbeat
+        self.complete = queue.complete
+        self.fail, self.release = queue.fail, queue.release
+        self.reap, self.cancel_pending = queue.reap, queue.cancel_pending
         self.results, self.queue_counts = queue.results, queue.queue_counts
         self.evaluation, self.evaluations = queue.evaluation, queue.evaluations
         # the genotype cache
@@ -141,7 +143,7 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: Any) -> None:

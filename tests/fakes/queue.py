@@ -19,8 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nascli.errors import RunNotFoundError, StoreError
-from nascli.store import Claim, EvaluationInfo, EvaluationRequest, FinishedEvaluation, IndividualInfo, NewIndividual
-from nascli.store import QueueLimits, RunInfo, WorkerInfo
+from nascli.store import (
+    Claim,
+    EvaluationInfo,
+    EvaluationRequest,
+    FinishedEvaluation,
+    IndividualInfo,
+    NewIndividual,
+    QueueLimits,
+    RunInfo,
+    WorkerInfo,
+)
 from nascli.task import FAILURE_KINDS, Result, Task
 
 STATUSES = ("pending", "running", "done", "failed", "cancelled")

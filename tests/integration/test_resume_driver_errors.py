@@ -7,7 +7,6 @@ are in test_bad_input_writes_nothing.py."""
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 from driver_harness import Driver, environment, finished_evaluations, run_row, start_long_run

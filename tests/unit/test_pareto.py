@@ -6,10 +6,17 @@ import itertools
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from nascli.ga.pareto import (crowding_distance, dominates, hypervolume, non_dominated_sort, rank_and_crowding,
-                              select_survivors)
+from nascli.ga.pareto import (
+    crowding_distance,
+    dominates,
+    hypervolume,
+    non_dominated_sort,
+    rank_and_crowding,
+    select_survivors,
+)
 
 
 def test_fronts_of_a_known_set():

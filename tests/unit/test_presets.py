@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from nascli.config import RunConfig, check_seed_genome, dataset_shape, list_presets, load_preset, preset_names, resolve
+from nascli.config import (
+    RunConfig,
+    check_seed_genome,
+    dataset_shape,
+    list_presets,
+    load_preset,
+    preset_names,
+    resolve,
+)
 from nascli.config.example import example_toml
 
 REPO = Path(__file__).resolve().parents[2]

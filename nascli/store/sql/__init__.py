@@ -67,7 +67,7 @@ def sql_text(statement: Statement, dialect: str) -> str:
     values = {**compiled.params, **_column_defaults(statement.sql)}
     for name, value in sorted(values.items(), key=lambda item: -len(item[0])):
         if not name.startswith("b_"):
-            text = re.sub(rf":{re.escape(name)}\b", lambda _: _literal(value), text)
+            text = re.sub(rf":{re.escape(name)}\b", _literal(value).replace("\\", "\\\\"), text)
     return " ".join(text.split())
 
 
@@ -83,7 +83,8 @@ def _layout(sql: str) -> str:
     out: list[str] = []
     depth, quoted, i = 0, False, 0
     set_depth: int | None = None  # inside a SET list at this depth
-    keyword = re.compile(r"(?:%s)\b" % "|".join(k.replace(" ", r"\s") for k in _KEYWORDS))
+    keywords = "|".join(k.replace(" ", r"\s") for k in _KEYWORDS)
+    keyword = re.compile(rf"(?:{keywords})\b")
     while i < len(sql):
         char = sql[i]
         if char == "'":
