@@ -105,16 +105,8 @@ def _layer_line(call: str, layer: str, indent: str = " " * 12) -> str:
     return f"{indent}# {layer}\n" + "\n".join(indent + line for line in call.splitlines()) + ","
 
 
-NETWORK_TEMPLATE = '''\
-class Network(nn.Sequential):
-    """The architecture of GENOME: one child module per genome layer, the output layer last."""
-
-    def __init__(self) -> None:
-        super().__init__(
-{layers}
-        )
-
-
+# The generated module's entry points, the same for every network class above them.
+LOADERS_TEMPLATE = '''\
 def build_model() -> Network:
     """A freshly initialised network (train mode)."""
     return Network()
@@ -136,3 +128,16 @@ if __name__ == "__main__":
     print(f"{GENOME}: input {tuple(INPUT_SHAPE)} -> output {tuple(out.shape[1:])}, "
           f"{sum(p.numel() for p in net.parameters()):,} parameters")
 '''
+
+
+NETWORK_TEMPLATE = '''\
+class Network(nn.Sequential):
+    """The architecture of GENOME: one child module per genome layer, the output layer last."""
+
+    def __init__(self) -> None:
+        super().__init__(
+{layers}
+        )
+
+
+''' + LOADERS_TEMPLATE

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nascli.export.codegen import TEMPLATE_HEADER, _docstring_text, _rounded
+from nascli.export.codegen import LOADERS_TEMPLATE, TEMPLATE_HEADER, _docstring_text, _rounded
 from nascli.ga.modules import format_module_genome, format_module_layer
 
 NETWORK_TEMPLATE = '''\
@@ -30,27 +30,7 @@ class Network(nn.Module):
         return self.head(self.features(x).mean(dim=(2, 3)))
 
 
-def build_model() -> Network:
-    """A freshly initialised network (train mode)."""
-    return Network()
-
-
-def load_model(weights: str | Path = Path(__file__).with_name("weights.pt"), map_location: str = "cpu") -> Network:
-    """The exported network with its trained weights, in eval mode."""
-    model = Network()
-    state = torch.load(weights, map_location=map_location, weights_only=True)
-    model.load_state_dict(state, strict=True)
-    return model.eval()
-
-
-if __name__ == "__main__":
-    weights_file = Path(__file__).with_name("weights.pt")
-    net = load_model(weights_file) if weights_file.exists() else build_model().eval()
-    with torch.inference_mode():
-        out = net(torch.randn(2, *INPUT_SHAPE))
-    print(f"{GENOME}: input {tuple(INPUT_SHAPE)} -> output {tuple(out.shape[1:])}, "
-          f"{sum(p.numel() for p in net.parameters()):,} parameters")
-'''
+''' + LOADERS_TEMPLATE
 
 
 def _constructor(layer) -> str:
