@@ -1,13 +1,15 @@
-"""Search cost on digits: the island GA plain vs with `train.stop_rule`, measured in training seconds.
+"""Search cost on digits: the island GA plain, with `train.stop_rule`, with `train.transfer`, with both,
+and random search beside them, measured in training seconds.
 
-    python benchmarks/search_cost.py                          # 2 seeds, 40 evaluations per run
+    python benchmarks/search_cost.py                          # 2 seeds, 28 evaluations per run
     python benchmarks/search_cost.py --seeds 5 --budget 112   # the issue's setting (digits-quick's budget)
 
-Each (variant, seed) is a real run of the `digits-quick` preset (island GA, 2 islands x 6) with its
-generations set so the run asks for `--budget` evaluations, driven in-process by
-`nascli.driver.session.start_run` with `--workers` local `nas worker` processes, real training, a fresh
-SQLite database per run. Variants: `plain` (train.stop_rule = off, the papers' setting) and
-`stop-rule` (below-worst, `--margin`, `--min-epochs`).
+Each (variant, seed) is a real run of the `digits-quick` preset (island GA, 2 islands x 6; random:
+`digits-random`) with its generations set so the run asks for `--budget` evaluations, driven
+in-process by `nascli.driver.session.start_run` with `--workers` local `nas worker` processes, real
+training, a fresh SQLite database per run. Variants: `plain` (the papers' setting), `stop-rule`
+(below-worst, `--margin`, `--min-epochs`), `transfer` (train.transfer = parent, `--transfer-epochs`,
+`--freeze-epochs`), `both`, and `random` (random search, no stop rule, no transfer).
 
 Wall time on a shared machine is not the measure: the sum of the evaluations' own training seconds
 (`train_seconds`, cache hits counted once, at the evaluation that trained) is. The curve of a run:
@@ -15,8 +17,11 @@ after each finished evaluation, the cumulative training seconds and the best val
 far among the children trained to the end (a stopped child is never a best), with its test accuracy.
 
 Prints per variant the median over seeds of: training seconds, best validation / test accuracy,
-children stopped, and the training seconds at which the variant first reaches the plain GA's final
-median best validation accuracy. Writes `benchmarks/results/search_cost.json` and `.png`.
+children stopped, children that got weights, the training seconds at which the variant first reaches
+the plain GA's final median best validation accuracy, the best test accuracy at the plain GA's
+median training seconds, and the weights repository's size at the end. Writes
+`benchmarks/results/search_cost.json` and `.png` after every run (seeds run one after another, so an
+interrupted benchmark keeps the runs it finished).
 """
 
 from __future__ import annotations
@@ -29,44 +34,67 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from search_quality import accuracy_panels, config_for
+from search_quality import PRESETS, accuracy_panels, config_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def variant_settings(variant: str, margin: float, min_epochs: int) -> list[str]:
-    if variant == "plain":
-        return []
-    return ["train.stop_rule=below-worst", f"train.stop_margin={margin}", f"train.stop_min_epochs={min_epochs}"]
+VARIANTS = ["plain", "both", "transfer", "stop-rule", "random"]  # the issue's target compares the first two
+
+
+def variant_settings(variant: str, args: argparse.Namespace) -> list[str]:
+    stop = ["train.stop_rule=below-worst", f"train.stop_margin={args.margin}",
+            f"train.stop_min_epochs={args.min_epochs}"]
+    transfer = ['train.transfer="parent"', f"train.transfer_epochs={args.transfer_epochs}",
+                f"train.freeze_epochs={args.freeze_epochs}"]
+    return {"plain": [], "random": [], "stop-rule": stop, "transfer": transfer, "both": stop + transfer}[variant]
+
+
+def fitting_budget(strategy: str, budget: int, seed: int) -> int:
+    """The largest budget up to `budget` that the strategy's generations can ask for exactly
+    (random search asks 8 at a time, the island GA 2)."""
+    for candidate in range(budget, 0, -1):
+        try:
+            config_for(strategy, candidate, seed, [])
+        except (Exception, SystemExit):  # noqa: BLE001 - search_quality refuses a budget that does not fit
+            continue
+        return candidate
+    raise SystemExit(f"no budget up to {budget} fits {strategy}")
 
 
 def run_once(variant: str, seed: int, budget: int, settings: list[str], workers: int, directory: Path) -> dict:
     from nascli.driver.session import start_run
     from nascli.store import open_store
 
-    cfg = config_for("island-ga", budget, seed, settings)
+    strategy = "random" if variant == "random" else "island-ga"
+    cfg = config_for(strategy, fitting_budget(strategy, budget, seed), seed, settings)
     db_url = f"sqlite:///{directory}/{variant}-{seed}.db"
-    exit_code = start_run(cfg, db_url=db_url, workers=workers, preset="digits-quick")
+    exit_code = start_run(cfg, db_url=db_url, workers=workers, preset=PRESETS[strategy])
     store = open_store(db_url)
     try:
-        finished = store.results(store.list_runs()[0].id)
+        run_id = store.list_runs()[0].id
+        finished = store.results(run_id)
+        size = store.repository_size(run_id)
     finally:
         store.close()
-    return {"variant": variant, "seed": seed, "exit_code": exit_code, **curve_of(finished)}
+    return {"variant": variant, "seed": seed, "exit_code": exit_code, "repository_models": size.models,
+            "repository_bytes": size.bytes, **curve_of(finished)}
 
 
 def curve_of(finished) -> dict:
     """Cumulative training seconds and the best (trained to the end) so far, per finished evaluation."""
     spent, best = 0.0, None
     seconds, val, test = [], [], []
-    stopped = trained = 0
+    stopped = trained = transferred = epochs = 0
     for item in finished:  # completion order
         result = item.result
         if "cached_from" not in result.extra:
             spent += result.train_seconds or 0.0
+            epochs += result.epochs_run or 0  # a load-free measure beside the seconds
             trained += 1
-            stopped += "stopped_at_epoch" in result.extra
-        to_the_end = item.status == "done" and "stopped_at_epoch" not in result.extra
+            stopped += result.extra.get("stopped_at_epoch") is not None
+            transferred += (result.extra.get("transfer") or {}).get("layers", 0) > 0
+        to_the_end = item.status == "done" and result.extra.get("stopped_at_epoch") is None
         if to_the_end and result.val_accuracy is not None:
             key = (result.val_accuracy, -(result.params or 0))
             if best is None or key > best[0]:
@@ -75,6 +103,7 @@ def curve_of(finished) -> dict:
         val.append(best[1].val_accuracy if best else None)
         test.append(best[1].test_accuracy if best else None)
     return {"train_seconds": round(spent, 3), "evaluations": len(finished), "trained": trained, "stopped": stopped,
+            "transferred": transferred, "epochs": epochs,
             "seconds_curve": seconds, "val_curve": val, "test_curve": test}
 
 
@@ -82,72 +111,137 @@ def seconds_to_reach(run: dict, target: float) -> float | None:
     return next((s for s, v in zip(run["seconds_curve"], run["val_curve"]) if v is not None and v >= target), None)
 
 
-def summarise(runs: list[dict], variants: list[str]) -> list[dict]:
-    plain_final = statistics.median(r["val_curve"][-1] for r in runs if r["variant"] == "plain")
+def test_at(run: dict, seconds: float) -> float | None:
+    """The test accuracy of the run's best (trained to the end) after at most `seconds` of training."""
+    known = [t for s, t in zip(run["seconds_curve"], run["test_curve"]) if s <= seconds and t is not None]
+    return known[-1] if known else None
+
+
+def _median(values: list) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if len(present) == len(values) and present else None
+
+
+def summarise(runs: list[dict], variants: list[str]) -> tuple[list[dict], dict]:
+    plain = [r for r in runs if r["variant"] == "plain"]
+    plain_final = statistics.median(r["val_curve"][-1] for r in plain)
+    plain_seconds = statistics.median(r["train_seconds"] for r in plain)
     rows = []
     print(f"\nmedian over seeds; target = the plain GA's final median best validation accuracy "
-          f"({100 * plain_final:.2f} %)")
-    print(f"{'variant':10} {'train s':>8} {'best val %':>10} {'its test %':>10} {'stopped':>9} {'s to target':>12}")
+          f"({100 * plain_final:.2f} %), reached at the plain GA's median {plain_seconds:.0f} training s")
+    print(f"{'variant':10} {'seeds':>5} {'train s':>8} {'epochs':>6} {'best val %':>10} {'its test %':>10} "
+          f"{'stopped':>8} "
+          f"{'transfer':>8} {'s to target':>12} {'share':>6} {'test@plain s':>12} {'repo kB':>8}")
     for variant in variants:
         mine = [r for r in runs if r["variant"] == variant]
+        if not mine:
+            continue
         reach = [seconds_to_reach(r, plain_final) for r in mine]
         reached = [s for s in reach if s is not None]
         row = {"variant": variant, "seeds": len(mine),
                "train_seconds": statistics.median(r["train_seconds"] for r in mine),
+               "epochs": _median([r.get("epochs") for r in mine]),
                "best_val": statistics.median(r["val_curve"][-1] for r in mine),
                "best_test": statistics.median(r["test_curve"][-1] for r in mine),
                "stopped_fraction": sum(r["stopped"] for r in mine) / max(1, sum(r["trained"] for r in mine)),
+               "transferred_fraction": sum(r["transferred"] for r in mine) / max(1, sum(r["trained"] for r in mine)),
                "seconds_to_target": statistics.median(reached) if len(reached) == len(mine) else None,
-               "seeds_reaching_target": len(reached)}
+               "seeds_reaching_target": len(reached),
+               "test_at_plain_seconds": _median([test_at(r, plain_seconds) for r in mine]),
+               "repository_kb": statistics.median(r["repository_bytes"] for r in mine) / 1024}
+        row["share_of_plain_seconds"] = (row["seconds_to_target"] / plain_seconds
+                                         if row["seconds_to_target"] is not None else None)
         rows.append(row)
         to_target = f"{row['seconds_to_target']:.1f}" if row["seconds_to_target"] is not None else (
             f"{len(reached)}/{len(mine)} seeds")
-        print(f"{variant:10} {row['train_seconds']:8.1f} {100 * row['best_val']:10.2f} {100 * row['best_test']:10.2f} "
-              f"{100 * row['stopped_fraction']:8.0f}% {to_target:>12}")
-    return rows
+        share = f"{100 * row['share_of_plain_seconds']:.0f}%" if row["share_of_plain_seconds"] is not None else "-"
+        test_then = (f"{100 * row['test_at_plain_seconds']:.2f}" if row["test_at_plain_seconds"] is not None else "-")
+        epochs = f"{row['epochs']:.0f}" if row["epochs"] is not None else "-"
+        print(f"{variant:10} {len(mine):5} {row['train_seconds']:8.1f} {epochs:>6} "
+              f"{100 * row['best_val']:10.2f} "
+              f"{100 * row['best_test']:10.2f} {100 * row['stopped_fraction']:7.0f}% "
+              f"{100 * row['transferred_fraction']:7.0f}% {to_target:>12} {share:>6} {test_then:>12} "
+              f"{row['repository_kb']:8.0f}")
+    return rows, {"plain_final_val": plain_final, "plain_seconds": plain_seconds}
+
+
+def targets(rows: list[dict], reference: dict) -> dict:
+    """The issue's two targets for the combined variant."""
+    by = {row["variant"]: row for row in rows}
+    both, plain = by.get("both"), by.get("plain")
+    if both is None or plain is None:
+        return {}
+    share = both["share_of_plain_seconds"]
+    return {"both_reaches_plain_best_within_40_percent": share is not None and share <= 0.40,
+            "both_share_of_plain_seconds": share,
+            "both_test_at_equal_seconds_not_lower": (both["test_at_plain_seconds"] is not None
+                                                     and both["test_at_plain_seconds"] >= plain["best_test"]),
+            "both_test_at_plain_seconds": both["test_at_plain_seconds"], "plain_best_test": plain["best_test"]}
+
+
+COLOURS = {"plain": "tab:blue", "stop-rule": "tab:orange", "transfer": "tab:green", "both": "tab:red",
+           "random": "tab:gray"}
 
 
 def plot(runs: list[dict], variants: list[str], path: Path) -> None:
     with accuracy_panels(path, "cumulative training seconds",
                          val_title="best validation accuracy so far (trained to the end)") as axes:
-        for variant, colour in zip(variants, ("tab:blue", "tab:orange")):
+        for variant in variants:
             for index, run in enumerate(r for r in runs if r["variant"] == variant):
                 points = [(s, v, t) for s, v, t in zip(run["seconds_curve"], run["val_curve"], run["test_curve"])
                           if v is not None]
                 label = variant if index == 0 else None
                 for axis, column in zip(axes, (1, 2)):
                     axis.step([p[0] for p in points], [100 * p[column] for p in points], where="post",
-                              color=colour, label=label)
+                              color=COLOURS[variant], label=label, alpha=0.8)
+
+
+def write(args: argparse.Namespace, runs: list[dict], variants: list[str]) -> None:
+    rows, reference = summarise(runs, variants)
+    met = targets(rows, reference)
+    print("targets:", json.dumps(met))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"command": "python benchmarks/search_cost.py " + " ".join(args.argv),
+                                    "settings": {k: str(v) for k, v in vars(args).items() if k != "argv"},
+                                    "commit": commit, "python": platform.python_version(), "reference": reference,
+                                    "targets": met, "summary": rows, "runs": runs}, indent=1))
+    plot(runs, variants, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}", flush=True)
 
 
 def main() -> None:
+    import sys
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=int, default=40, help="evaluations per run (2 x 6 initial + 2 per generation)")
+    parser.add_argument("--budget", type=int, default=28, help="evaluations per run (2 x 6 initial + 2 per generation)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per variant: 0..N-1")
     parser.add_argument("--workers", type=int, default=2, help="local nas worker processes per run")
-    parser.add_argument("--margin", type=float, default=0.0, help="train.stop_margin of the stop-rule variant")
-    parser.add_argument("--min-epochs", type=int, default=2, help="train.stop_min_epochs of the stop-rule variant")
+    parser.add_argument("--margin", type=float, default=0.0, help="train.stop_margin of the stop-rule variants")
+    parser.add_argument("--min-epochs", type=int, default=2, help="train.stop_min_epochs of the stop-rule variants")
+    parser.add_argument("--transfer-epochs", type=int, default=3, help="train.transfer_epochs of the transfer variants")
+    parser.add_argument("--freeze-epochs", type=int, default=1, help="train.freeze_epochs of the transfer variants")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from " + ",".join(VARIANTS))
     parser.add_argument("--out", type=Path, default=RESULTS / "search_cost.json")
     args = parser.parse_args()
-    variants = ["plain", "stop-rule"]
+    args.argv = sys.argv[1:]
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown or "plain" not in variants:
+        parser.error(f"--variants: from {', '.join(VARIANTS)}, plain included (the reference)")
     runs = []
     with tempfile.TemporaryDirectory(prefix="nascli-search-cost-") as directory:
         for seed in range(args.seeds):
             for variant in variants:
-                run = run_once(variant, seed, args.budget, variant_settings(variant, args.margin, args.min_epochs),
-                               args.workers, Path(directory))
+                run = run_once(variant, seed, args.budget, variant_settings(variant, args), args.workers,
+                               Path(directory))
                 print(f"{variant} seed {seed}: {run['evaluations']} evaluations, "
-                      f"{run['train_seconds']:.1f} training s, "
-                      f"{run['stopped']} stopped, best val {run['val_curve'][-1]}", flush=True)
+                      f"{run['train_seconds']:.1f} training s, {run['epochs']} epochs, "
+                      f"{run['stopped']} stopped, {run['transferred']} transferred, "
+                      f"best val {run['val_curve'][-1]}", flush=True)
                 runs.append(run)
-    rows = summarise(runs, variants)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"settings": {k: str(v) for k, v in vars(args).items()}, "commit": commit,
-                                    "python": platform.python_version(), "summary": rows, "runs": runs}, indent=1))
-    plot(runs, variants, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+                write(args, runs, variants)  # after every run: an interrupted benchmark keeps what it measured
 
 
 if __name__ == "__main__":

@@ -107,8 +107,11 @@ def planned_stop(train: Mapping[str, Any], curve: Sequence[float]) -> int | None
 
 
 def train_settings(train: Mapping[str, Any]) -> dict[str, Any]:
-    """A task's train dict as the [train] section it came from (without the comparison curve)."""
-    return {key: value for key, value in train.items() if key != STOP_CURVE_KEY}
+    """A task's train dict as the [train] section it came from (without the comparison curve and the
+    transfer donor, which the driver adds per child)."""
+    from nascli.transfer import TRANSFER_DONOR_KEY
+
+    return {key: value for key, value in train.items() if key not in (STOP_CURVE_KEY, TRANSFER_DONOR_KEY)}
 
 
 __all__ = ["STOP_CURVE_KEY", "STOP_RULES", "StopCurves", "median_curve", "planned_stop", "should_stop", "stop_check",

@@ -70,6 +70,8 @@ class Result:
     error_kind: str | None = None
     error_message: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The trained weights for the repository (torch.save bytes; nascli.store.weights), not a metric.
+    weights: bytes | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.status not in ("done", "failed"):
@@ -83,5 +85,5 @@ class Result:
 
     def metrics(self) -> dict[str, Any]:
         """The metric fields only (what the store writes into columns)."""
-        skip = {"status", "error_kind", "error_message", "extra"}
+        skip = {"status", "error_kind", "error_message", "extra", "weights"}
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}

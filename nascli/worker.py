@@ -54,10 +54,12 @@ from nascli.task import Result, Task
 # waits, all at once (0.5 s on 2 cores with 32 workers; see benchmarks/scaling.py).
 from nascli.train.evaluate import evaluate
 from nascli.train.time_limit import Watchdog, grace_seconds, hang_if_asked, limit_seconds, timeout_result
+from nascli.transfer import TRANSFER_DONOR_KEY
 
 if TYPE_CHECKING:
     from nascli.store.notify import Waiter
     from nascli.store.records import Claim, RunInfo
+    from nascli.store.weights import WeightsCache
 
 log = logging.getLogger("nascli.worker")
 
@@ -112,6 +114,9 @@ class WorkerStore(Protocol):
     def complete(self, evaluation_id: int, attempt: int, result: Result) -> bool: ...
 
     def release(self, evaluation_id: int, attempt: int) -> bool: ...
+
+    def weights(self, evaluation_id: int) -> bytes | None:
+        """A donor's stored weights (train.transfer; nascli.store.weights), None when not stored."""
 
 
 @dataclass(frozen=True)
@@ -172,11 +177,11 @@ def new_worker_id() -> str:
 
 
 def evaluate_task(task: Task, *, device: str = "cpu", progress: ProgressCallback | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> Result:
+                  should_stop: Callable[[], bool] | None = None, donor_weights: bytes | None = None) -> Result:
     """Evaluate a task (nascli.train.evaluate routes it; synthetic tasks never import torch)."""
     inject_fault_if_asked(device)  # a test seam: nothing unless NASCLI_INJECT_DEVICE_FAULT is set
     hang_if_asked()  # a test seam: nothing unless NASCLI_INJECT_HANG_ONCE is set
-    return evaluate(task, device=device, progress=progress, should_stop=should_stop)
+    return evaluate(task, device=device, progress=progress, should_stop=should_stop, donor_weights=donor_weights)
 
 
 def failure_from_exception(error: BaseException) -> Result:
@@ -227,6 +232,7 @@ class Worker:
         self._next_claim: Claim | None = None  # a claim taken together with the previous result (complete_and_claim)
         self._heartbeat_thread = HeartbeatThread()  # serves each claim's Heartbeat in turn
         self._watchdog = Watchdog()  # each evaluation's train.max_seconds (nascli.train.time_limit)
+        self._weights_cache: WeightsCache | None = None  # donors fetched from the weights repository
         self.unhealthy: NascliError | None = None  # the host fault that ended this worker
 
     # ------------------------------------------------------------------ control
@@ -336,9 +342,11 @@ class Worker:
             self._reporter.epoch(task, epoch, metrics)
 
         host_fault: NascliError | None = None
+        donor = self._donor_weights(task)
         try:
             try:
-                result = self.evaluate(task, device=self.options.device, progress=progress, should_stop=should_stop)
+                result = self.evaluate(task, device=self.options.device, progress=progress, should_stop=should_stop,
+                                       **({"donor_weights": donor} if donor is not None else {}))
             except (DatasetError, DeviceError) as error:  # this host cannot train the task: not the genome's fault
                 host_fault, result = error, None
             except Exception as error:  # noqa: BLE001 - an evaluation failure must not end the worker
@@ -358,6 +366,23 @@ class Worker:
             self._give_back_and_stop(task, claim.attempt, heartbeat, host_fault)
         assert result is not None  # only a host fault leaves no result, and it raised above
         self._settle(task, claim.attempt, heartbeat, current.stop_seen, result, lease)
+
+    def _donor_weights(self, task: Task) -> bytes | None:
+        """The stored weights of the donor the task names (train.transfer), through the local cache;
+        None when it names none or they are gone (the child then trains from scratch and says so)."""
+        donor = task.train.get(TRANSFER_DONOR_KEY)
+        if donor is None:
+            return None
+        if self._weights_cache is None:
+            from nascli.store.weights import WeightsCache
+
+            self._weights_cache = WeightsCache(self.store.weights)
+        try:
+            return self._weights_cache.get(int(donor))
+        except NascliError as error:
+            log.warning("%s could not fetch donor weights %s (%s); training from scratch", self.worker_id, donor,
+                        error)
+            return None
 
     def _give_back_and_stop(self, task: Task, attempt: int, heartbeat: Heartbeat, fault: NascliError) -> NoReturn:
         """A host fault: release the task (no attempt used), mark this worker unhealthy, raise `fault`."""

@@ -306,7 +306,23 @@ class TrainSection(Section):
         "lease expires. none: from the task's budget, 600 s + 600 s per epoch (train.epochs; 1 in proxy mode), times "
         "train.kfolds; synthetic tasks 60 s + 4 x task.synthetic_seconds.", json_schema_extra=_example(7200))
 
-    accept_none_word = field_validator("artifact_dir", "proxy_val_share", "max_seconds",
+    transfer: Literal["off", "parent", "repository"] = Field(
+        "off", description="Weight transfer (seed 004): a child starts from a trained donor's weights for the longest "
+        "common prefix of layers with identical shapes; the rest is freshly initialised. parent: its first parent; "
+        "repository: the living member of the child's island whose genome shares the longest prefix with the "
+        "child's. off: every child "
+        "trains from scratch (the papers).")
+    transfer_epochs: int | None = Field(None, ge=1, le=MAX_EPOCHS, description="transfer: most training epochs of a "
+                                        "child that got a donor's weights (none: train.epochs).",
+                                        json_schema_extra=_example(3))
+    freeze_epochs: int = Field(0, ge=0, description="transfer: epochs the transferred layers stay frozen before "
+                               "they are fine-tuned with the rest (0: never frozen).")
+    repository_top_k: int = Field(5, ge=0, description="Weights repository: besides living population members, the "
+                                  "run's best K evaluations keep their weights as donors; the rest are evicted.")
+    store_weights: bool = Field(False, description="Store every finished evaluation's weights in the database (the "
+                                "weights repository; on whenever transfer is on), so `nas export` needs no retraining.")
+
+    accept_none_word = field_validator("artifact_dir", "proxy_val_share", "max_seconds", "transfer_epochs",
                                        mode="before")(_none_word_to_none)
 
     @field_validator("amp", mode="before")

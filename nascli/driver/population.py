@@ -29,6 +29,7 @@ class PopulationChanges:
     decided: set[Key]  # told keys whose outcome the strategy has applied
     generation: int  # recorded as the dead's replaced generation
     generations: dict[int, int]  # island -> generation, the changed ones
+    evicted: list[int] = field(default_factory=list)  # evaluations whose stored weights go (nascli.transfer)
     # filled by the write (it may run twice after a transient error: the last run counts)
     copies: list[tuple[int, Key, int]] = field(default_factory=list)  # (island, key, copy id)
     dead: set[int] = field(default_factory=set)  # individual ids leaving the populations
@@ -81,8 +82,9 @@ class PopulationMirror:
         """The rows a child on `island` descends from (a parent that migrated there: its copy)."""
         return tuple(self.row_of(island, key) for key in parents if key in self.individual_ids)
 
-    def changes(self, strategy: Strategy, told: set[Key]) -> PopulationChanges:
-        """What changed in the strategy's populations since the last recorded write."""
+    def changes(self, strategy: Strategy, told: set[Key], evicted: list[int] | None = None) -> PopulationChanges:
+        """What changed in the strategy's populations since the last recorded write; `evicted`:
+        stored weights that can no longer be a donor (nascli.transfer.Donors.evictable)."""
         migrations = [e for e in strategy.events if e.get("type") == "migration"][self.migrations_recorded:]
         living = strategy.living()
         # an outcome waiting for the rest of its generation is not decided: it may still enter
@@ -90,7 +92,7 @@ class PopulationMirror:
         generation = max((g or 0) for _, g, _ in living) if living else 0
         generations = {island: g for island, g, _ in living
                        if isinstance(g, int) and self.island_generations.get(island) != g}
-        return PopulationChanges(migrations, living, decided, generation, generations)
+        return PopulationChanges(migrations, living, decided, generation, generations, evicted=list(evicted or []))
 
     def row_of(self, island: int, key: Key) -> int:
         """The individual row that stands for strategy key `key` on `island` (its newest migrant copy
@@ -127,6 +129,7 @@ class PopulationMirror:
         if changes.dead:
             self.store.mark_replaced(sorted(changes.dead), changes.generation)
         self.store.set_island_generations(self.run_id, changes.generations)
+        self.store.evict_weights(self.run_id, changes.evicted)  # weights that can no longer be a donor
 
     def _write_migrant_copy(self, event: dict[str, Any], source_id: int, arrivals: dict[tuple[int, int], int]) -> int:
         """The migrant's copy on the destination island, with the source's result from the cache (no training)."""

@@ -19,7 +19,7 @@ from nascli.config import RunConfig, task_for, training_config_hash
 from nascli.driver.events import ASK_EVENT, FAILED_EVENT, FINAL_EVENT, outcome_of
 from nascli.driver.issue_plan import ALREADY_ISSUED, Enqueue, FromCache, IssuePlan, WaitForTwin, choose_action
 from nascli.driver.lease import DriverLease, new_owner
-from nascli.driver.population import PopulationMirror
+from nascli.driver.population import PopulationChanges, PopulationMirror
 from nascli.driver.progress import Progress
 from nascli.driver.proxy_init import ProxyInitialisation
 from nascli.driver.replay import RecordedAsk, distinct_asks, replay
@@ -41,6 +41,7 @@ from nascli.run_stop import (
 )
 from nascli.stop_rule import StopCurves
 from nascli.store import EvaluationInfo, EvaluationRequest, FinishedEvaluation, NewIndividual, RunInfo, Store
+from nascli.transfer import Donors
 
 STATUS_CHECK_SECONDS = 0.5  # how often a driving loop looks for `nas cancel`
 
@@ -82,6 +83,7 @@ class Driver:
         self.cache_sources: set[str] = set()  # other runs whose results were reused
         self.done_count = 0
         self.stop_curves = StopCurves(self.cfg.train, self.strategy)
+        self.donors = Donors(self.cfg.train, self.strategy)  # train.transfer and the weights repository
         self.lease = DriverLease(self.store, self.run.id, self.owner)
         self._workers_counted = -1e9
         self._status_checked = 0.0
@@ -175,6 +177,7 @@ class Driver:
         self.told.add(key)
         self.last_seq = finished.seq
         self.stop_curves.tell(key, finished.result)
+        self.donors.tell(key, finished)
         # A child the stop rule ended (stopped_at_epoch in its metrics) has no rank: never the run's best.
         rank = self.ranking.key(outcome.metrics) if outcome.status == "done" else None
         primary = value(outcome.metrics, self.cfg.fitness.primary) if rank is not None else None
@@ -200,7 +203,7 @@ class Driver:
             self.done_count += 1
             self._satisfy_waiters(finished)
             progressed = True
-        changes = self.population.changes(self.strategy, self.told) if progressed else None
+        changes = self._population_changes() if progressed else None
         self._check_stop_rules()  # before asking: a run a rule has ended asks for nothing more
         n = children_allowed(self.stop_limits, len(self.population.individual_ids), self._ask_size())
         proposals = self.strategy.ask(n) if n != 0 and self.stopped is None else []
@@ -221,7 +224,7 @@ class Driver:
             return False
         written = self._fenced(writes, what="record a driver step")
         if changes is not None:
-            self.population.written(changes)
+            self._population_written(changes)
         if plan is not None:
             self._issued(plan, written)
         return True
@@ -284,10 +287,11 @@ class Driver:
             (individual_id, action.result) for individual_id, action in zip(ids, plan.actions)
             if isinstance(action, FromCache)])
         requests = []
-        for row, individual_id, action in zip(plan.rows, ids, plan.actions):
+        for row, proposal, individual_id, action in zip(plan.rows, plan.proposals, ids, plan.actions):
             if isinstance(action, Enqueue):
                 seed = stream_seed(self.cfg.run.seed, "train", row.genome_hash) % (2**31)
                 task = self.stop_curves.attach(task_for(self.cfg, row.genome, seed), row.island)
+                task = self.donors.attach(task, proposal.key, proposal.parents)
                 requests.append(EvaluationRequest(individual_id, task, genome_hash=row.genome_hash,
                                                   config_hash=self.config_hash))
         return ids, self.store.enqueue(self.run.id, requests) if requests else []
@@ -335,9 +339,16 @@ class Driver:
         """Mirror the strategy's state into the store for reports: migrations (the table is their
         only record, so a crash can never write one twice) with each migrant's copy as an individual
         of its destination island, who is no longer alive, island generations."""
-        changes = self.population.changes(self.strategy, self.told)
+        changes = self._population_changes()
         self._fenced(lambda: self.population.write(changes), what="record population changes")
+        self._population_written(changes)
+
+    def _population_changes(self) -> PopulationChanges:
+        return self.population.changes(self.strategy, self.told, evicted=self.donors.evictable())
+
+    def _population_written(self, changes: PopulationChanges) -> None:
         self.population.written(changes)
+        self.donors.evicted.update(changes.evicted)
 
     @property
     def finished(self) -> bool:

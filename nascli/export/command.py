@@ -80,12 +80,16 @@ def run_export(request: ExportRequest) -> None:
             return
         spec, evaluation = export_spec(queries, run, rank=request.rank, individual=request.individual,
                                        rank_by=request.rank_by)
+        # the weights repository (train.transfer / train.store_weights): a cached copy's are its source's
+        stored_id = int(evaluation["extra"].get("cached_from", spec.identity["evaluation_id"]))
+        stored = queries.store.weights(stored_id) if needs_weights(formats) else None
     weights_needed = needs_weights(formats)
     from nascli.export.weights import obtain_weights
 
     weights = obtain_weights(genome=spec.genome, task=spec.task, train=spec.training, seed=evaluation["seed"],
                              extra=evaluation["extra"], run_id=run.id, evaluation_id=spec.identity["evaluation_id"],
-                             train_epochs=request.train_epochs, needed=weights_needed)
+                             train_epochs=request.train_epochs, needed=weights_needed,
+                             stored=(stored_id, stored) if stored is not None else None)
     spec.weights_source = weights.source
     spec.normalisation = weights.normalisation
     document = write_export(spec, weights.state_dict, request.out, formats, force=request.force)

@@ -115,13 +115,24 @@ def train_now(genome: str, task: dict[str, Any], train: dict[str, Any], seed: in
 
 
 def obtain_weights(*, genome: str, task: dict[str, Any], train: dict[str, Any], seed: int, extra: dict[str, Any],
-                   run_id: str, evaluation_id: int, train_epochs: int | None, needed: bool) -> Weights:
-    """Checkpoint first; else train for `train_epochs` (default: the run's own `train.epochs`, with its
-    early stopping, so `nas export` of any run gives runnable weights); else no weights when none are needed."""
+                   run_id: str, evaluation_id: int, train_epochs: int | None, needed: bool,
+                   stored: tuple[int, bytes] | None = None) -> Weights:
+    """Checkpoint first; else the weights repository's (`stored`: (evaluation id, bytes)); else train for
+    `train_epochs` (default: the run's own `train.epochs`, with its early stopping, so `nas export` of
+    any run gives runnable weights); else no weights when none are needed."""
     normalisation = _statistics_or_none(task)
     checkpoint = find_checkpoint(extra, train, task, run_id, evaluation_id)
     if checkpoint is not None and train_epochs is None:
         return Weights(load_checkpoint(checkpoint), {"kind": "checkpoint", "path": str(checkpoint)}, normalisation)
+    if stored is not None and train_epochs is None:
+        from nascli.train.transfer import load_state
+
+        try:
+            state = load_state(stored[1])
+        except ValueError as error:
+            raise ExportError(f"the stored weights of evaluation {stored[0]} are unreadable: {error}",
+                              hint="re-train it with --train-epochs N") from None
+        return Weights(state, {"kind": "repository", "evaluation_id": stored[0]}, normalisation)
     if train_epochs is None and needed:
         train_epochs = int(train.get("epochs") or 1)
     if train_epochs is not None:

@@ -377,6 +377,10 @@ def run_views(queries, run_id: str, sections: Sequence[str], *, top: int = 10, r
             views.append(views_of.generations_section(generation_rows(queries, run)))
         elif name == "migrations":
             views.append(views_of.migrations_section(migration_rows(queries, run)))
+        elif name == "transfers":
+            from nascli.report.transfers import gather_transfers
+
+            views.append(gather_transfers(queries, run))
         else:  # the command validates names first; this is a programming error
             raise ValueError(f"unknown section {name!r}")
     return views

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 # The sections `nas report RUN --section` shows, in print order; `runs` is the list without a run.
-RUN_SECTIONS = ("summary", "islands", "top", "pareto", "workers", "generations", "migrations")
+RUN_SECTIONS = ("summary", "islands", "top", "pareto", "workers", "generations", "migrations", "transfers")
 ALL_SECTIONS = ("runs",) + RUN_SECTIONS
 DEFAULT_RUN_SECTIONS = ("summary", "islands", "top", "migrations")  # + pareto for multi-objective runs
 

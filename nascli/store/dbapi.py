@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-SqlStatement = sa.Select[Any] | sa.Update | sa.Insert  # what a named statement holds
+SqlStatement = sa.Select[Any] | sa.Update | sa.Insert | sa.Delete  # what a named statement holds
 
 
 @dataclass(frozen=True)

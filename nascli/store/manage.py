@@ -15,7 +15,7 @@ from nascli.store.database import Database
 from nascli.store.notify import RESULT_CHANNEL, notify
 from nascli.store.records import TERMINAL_RUN_STATUSES
 from nascli.store.runs import RunRepository
-from nascli.store.tables import EV, ISL, MIG, E, I, R
+from nascli.store.tables import EV, ISL, MIG, WEIGHTS, E, I, R
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,8 @@ class RunManagement:
                                       "then delete it")
             rows: dict[str, int] = {}
             # children before parents: migrations and evaluations point at individuals, all at the run
-            for name, table in (("migrations", MIG), ("evaluations", E), ("individuals", I), ("islands", ISL),
-                                ("events", EV), ("runs", R)):
+            for name, table in (("weights", WEIGHTS), ("migrations", MIG), ("evaluations", E), ("individuals", I),
+                                ("islands", ISL), ("events", EV), ("runs", R)):
                 column = table.c.id if table is R else table.c.run_id
                 rows[name] = conn.execute(sa.delete(table).where(column == run_id)).rowcount
             return Deleted(run_id, rows)

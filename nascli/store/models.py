@@ -6,7 +6,7 @@ lease arithmetic is the same plain `+` on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel, col
 
 # Bump when a table changes shape; a database written by another version is refused, not migrated.
@@ -167,6 +167,19 @@ class EventRow(_Table, table=True):
     seq: int = Field(primary_key=True)
     kind: str = Field(max_length=64)
     payload_json: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: float
+
+
+class WeightsRow(_Table, table=True):
+    """The weights repository (nascli.store.weights): one trained network's state dict per finished
+    evaluation, written with its result. No foreign key: the driver evicts rows as donors die, and a
+    run's deletion removes its rows with the rest."""
+
+    __tablename__ = "weights"
+    evaluation_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    run_id: str = Field(max_length=32, index=True)
+    size_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # torch.save of a CPU state dict
     created_at: float
 
 

@@ -31,6 +31,7 @@ from nascli.store.notify import RESULT_CHANNEL, WORK_CHANNEL, notify
 from nascli.store.records import Claim, EvaluationInfo, EvaluationRequest, FinishedEvaluation, QueueLimits
 from nascli.store.runs import RunRepository
 from nascli.store.tables import E
+from nascli.store.weights import WeightsRepository
 from nascli.task import FAILURE_KINDS, Result, Task
 
 log = logging.getLogger("nascli.store.queue")
@@ -48,9 +49,10 @@ def check_lease(lease_seconds: float) -> float:
 class QueueRepository:
     """The evaluation rows' life: pending -> running (claimed, leased) -> done | failed | cancelled."""
 
-    def __init__(self, db: Database, runs: RunRepository, limits: QueueLimits) -> None:
+    def __init__(self, db: Database, runs: RunRepository, limits: QueueLimits, weights: WeightsRepository) -> None:
         self.db = db
         self.runs = runs
+        self.weights = weights  # a finishing result's weights go in with it (nascli.store.weights)
         self.limits = limits
         self._retry_limits_of_run: dict[str, tuple[int, int]] = {}  # run id -> (max_attempts, max_lease_expiries)
 
@@ -167,7 +169,7 @@ class QueueRepository:
         round trip, and a result that goes back to pending takes the two separate calls. A claimed
         row whose lease expiries are spent is failed and claim() takes over, as claim() does."""
         db = self.db
-        if db.backend != "sqlite" and not self._finishes(result):
+        if db.backend != "sqlite" and (not self._finishes(result) or result.weights is not None):
             return self.complete(evaluation_id, attempt, result), self.claim(
                 worker_id, run_id=run_id, lease_seconds=lease_seconds)
         claim, claim_params = self._claim_call(worker_id, run_id, lease_seconds)
@@ -230,7 +232,7 @@ class QueueRepository:
         attempts left goes back to pending (no sequence number); anything else finishes the row
         and gets the next completion sequence number of its run. Retrying after a lost
         acknowledgement is safe: the same claim's second write returns True."""
-        if self.db.backend == "postgresql" and self._finishes(result):
+        if self.db.backend == "postgresql" and self._finishes(result) and result.weights is None:
             return self.db.write(lambda conn: self._finish_in_one(conn, evaluation_id, attempt, result),
                                  what="complete", single_statement=True)
         return self.db.write(lambda conn: self._complete(conn, evaluation_id, attempt, result), what="complete")
@@ -276,6 +278,8 @@ class QueueRepository:
             values = {f"v_{name}": value for name, value in convert.result_values(result).items()}
             db.execute(conn, sql.finish, evaluation_id=evaluation_id, attempt=attempt, **values, failures=failures,
                        status=result.status, seq=self._next_completion_seq(conn, held.run_id))
+            if result.weights is not None and result.status == "done":  # with the fenced finish
+                self.weights.put(conn, held.run_id, evaluation_id, result.weights)
             notify(conn, RESULT_CHANNEL, held.run_id)  # the run's driver wakes at commit (PostgreSQL)
         return True
 

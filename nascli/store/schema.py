@@ -8,7 +8,7 @@ from sqlalchemy.engine import Connection
 from nascli.errors import StoreError
 from nascli.store.database import Database
 from nascli.store.models import SCHEMA_VERSION, metadata
-from nascli.store.tables import META
+from nascli.store.tables import META, WEIGHTS
 
 _SCHEMA_LOCK_KEY = 0x6E617363  # pg_advisory_xact_lock key serialising schema creation: 'nasc'
 _INIT_HINT = "run `nas init --db URL` first"
@@ -24,6 +24,7 @@ def init_schema(db: Database) -> bool:
         version = _schema_version(db, conn)
         if version is not None:
             _require_version(db, version)
+            metadata.create_all(conn, tables=[WEIGHTS])  # added to version 1: created if absent
             return False
         foreign = set(sa.inspect(conn).get_table_names()) & set(metadata.tables)
         if foreign:

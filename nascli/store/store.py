@@ -7,6 +7,7 @@
     store.population   PopulationRepository (population.py) individuals, island generations, migrations
     store.event_log    EventLog            (events.py)      the run's ordered event log
     store.worker_registry WorkerRegistry   (workers.py)     registered workers
+    store.weight_repository WeightsRepository (weights.py)  trained weights for transfer and export
     store.db           Database            (database.py)    engine, transactions, clock, the executor
 
 Each `store.<method>` below is the repository's method itself (no wrapper): `store.claim is`
@@ -32,6 +33,7 @@ from nascli.store.population import PopulationRepository
 from nascli.store.queue import QueueRepository
 from nascli.store.records import QueueLimits
 from nascli.store.runs import RunRepository
+from nascli.store.weights import WeightsRepository
 from nascli.store.workers import WorkerRegistry
 
 T = TypeVar("T")
@@ -78,7 +80,8 @@ class Store:
         self.engine, self.url_display, self.backend = engine, db.url_display, db.backend
         self.created_schema = False  # set by open_store(create=True) when it created the tables
         runs = self.runs = RunRepository(db)
-        queue = self.queue = QueueRepository(db, runs, limits or QueueLimits())
+        weight_repository = self.weight_repository = WeightsRepository(db)
+        queue = self.queue = QueueRepository(db, runs, limits or QueueLimits(), weight_repository)
         cache = self.cache = GenotypeCache(db, queue)
         management = self.management = RunManagement(db, runs)
         population = self.population = PopulationRepository(db, runs)
@@ -114,6 +117,9 @@ class Store:
         self.append_event, self.events = event_log.append_event, event_log.events
         self.register_worker, self.worker_seen = worker_registry.register_worker, worker_registry.worker_seen
         self.workers = worker_registry.workers
+        # the weights repository (the queue writes a result's weights with its finish)
+        self.weights, self.stored_weight_ids = weight_repository.weights, weight_repository.stored_weight_ids
+        self.evict_weights, self.repository_size = weight_repository.evict_weights, weight_repository.repository_size
 
     @property
     def limits(self) -> QueueLimits:

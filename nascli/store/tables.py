@@ -2,7 +2,7 @@
 
 The one home of these aliases: the repositories, the statement builders and the report queries
 import them from here. The names follow the SQL: `R` run, `E` evaluation, `I` individual, `ISL`
-island, `MIG` migration, `W` worker, `EV` event, `META` nascli_meta.
+island, `MIG` migration, `W` worker, `EV` event, `META` nascli_meta, `WEIGHTS` the weights repository.
 """
 
 from __future__ import annotations
@@ -24,5 +24,6 @@ ISL = _table("island")
 MIG = _table("migration")
 W = _table("worker")
 EV = _table("event")
+WEIGHTS = _table("weights")
 
-__all__ = ["E", "EV", "I", "ISL", "META", "MIG", "R", "W"]
+__all__ = ["E", "EV", "I", "ISL", "META", "MIG", "R", "W", "WEIGHTS"]

@@ -43,6 +43,8 @@ from nascli.train.trainer import (
     score,
     uses_channels_last,
 )
+from nascli.train.transfer import TransferRecord, load_state, state_bytes, transfer_weights
+from nascli.transfer import TRANSFER_DONOR_KEY
 
 AUTOENCODER_KINDS = ("denoise", "reconstruct")
 
@@ -162,8 +164,9 @@ def _peak_memory(device: torch.device) -> tuple[int, str]:
 
 
 def evaluate_trained(task: Task, *, device: str = "cpu", progress: Callable | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> Result:
-    """Train `task` and return its Result; see `nascli.train.evaluate.evaluate` for the contract."""
+                     should_stop: Callable[[], bool] | None = None, donor_weights: bytes | None = None) -> Result:
+    """Train `task` and return its Result; see `nascli.train.evaluate.evaluate` for the contract.
+    `donor_weights`: the stored weights of the donor the task names (`train.transfer`)."""
     started = time.perf_counter()
     try:
         task_cfg = TaskSection.model_validate(task.task)
@@ -195,7 +198,7 @@ def evaluate_trained(task: Task, *, device: str = "cpu", progress: Callable | No
     for attempt in (1, 2):
         try:
             _reset_peak_memory(dev)
-            result = _train(task, train_cfg, plan, spec, settings, dev, progress, should_stop)
+            result = _train(task, train_cfg, plan, spec, settings, dev, progress, should_stop, donor_weights)
             extra = {**result.extra, "wall_seconds": round(time.perf_counter() - started, 3)}
             if retried_from is not None:
                 extra["oom_retry"] = {"batch_size": settings.batch_size, "micro_batch_before": retried_from,
@@ -246,8 +249,13 @@ def _proxy_subset(x: torch.Tensor, y: torch.Tensor, samples: int) -> tuple[torch
 
 
 def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSpec, settings: TrainSettings,
-           device: torch.device, progress: Callable | None, should_stop: Callable[[], bool] | None) -> Result:
+           device: torch.device, progress: Callable | None, should_stop: Callable[[], bool] | None,
+           donor_weights: bytes | None = None) -> Result:
     folds = train_cfg.kfolds
+    donor_id = task.train.get(TRANSFER_DONOR_KEY)
+    donor = _donor_state(donor_weights) if donor_id is not None else None
+    transferred: TransferRecord | None = None
+    fold_settings = settings
     outcomes: list[FitOutcome] = []
     tests: list[tuple[float, float | None]] = []
     model = None
@@ -257,6 +265,17 @@ def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSp
         torch.manual_seed(seed)  # weight init and dropout: the same task trains the same way anywhere
         model = None
         model = plan.build().to(device)
+        frozen: list[torch.nn.Parameter] = []
+        if donor is not None:
+            transferred = transfer_weights(model, donor, freeze=train_cfg.freeze_epochs > 0)
+            names = set(transferred.frozen)
+            frozen = [p for name, p in model.named_parameters() if name in names]
+            if frozen and all(not p.requires_grad for p in model.parameters()):
+                for parameter in frozen:  # nothing left to train while frozen: fine-tune everything now
+                    parameter.requires_grad_(True)
+                frozen = []
+            if transferred.layers and train_cfg.transfer_epochs is not None:  # fine-tuning, not training anew
+                fold_settings = dataclasses.replace(settings, epochs=train_cfg.transfer_epochs)
         train_x, train_y = data.train_x, data.train_y
         val_x, val_y = data.val_x, data.val_y
         if train_cfg.mode == "proxy":
@@ -267,8 +286,9 @@ def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSp
         fold_progress = progress
         if progress is not None and folds > 1:
             fold_progress = (lambda f: lambda epoch, metrics: progress(epoch, {**metrics, "fold": f}))(fold)
-        outcome = fit(model, train_x, train_y, val_x, val_y, plan.objective, settings, seed=seed,
-                      progress=fold_progress, should_stop=should_stop, stop_early=stop_check(task.train))
+        outcome = fit(model, train_x, train_y, val_x, val_y, plan.objective, fold_settings, seed=seed,
+                      progress=fold_progress, should_stop=should_stop, stop_early=stop_check(task.train),
+                      frozen=frozen, freeze_epochs=train_cfg.freeze_epochs)
         # Test metrics of the best-validation weights: reported, never fed back into training.
         loss_sum, correct = score(model, data.test_x, data.test_y, plan.objective, settings, split=2)
         values = torch.stack([loss_sum, correct]).tolist()
@@ -292,6 +312,13 @@ def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSp
     if folds == 1 and plan.objective.has_accuracy:  # the validation curve the stop rule compares
         extra["curve"] = [round(record["val_accuracy"], 6) for record in outcomes[0].history]
         extra["stopped_at_epoch"] = outcomes[0].stopped_at_epoch
+    if donor_id is not None:
+        extra["transfer"] = (transferred.as_extra(int(donor_id)) if transferred is not None
+                             else {"donor": int(donor_id), "missing": True})  # evicted or unreadable: from scratch
+    stores = train_cfg.transfer != "off" or train_cfg.store_weights  # the weights repository (nascli.store.weights)
+    weights = state_bytes(model) if model is not None and stores else None
+    if weights is not None:
+        extra["weights_bytes"] = len(weights)
     checkpoint = checkpoint_file(task, train_cfg)
     if checkpoint is not None and model is not None:
         # The best-validation weights (fit restored them); with k folds, those of the last fold.
@@ -322,4 +349,15 @@ def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSp
         latency_ms=latency,
         peak_memory_bytes=peak,
         extra={k: v for k, v in extra.items() if v is not None},
+        weights=weights,
     )
+
+
+def _donor_state(data: bytes | None) -> dict[str, torch.Tensor] | None:
+    """The donor's state dict, or None when it is not there or unreadable (the child trains from scratch)."""
+    if data is None:
+        return None
+    try:
+        return load_state(data)
+    except ValueError:
+        return None

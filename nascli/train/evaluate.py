@@ -17,7 +17,7 @@ StopCheck = Callable[[], bool]
 
 
 def evaluate(task: Task, *, device: str = "cpu", progress: ProgressCallback | None = None,
-             should_stop: StopCheck | None = None) -> Result:
+             should_stop: StopCheck | None = None, donor_weights: bytes | None = None) -> Result:
     """Train and measure `task.genome` on `device`.
 
     Never raises for a bad genome, a too-large genome, OOM, NaN loss or a crash inside training:
@@ -26,13 +26,15 @@ def evaluate(task: Task, *, device: str = "cpu", progress: ProgressCallback | No
     training (any non-OOM CUDA error) `DeviceFault`: those are properties of this host, not of the
     genome, so they are never turned into a failed Result (the worker gives the task back and stops). When
     `should_stop()` answers True the evaluation ends with a `crash` result marked
-    `extra['cancelled'] = True`, which the caller discards.
+    `extra['cancelled'] = True`, which the caller discards. `donor_weights` are the stored weights
+    of the donor the task names (`train.transfer`; None: none, or not in the repository).
     """
     if task.kind == "synthetic":
-        return evaluate_synthetic(task, progress=progress, should_stop=should_stop)
+        return evaluate_synthetic(task, progress=progress, should_stop=should_stop, donor_weights=donor_weights)
     from nascli.train.engine import evaluate_trained
 
-    return evaluate_trained(task, device=device, progress=progress, should_stop=should_stop)
+    return evaluate_trained(task, device=device, progress=progress, should_stop=should_stop,
+                            donor_weights=donor_weights)
 
 
 __all__ = ["evaluate"]

@@ -22,6 +22,7 @@ from nascli.ga.module_operators import autoencoder_params
 from nascli.ga.modules import ModuleGenome, parse_module_genome
 from nascli.stop_rule import planned_stop
 from nascli.task import Result, Task
+from nascli.transfer import TRANSFER_DONOR_KEY, common_prefix, genome_layers
 
 ProgressCallback = Callable[[int, Mapping[str, Any]], None]
 StopCheck = Callable[[], bool]
@@ -135,7 +136,7 @@ def _sleep(seconds: float, epochs: int, progress: ProgressCallback | None, shoul
 
 
 def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
-                       should_stop: StopCheck | None = None) -> Result:
+                       should_stop: StopCheck | None = None, donor_weights: bytes | None = None) -> Result:
     """Evaluate a `synthetic` task. Never raises for a bad genome or an injected failure.
 
     Keys read from `task.task`: `synthetic_seconds` (wall time to spend; `synthetic_busy` spends it
@@ -144,7 +145,10 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
     `oom`, after the sleep so a failure costs time like a real one); `task.search_space['max_params']`
     gives `too_large`. `progress(epoch, metrics)` is called once per simulated epoch and
     `should_stop()` is polled while sleeping; when it answers True the evaluation ends early with a
-    `crash` result that the caller is expected to discard (its claim is gone).
+    `crash` result that the caller is expected to discard (its claim is gone). With the weights
+    repository on (`train.transfer`, `train.store_weights`) the "weights" of a synthetic network are
+    its genome's text, and a named donor is recorded as a real transfer would be (`synthetic_transfer`);
+    the metrics do not depend on it.
     """
     started = time.monotonic()
     genome = task.genome
@@ -203,8 +207,31 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
         best_epoch=best_epoch,
         train_seconds=elapsed,
         extra={"synthetic": True, "curve": curve,
-               **({"stopped_at_epoch": stopped_at} if stopped_at is not None else {})},
+               **({"stopped_at_epoch": stopped_at} if stopped_at is not None else {}),
+               **synthetic_transfer(task, donor_weights)},
+        weights=genome.encode() if _stores_weights(task.train) else None,
     )
+
+
+def _stores_weights(train: Mapping[str, Any]) -> bool:
+    return train.get("transfer", "off") != "off" or bool(train.get("store_weights"))
+
+
+def synthetic_transfer(task: Task, donor_weights: bytes | None) -> dict[str, Any]:
+    """Result extras of the weights repository for a synthetic task: the weights' size, and the
+    transfer from the named donor (layers: the common prefix of the two genomes' layers)."""
+    extra: dict[str, Any] = {}
+    if _stores_weights(task.train):
+        extra["weights_bytes"] = len(task.genome.encode())
+    donor = task.train.get(TRANSFER_DONOR_KEY)
+    if donor is not None:
+        layers = genome_layers(task.genome)
+        if donor_weights is None:
+            extra["transfer"] = {"donor": int(donor), "missing": True}
+        else:
+            shared = common_prefix(layers, genome_layers(donor_weights.decode("utf-8", "replace")))
+            extra["transfer"] = {"donor": int(donor), "layers": shared, "total_layers": len(layers), "params": 0}
+    return extra
 
 
 def synthetic_curve(validation: float, best_epoch: int, epochs: int) -> list[float]:

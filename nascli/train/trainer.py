@@ -167,9 +167,11 @@ def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, objective: Any, se
 
 def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
         objective: Any, settings: TrainSettings, *, seed: int, progress: ProgressCallback | None = None,
-        should_stop: StopCheck | None = None, stop_early: Callable[[list[float]], bool] | None = None) -> FitOutcome:
+        should_stop: StopCheck | None = None, stop_early: Callable[[list[float]], bool] | None = None,
+        frozen: list[nn.Parameter] | None = None, freeze_epochs: int = 0) -> FitOutcome:
     """Train `model` (already on the data's device) and restore its best-validation weights.
-    `stop_early(validation accuracy curve so far)` is asked after each epoch (the stop rule)."""
+    `stop_early(validation accuracy curve so far)` is asked after each epoch (the stop rule).
+    `frozen` parameters (transferred ones, requires_grad off) join the training after `freeze_epochs`."""
     device = train_x.device
     started = time.perf_counter()
     channels_last = uses_channels_last(settings, device)
@@ -263,6 +265,11 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
             progress(epoch, record)
         if since_best >= settings.patience or (max_steps is not None and steps >= max_steps):
             break
+        if frozen and epoch == freeze_epochs:  # fine-tune the transferred layers from now on
+            for parameter in frozen:
+                parameter.requires_grad_(True)
+            optimizer.add_param_group({"params": list(frozen)})
+            frozen = None
         curve = [record["val_accuracy"] for record in history]
         if stop_early is not None and epoch < epochs and val_acc is not None and stop_early(curve):
             stopped_at = epoch

@@ -78,6 +78,7 @@ class InMemoryQueue:
         self._individuals: dict[int, IndividualInfo] = {}
         self._workers: dict[str, WorkerInfo] = {}
         self._seq: dict[str, int] = {}
+        self._weights: dict[int, bytes] = {}  # evaluation id -> stored weights (the weights repository)
         self.prepared = False
 
     # ---------------------------------------------------------------- set-up and reads
@@ -270,6 +271,8 @@ class InMemoryQueue:
             else:
                 row.failures = failures
                 self._finish(row, result, row.worker_id)
+                if result.weights is not None and result.status == "done":  # with the fenced finish
+                    self._weights[row.id] = result.weights
             row.settled_attempt, row.settled_by = attempt, "result"
             return True
 
@@ -293,6 +296,10 @@ class InMemoryQueue:
             row.releases += 1
             row.settled_attempt, row.settled_by = attempt, "release"
             return True
+
+    def weights(self, evaluation_id: int) -> bytes | None:
+        with self._lock:
+            return self._weights.get(evaluation_id)
 
     # ---------------------------------------------------------------- housekeeping
     def reap(self, run_id: str | None = None) -> int:

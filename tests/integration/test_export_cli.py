@@ -157,6 +157,27 @@ def test_all_rows_as_csv_and_json(synthetic, tmp_path):
                    "already exists")
 
 
+def test_weights_from_the_repository_are_exported_without_training(synthetic, tmp_path, monkeypatch):
+    from nascli.train.transfer import state_bytes
+
+    url, built = synthetic
+    best = best_individual(built)
+    torch.manual_seed(11)
+    model = build_model(built.individuals[best]["genome"], activation="leaky_relu", bn_momentum=0.01, dropout=0.5)
+    with open_store(url) as store:
+        evaluation = next(e for e in store.evaluations(built.run_id) if e.individual_id == best)
+        store.db.write(lambda conn: store.weight_repository.put(conn, built.run_id, evaluation.id, state_bytes(model)),
+                       what="store weights")
+    monkeypatch.setattr("nascli.export.weights.train_now", lambda *a, **k: pytest.fail("trained at export"))
+    result = nas("export", built.run_id, "--db", url, "--individual", best, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    exported = torch.load(tmp_path / "out" / "weights.pt", weights_only=True)
+    assert exported.keys() == model.state_dict().keys()
+    assert all(torch.equal(exported[k], v) for k, v in model.state_dict().items())
+    weights = json.loads((tmp_path / "out" / "metrics.json").read_text())["weights"]
+    assert weights == {"kind": "repository", "evaluation_id": evaluation.id}
+
+
 def test_without_a_checkpoint_export_trains_with_the_runs_own_epochs(synthetic, tmp_path):
     url, built = synthetic
     result = nas("export", built.run_id, "--db", url, "--out", tmp_path / "o")

@@ -8,8 +8,10 @@ and every individual evaluated exactly once.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from nascli.store import open_store
+from nascli.transfer import TRANSFER_DONOR_KEY
 from tests.helpers import clean_env, nas_command
 
 SETTINGS = ["--set", "task.synthetic_seconds=0.02", "--set", "ga.generations=60", "--set", "ga.islands=3",
@@ -38,6 +41,9 @@ def run_state(url: str) -> dict:
         by_id = {i.id: (i.island, i.generation, i.slot) for i in individuals}
         evaluations = store.evaluations(run.id)
         final = [e.payload for e in store.events(run.id) if e.kind == "final"]
+        key_of_evaluation = {e.id: by_id[e.individual_id] for e in evaluations if e.individual_id in by_id}
+        genome_of = {e.id: e.genome for e in evaluations}
+        donors = _donors(url, run.id)
         return {
             "status": run.status,
             "individuals": sorted(((i.island, i.generation, i.slot), i.genome,
@@ -53,9 +59,20 @@ def run_state(url: str) -> dict:
             # the stop rule's decisions: (key, epoch it stopped at, the accuracy it reached)
             "stopped": sorted((by_id[e.individual_id], e.result.extra["stopped_at_epoch"], e.result.val_accuracy)
                               for e in evaluations if e.result and "stopped_at_epoch" in e.result.extra),
+            # the transfer donor each queued child was sent: (child key, donor genome); the same model may
+            # be stored under another evaluation after a crash (an identical genome trained first)
+            "donors": sorted((key_of_evaluation[child], genome_of[donor]) for child, donor in donors.items()),
         }
     finally:
         store.close()
+
+
+def _donors(url: str, run_id: str) -> dict[int, int]:
+    """evaluation id -> the donor evaluation id its task names (train.transfer)."""
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+        rows = connection.execute("SELECT id, task_json FROM evaluation WHERE run_id = ?", (run_id,)).fetchall()
+    named = {evaluation: json.loads(task)["train"].get(TRANSFER_DONOR_KEY) for evaluation, task in rows}
+    return {evaluation: donor for evaluation, donor in named.items() if donor is not None}
 
 
 def finished_count(url: str) -> int:
@@ -118,8 +135,14 @@ STOP_RULE = ["--set", "train.stop_rule=below-worst", "--set", "train.stop_margin
              "train.stop_min_epochs=2"]
 
 
+# The transfer donor (repository: the kept model with the longest common genome prefix) travels with
+# each task too; a resumed run must name the same donors.
+TRANSFER = ["--set", "train.transfer=repository", "--set", "train.repository_top_k=3"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [pytest.param([], id="plain"), pytest.param(STOP_RULE, id="stop-rule")])
+@pytest.mark.parametrize("extra", [pytest.param([], id="plain"), pytest.param(STOP_RULE, id="stop-rule"),
+                                   pytest.param(TRANSFER + STOP_RULE, id="transfer-and-stop-rule")])
 def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path, extra: list[str]) -> None:
     env = environment()
     reference = f"sqlite:///{tmp_path / 'reference.db'}"
@@ -132,6 +155,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path, extra: 
     # every migrant's copy is an individual of its destination island
     assert len(expected["individuals"]) == len(children) + len(expected["migrations"])
     assert bool(expected["stopped"]) == bool(extra)  # the rule stopped children, and only when asked
+    assert bool(expected["donors"]) == (TRANSFER[1] in extra)  # donors were named, and only when asked
 
     crashed = f"sqlite:///{tmp_path / 'crashed.db'}"
     rng = random.Random(2026)
@@ -174,3 +198,4 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path, extra: 
     assert actual["final_populations"] == expected["final_populations"]
     assert actual["migrations"] == expected["migrations"]
     assert actual["stopped"] == expected["stopped"]
+    assert actual["donors"] == expected["donors"]

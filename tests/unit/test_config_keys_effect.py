@@ -128,6 +128,14 @@ INFORMATIONAL: dict[str, str] = {
                      "tests/unit/test_run_stop.py, tests/integration/test_run_stop_rules.py",
     "run.target": "a run-level stopping rule the driver applies (nascli.run_stop); "
                   "tests/unit/test_run_stop.py, tests/integration/test_run_stop_rules.py",
+    "train.transfer": "read by the driver (nascli.transfer.Donors names each queued child's donor in its task) and "
+                      "by the engine's transfer; tests/unit/test_transfer.py, tests/integration/test_resume.py",
+    "train.transfer_epochs": "nascli.train.engine, for a child that got a donor's weights; tests/unit/test_transfer.py",
+    "train.freeze_epochs": "nascli.train.trainer.fit thaws the transferred layers after them; "
+                           "tests/unit/test_transfer.py",
+    "train.repository_top_k": "nascli.transfer.Donors.kept (which stored weights stay); tests/unit/test_transfer.py",
+    "train.store_weights": "nascli.train.engine stores the weights with the result (nascli.store.weights); "
+                           "tests/integration/test_resume.py",
 }
 
 BASE = ["ga.islands=3", "ga.population=4", "ga.generations=5", "migration.period=2", "task.dataset=digits",

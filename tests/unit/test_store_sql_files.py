@@ -41,7 +41,7 @@ def test_the_statements_a_store_runs_are_the_files(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{tmp_path / 'nas.db'}", create=True) as store:
         built = [*store.queue.sql.every_statement(), *store.cache.sql.every_statement(),
                  *store.runs.sql.every_statement(), *store.population.sql.every_statement(),
-                 *store.event_log.sql.every_statement()]
+                 *store.event_log.sql.every_statement(), *store.weight_repository.sql.every_statement()]
     assert {statement.name for statement in built} == {statement.name for statement in statements("sqlite")}
     for statement in built:
         assert path_of(statement, "sqlite").read_text() == render(statement, "sqlite")

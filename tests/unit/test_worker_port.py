@@ -20,7 +20,7 @@ def parameters(function) -> list[tuple[str, object, object]]:
 
 def test_the_port_is_the_whole_queue_contract_a_worker_uses():
     assert sorted(PORT) == ["claim", "complete", "complete_and_claim", "get_run", "heartbeat", "prepare_worker",
-                            "register_worker", "release", "worker_seen"]
+                            "register_worker", "release", "weights", "worker_seen"]
 
 
 def test_store_and_fake_implement_the_port_with_its_signatures(tmp_path):
@@ -45,3 +45,20 @@ def test_a_worker_drains_the_in_memory_queue():
     assert [finished.worker_id for finished in queue.results(run.id)] == [worker.worker_id] * 2
     (row,) = queue.workers()
     assert (row.id, row.tasks_done) == (worker.worker_id, 2)
+
+
+def test_a_worker_fetches_its_donor_through_the_port():
+    queue = InMemoryQueue()
+    run = queue.create_run("port", "random", None, 0, {"worker": {"max_attempts": 1}})
+    synthetic = {"kind": "synthetic", "synthetic_seconds": 0}
+    donor_task = Task(genome="In_8_8:C_3-3-1-1-4:D_2", task=synthetic, train={"epochs": 1, "transfer": "parent"},
+                      seed=1)
+    (donor,) = queue.enqueue(run.id, [EvaluationRequest(None, donor_task)])
+    Worker(queue, WorkerOptions(run_id=run.id, idle_timeout=0)).run()
+    assert queue.weights(donor) == donor_task.genome.encode()  # stored with the donor's result
+    child_task = Task(genome="In_8_8:C_3-3-1-1-4:C_3-3-1-1-4:D_2", task=synthetic,
+                      train={"epochs": 1, "transfer": "parent", "transfer_donor": donor}, seed=2)
+    (child,) = queue.enqueue(run.id, [EvaluationRequest(None, child_task)])
+    Worker(queue, WorkerOptions(run_id=run.id, idle_timeout=0)).run()
+    transfer = queue.results(run.id)[-1].result.extra["transfer"]
+    assert transfer["donor"] == donor and "missing" not in transfer and transfer["layers"] >= 1

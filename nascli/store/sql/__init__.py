@@ -1,10 +1,10 @@
 """The store's named statements as SQL text, one file per statement and dialect: sql/<dialect>/<name>.sql.
 
-The statements are built in Python (queue_sql.py, cache.py, runs.py, population.py, events.py); these
-files show what they compile to, so a reviewer reads the claim query in one file. Literal values are
-inlined, bind parameters are `:b_<name>` (`IN (:b_ids)` binds a list), and the clock is the
-database's (tests may swap it for a bind parameter). tests/unit/test_store_sql_files.py fails when a
-file and its builder differ; `python -m nascli.store.sql` rewrites the files.
+The statements are built in Python (queue_sql.py, cache.py, runs.py, population.py, events.py,
+weights.py); these files show what they compile to, so a reviewer reads the claim query in one file.
+Literal values are inlined, bind parameters are `:b_<name>` (`IN (:b_ids)` binds a list), and the
+clock is the database's (tests may swap it for a bind parameter). tests/unit/test_store_sql_files.py
+fails when a file and its builder differ; `python -m nascli.store.sql` rewrites the files.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
-from nascli.store import cache, events, population, queue_sql, runs
+from nascli.store import cache, events, population, queue_sql, runs, weights
 from nascli.store.database import Statement
 from nascli.store.dbapi import SqlStatement
 from nascli.store.engine import db_now_sql
@@ -33,7 +33,7 @@ def statements(dialect: str) -> list[Statement]:
     now = db_now_sql(dialect)
     return [*queue_sql.build(now, dialect).every_statement(), *cache.build().every_statement(),
             *runs.build(now).every_statement(), *population.build(dialect).every_statement(),
-            *events.build().every_statement()]
+            *events.build().every_statement(), *weights.build().every_statement()]
 
 
 def _dialect(name: str) -> Dialect:
