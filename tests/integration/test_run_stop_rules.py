@@ -100,8 +100,11 @@ def test_max_hours_counts_driving_time_across_an_interrupt_and_resume(tmp_path):
     """The clock is the time drivers drove the run: stored when interrupted (Ctrl-C), continued by
     the resumed driver, never restarted from zero; the run ends by max_hours."""
     db = tmp_path / "nas.db"
-    limit_hours = 0.006  # 21.6 s of driving; 2 x (6 + 200) evaluations of 0.2 s would take far longer
-    settings = ["--set", "task.synthetic_seconds=0.2", "--set", "ga.generations=200", "--set",
+    # 54 s of driving: more than a loaded machine needs to start the driver and finish 2 evaluations
+    # (the run must still be going when it is interrupted); the budget, 2 x (6 + 2000) evaluations of
+    # 0.2 s (some of them cache hits), takes far longer
+    limit_hours, generations = 0.015, 2000
+    settings = ["--set", "task.synthetic_seconds=0.2", "--set", f"ga.generations={generations}", "--set",
                 f"run.max_hours={limit_hours}"]
     driver = _start(db, *settings)
     wait_for(lambda: db.exists() and _finished_children(db) >= 2, timeout=120, what="2 finished evaluations")
@@ -118,4 +121,4 @@ def test_max_hours_counts_driving_time_across_an_interrupt_and_resume(tmp_path):
     assert totals[-1] >= limit_hours * 3600
     summary = _report(db)
     assert summary["stop_reason"].startswith("run.max_hours: driven")
-    assert _finished_children(db) < 2 * (6 + 200)
+    assert _finished_children(db) < 2 * (6 + generations)
