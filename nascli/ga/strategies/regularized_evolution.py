@@ -9,19 +9,19 @@ children.
 
 Keys: (0, c, slot) where c = outcomes consumed when the child was asked and slot numbers the
 children asked at that point. So the log says exactly which population each child saw, and
-`replay` re-folds it: issue the children of consumption point c, then consume outcome c, ...
+`nascli.driver.replay` re-folds it: issue the children of consumption point c, then consume outcome c, ...
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from nascli.ga.fitness import FitnessRule, has_metrics
 from nascli.ga.rng import rng_for
 from nascli.ga.selection import choose_operator, tournament_index
 from nascli.ga.strategies import _population as pop
-from nascli.ga.strategies.base import Key, Member, Outcome, Proposal, ReplayError, Strategy, Variation
+from nascli.ga.strategies.base import Key, Member, Outcome, Proposal, Strategy, Variation
 from nascli.ga.strategies.mu_plus_lambda import mutation_table
 
 
@@ -77,27 +77,6 @@ class RegularizedEvolution(Strategy):
 
     def _budget_spent(self) -> bool:
         return self.issued >= self.budget
-
-    def replay(self, outcomes: Iterable[Outcome], issued_keys: Iterable[Key] | None = None) -> None:
-        """Re-fold in consumption order; `issued_keys` (all recorded individuals) say how many children
-        were asked at each consumption point, including those still in flight."""
-        outcomes = list(outcomes)
-        per_point: dict[int, int] = {}
-        for key in [*(tuple(k) for k in issued_keys or ()), *(o.key for o in outcomes)]:
-            per_point[key[1]] = max(per_point.get(key[1], 0), key[2] + 1)
-        for point in range(len(outcomes) + 1):
-            wanted = per_point.pop(point, 0)
-            made = self.ask(wanted)
-            if [p.key for p in made] != [(0, point, s) for s in range(wanted)]:
-                raise ReplayError(f"recorded children at consumption point {point} do not match "
-                                  f"({wanted} recorded, {len(made)} proposed)")
-            if point < len(outcomes):
-                try:
-                    self.tell(outcomes[point])
-                except ValueError as exc:
-                    raise ReplayError(f"outcome {point} ({outcomes[point].key}): {exc}") from None
-        if per_point:
-            raise ReplayError(f"recorded children asked after more outcomes than recorded: {sorted(per_point)[:5]}")
 
     def _state(self) -> dict[str, Any]:
         mode = pop.secondary_mode(self.rule, self.population)
