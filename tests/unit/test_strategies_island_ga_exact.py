@@ -227,3 +227,18 @@ def test_settings_refuse_impossible_values_with_exact_messages():
             IslandSettings(**{name: 0})
     with pytest.raises(ValueError, match="^" + re.escape("generations must be >= 0") + "$"):
         IslandSettings(generations=-1)
+
+
+@pytest.mark.parametrize("generation", [2, 4, 6, 8])
+def test_migrants_are_drawn_from_their_stream_by_the_source_mode_weights(generation):
+    # five candidates of six, four drawn: the order of the draws tells the stream and the weights apart
+    ga = IslandGA(IslandSettings(islands=2, population=6, generations=10, migration_period=2, migration_candidates=0.8,
+                                 migration_fraction=0.6, operators=OPERATORS, fitness=FitnessRule(threshold=0.5)),
+                  TOY, 5)
+    ga.populations[0] = [member((0, 0, i), 0.6 + 0.05 * i, 60 - 9 * i) for i in range(6)]  # secondary mode
+    members = list(ga.populations[0])
+    candidates = pop.ranked(ga.rule, members, True)[:5]
+    picks = roulette_sample([1 / members[i].metrics["params"] for i in candidates], 4,
+                            rng_for(5, 0, generation, "migrate"))
+    ga._migrate(generation)
+    assert [e["key"] for e in ga.events if e["from"] == 0] == [list(members[candidates[p]].key) for p in picks]
