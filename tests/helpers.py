@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +46,12 @@ def run_nas(*args: object, env: Mapping[str, str] | None = None, timeout: float 
     """Run `nas ARGS` to completion in the test's working directory (or `cwd`), with a clean environment."""
     return subprocess.run(nas_command(*args), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                           env=dict(env) if env is not None else clean_env(), cwd=cwd)
+
+
+def default_sigint() -> None:
+    # In the child before exec: a test runner started in the background may ignore SIGINT, and a
+    # process that starts with SIGINT ignored keeps ignoring it (as a shell's background job should).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:

@@ -4,13 +4,13 @@ run, their output lines, and the run's row as the database has it."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 
 from nascli.store import open_store
+from tests.helpers import default_sigint
 
 # Long enough never to finish during a test; quick evaluations so results keep arriving.
 LONG_RUN = ["--preset", "synthetic-quick", "--set", "task.synthetic_seconds=0.05", "--set", "ga.generations=100000"]
@@ -18,12 +18,6 @@ LONG_RUN = ["--preset", "synthetic-quick", "--set", "task.synthetic_seconds=0.05
 
 def nas(*args: str) -> list[str]:
     return [sys.executable, "-m", "nascli", *args]
-
-
-def default_sigint() -> None:
-    # In the child before exec: a test runner started in the background may ignore SIGINT, and a
-    # process that starts with SIGINT ignored keeps ignoring it (as a shell's background job should).
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def environment(**extra: str) -> dict[str, str]:

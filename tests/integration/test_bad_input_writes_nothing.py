@@ -16,7 +16,15 @@ import pytest
 from test_report_builder import build_run, sqlite_url
 
 from nascli.store import open_store
-from tests.helpers import assert_bad_input, clean_env, database_state, nas_command, run_nas, wait_for
+from tests.helpers import (
+    assert_bad_input,
+    clean_env,
+    database_state,
+    default_sigint,
+    nas_command,
+    run_nas,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -107,7 +115,8 @@ def test_report_watch_is_read_only(tmp_path: Path) -> None:
     controller, terminal = pty.openpty()
     watcher = subprocess.Popen(nas_command("report", run_id, "--db", url, "--watch", "--interval", "0.2",
                                            "-S", "summary,islands"), stdin=terminal, stdout=terminal, stderr=terminal,
-                               env=clean_env(COLUMNS="200", TERM="xterm"))
+                               env=clean_env(COLUMNS="200", TERM="xterm"),
+                               preexec_fn=default_sigint)  # as a shell starts a foreground command
     os.close(terminal)
     shown = bytearray()
 

@@ -14,9 +14,10 @@ import threading
 import time
 
 import pytest
-from driver_harness import LONG_RUN, default_sigint, environment, nas
+from driver_harness import LONG_RUN, environment, nas
 
 from nascli.store import open_store
+from tests.helpers import default_sigint
 
 
 class Terminal:
