@@ -9,9 +9,13 @@ from nascli.config import RunConfig
 from nascli.config.resolve import (
     DEFAULTS_SOURCE,
     Layers,
+    _blame,
     _describe,
+    _dotted_key,
     _short,
     _suggest,
+    field_annotation,
+    parse_override,
     read_project_store_url,
     read_toml,
     resolve,
@@ -55,6 +59,8 @@ def test_the_other_problems_have_their_own_words():
         "must be a finite number (not inf or nan)", "e.g. --set task.val_fraction=<a number>")
     assert _describe({"type": "literal_error", "ctx": {"expected": "'a', 'b' or 'c d'"}}, "ga.selection") == (
         "not an allowed value", "allowed: a, b, c d")
+    assert _describe({"type": "literal_error", "ctx": {"expected": "'aX' or 'Xb'"}}, "k") == (
+        "not an allowed value", "allowed: aX, Xb")
     assert _describe({"type": "literal_error"}, "ga.selection") == ("not an allowed value", "allowed: ")
     assert _describe({"type": "config_rule", "ctx": {"message": "x needs y"}}, "ga") == (
         "x needs y", "see docs/configuration.md")
@@ -157,3 +163,58 @@ def test_project_store_url_is_read_only_when_set_as_text(tmp_path):
         read_project_store_url(project)
     assert caught.value.message == f"{project}: store.url = 5: wrong type, expected a string"
     assert caught.value.hint == 'e.g. url = "sqlite:///nas.db"'
+
+
+def test_a_malformed_override_shows_an_example():
+    with pytest.raises(ConfigError) as caught:
+        parse_override("no-equals-sign")
+    assert caught.value.message == "--set 'no-equals-sign': expected section.key=value"
+    assert caught.value.hint == "e.g. --set ga.islands=3 --set task.kind=synthetic"
+
+
+def test_a_choice_of_words_takes_a_number_as_a_word():
+    assert parse_override("ga.selection=1") == ("ga.selection", "1")
+    assert parse_override("ga.islands=1") == ("ga.islands", 1)
+
+
+def test_field_annotation_is_none_below_a_leaf():
+    assert field_annotation("ga.islands") is int
+    assert field_annotation("ga.islands.deeper") is None
+    assert field_annotation("run.name.deeper") is None
+    assert field_annotation("nothing.here") is None
+
+
+def test_a_later_key_replaces_the_scalar_above_it_and_the_keys_beneath_it():
+    layers = Layers()
+    layers.set("ga", 3, "first")
+    layers.set("ga.islands", 2, "second")
+    assert (layers.values, layers.sources) == ({"ga.islands": 2}, {"ga.islands": "second"})
+    layers.set("ga", 4, "third")
+    assert (layers.values, layers.sources) == ({"ga": 4}, {"ga": "third"})
+
+
+def test_a_rule_no_layer_touched_blames_the_defaults():
+    rule = {"type": "config_rule", "ctx": {"message": "ga.islands must divide train.epochs"}}
+    assert _blame(rule, "ga", Layers()) == DEFAULTS_SOURCE
+    layers = Layers()
+    layers.set("run.name", "x", "file")
+    assert _blame(rule, "ga", layers) == DEFAULTS_SOURCE
+    layers.set("train.epochs", 3, "--set train.epochs=3")
+    assert _blame(rule, "ga", layers) == "--set train.epochs=3"
+
+
+def test_only_a_rule_adds_its_key_to_the_location():
+    assert _dotted_key({"type": "int_type", "loc": ("ga", 0, "islands"), "ctx": {"key": "other"}}) == "ga.islands"
+    assert _dotted_key({"type": "config_rule", "loc": ("ga",), "ctx": {"key": "islands"}}) == "ga.islands"
+
+
+def test_errors_name_the_project_file_that_set_the_value(tmp_path):
+    project = tmp_path / "nascli.toml"
+    project.write_text("[ga]\nislands = 0\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve(project_file=project, env={})
+    assert caught.value.message == f"{project}: ga.islands = 0: must be >= 1"
+    project.write_text("[ga\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve(project_file=project, env={})
+    assert caught.value.message.startswith(f"{project}: not valid TOML: ")
