@@ -218,3 +218,12 @@ def test_errors_name_the_project_file_that_set_the_value(tmp_path):
     with pytest.raises(ConfigError) as caught:
         resolve(project_file=project, env={})
     assert caught.value.message.startswith(f"{project}: not valid TOML: ")
+
+
+def test_a_rule_over_several_keys_shows_no_value():
+    error = config_error("task.kind=denoise")
+    assert error.message == ("--set task.kind=denoise: task.genome_family: must be modules for task.kind denoise "
+                             "(autoencoders are built from Hajewski modules)")
+    assert error.hint == "see docs/configuration.md"
+    error = config_error("ga=3")
+    assert (error.message, error.hint) == ("--set ga=3: ga = 3: wrong type, expected a table", "e.g. --set ga=<a table>")
