@@ -226,4 +226,5 @@ def test_a_rule_over_several_keys_shows_no_value():
                              "(autoencoders are built from Hajewski modules)")
     assert error.hint == "see docs/configuration.md"
     error = config_error("ga=3")
-    assert (error.message, error.hint) == ("--set ga=3: ga = 3: wrong type, expected a table", "e.g. --set ga=<a table>")
+    assert error.message == "--set ga=3: ga = 3: wrong type, expected a table"
+    assert error.hint == "e.g. --set ga=<a table>"
