@@ -228,3 +228,32 @@ def test_a_rule_over_several_keys_shows_no_value():
     error = config_error("ga=3")
     assert error.message == "--set ga=3: ga = 3: wrong type, expected a table"
     assert error.hint == "e.g. --set ga=<a table>"
+
+
+def test_section_keys_are_listed_below_the_section_nested_tables_included():
+    hint = _suggest("ga.zzzzzzzzzzzzzzzzzz")
+    assert hint.startswith("keys of [ga]: islands, population, generations, ")
+    assert hint.endswith(", seed_genome, operators.insert, operators.switch, operators.delete, operators.adjust, "
+                         "operators.crossover")
+
+
+def test_a_source_is_found_at_every_depth_above_the_key():
+    layers = Layers()
+    layers.set("ga.islands", 3, "deep")
+    layers.set("run", {}, "top")
+    assert layers.source_of("ga.islands.deeper") == "deep"
+    assert layers.source_of("run.name") == "top"
+
+
+def test_a_stored_configuration_out_of_range_names_the_bound():
+    with pytest.raises(ConfigError) as caught:
+        validate_stored("r-3", {"ga": {"islands": 0}})
+    assert caught.value.message == "run r-3: its stored configuration is invalid: ga.islands: must be >= 1"
+
+
+def test_the_project_file_labels_its_own_errors_when_read_for_the_store_url(tmp_path):
+    project = tmp_path / "nascli.toml"
+    project.write_text("[store\n")
+    with pytest.raises(ConfigError) as caught:
+        read_project_store_url(project)
+    assert caught.value.message.startswith(f"{project}: not valid TOML: ")
