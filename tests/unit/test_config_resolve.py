@@ -3,6 +3,8 @@ layer blamed, stored configurations, nascli.toml's store URL."""
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from nascli.config import RunConfig
@@ -23,6 +25,7 @@ from nascli.config.resolve import (
 )
 from nascli.errors import ConfigError
 
+resolve_module = importlib.import_module("nascli.config.resolve")  # the package exports a function of that name
 EXAMPLE_HINT = "see nascli.toml.example for every key and its default"
 
 
@@ -257,3 +260,11 @@ def test_the_project_file_labels_its_own_errors_when_read_for_the_store_url(tmp_
     with pytest.raises(ConfigError) as caught:
         read_project_store_url(project)
     assert caught.value.message.startswith(f"{project}: not valid TOML: ")
+
+
+def test_an_error_in_a_preset_names_the_preset(monkeypatch):
+    # the shipped presets are valid (test_presets.py), so a broken one stands in for a preset's own value
+    monkeypatch.setattr(resolve_module, "load_preset", lambda name: {"ga": {"islands": 0}})
+    with pytest.raises(ConfigError) as caught:
+        resolve("broken", project_file=None, env={})
+    assert caught.value.message == "preset 'broken': ga.islands = 0: must be >= 1"
