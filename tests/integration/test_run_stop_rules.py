@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import clean_env, nas_command, run_nas, wait_for
+from tests.helpers import clean_env, default_sigint, nas_command, run_nas, wait_for
 
 pytestmark = pytest.mark.slow  # each test drives whole runs (a few seconds each on an idle machine)
 SYNTHETIC = ["--preset", "synthetic-quick", "--seed", "3", "--workers", "1"]
@@ -44,7 +44,8 @@ def _events(db: Path, kind: str) -> list[dict]:
 
 def _start(db: Path, *settings: str) -> subprocess.Popen:
     return subprocess.Popen(nas_command("run", *SYNTHETIC, "--db", f"sqlite:///{db}", *settings), env=clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # as a shell starts a foreground command: Ctrl-C reaches it
 
 
 def test_max_evaluations_stops_the_run_at_exactly_that_many_and_says_why(tmp_path):
