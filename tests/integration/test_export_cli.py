@@ -125,12 +125,7 @@ def test_kept_checkpoint_is_used(synthetic, tmp_path, monkeypatch):
     assert kept.is_relative_to(tmp_path / "cache")
     kept.parent.mkdir(parents=True)
     torch.save(model.state_dict(), kept)
-    result = nas("export", built.run_id, "--db", url, "--individual", best, "--out", tmp_path / "out")
-    assert result.exit_code == 0, result.output
-    exported = torch.load(tmp_path / "out" / "weights.pt", weights_only=True)
-    assert exported.keys() == model.state_dict().keys()
-    assert all(torch.equal(exported[k], v) for k, v in model.state_dict().items())
-    weights = json.loads((tmp_path / "out" / "metrics.json").read_text())["weights"]
+    weights = export_with_weights_of(model, url, built.run_id, best, tmp_path / "out")
     assert weights == {"kind": "checkpoint", "path": str(kept)}
 
 
@@ -157,6 +152,16 @@ def test_all_rows_as_csv_and_json(synthetic, tmp_path):
                    "already exists")
 
 
+def export_with_weights_of(model, url: str, run_id: str, individual: int, out) -> dict:
+    """`nas export` one individual; its weights.pt must equal `model`'s; returns metrics.json's weights."""
+    result = nas("export", run_id, "--db", url, "--individual", individual, "--out", out)
+    assert result.exit_code == 0, result.output
+    exported = torch.load(out / "weights.pt", weights_only=True)
+    assert exported.keys() == model.state_dict().keys()
+    assert all(torch.equal(exported[k], v) for k, v in model.state_dict().items())
+    return json.loads((out / "metrics.json").read_text())["weights"]
+
+
 def test_weights_from_the_repository_are_exported_without_training(synthetic, tmp_path, monkeypatch):
     from nascli.train.transfer import state_bytes
 
@@ -169,12 +174,7 @@ def test_weights_from_the_repository_are_exported_without_training(synthetic, tm
         store.db.write(lambda conn: store.weight_repository.put(conn, built.run_id, evaluation.id, state_bytes(model)),
                        what="store weights")
     monkeypatch.setattr("nascli.export.weights.train_now", lambda *a, **k: pytest.fail("trained at export"))
-    result = nas("export", built.run_id, "--db", url, "--individual", best, "--out", tmp_path / "out")
-    assert result.exit_code == 0, result.output
-    exported = torch.load(tmp_path / "out" / "weights.pt", weights_only=True)
-    assert exported.keys() == model.state_dict().keys()
-    assert all(torch.equal(exported[k], v) for k, v in model.state_dict().items())
-    weights = json.loads((tmp_path / "out" / "metrics.json").read_text())["weights"]
+    weights = export_with_weights_of(model, url, built.run_id, best, tmp_path / "out")
     assert weights == {"kind": "repository", "evaluation_id": evaluation.id}
 
 
