@@ -83,6 +83,8 @@ def run_once(variant: str, seed: int, budget: int, settings: list[str], workers:
 
 def curve_of(finished) -> dict:
     """Cumulative training seconds and the best (trained to the end) so far, per finished evaluation."""
+    from nascli.stop_rule import started_from_transfer
+
     spent, best = 0.0, None
     seconds, val, test = [], [], []
     stopped = trained = transferred = epochs = 0
@@ -93,7 +95,7 @@ def curve_of(finished) -> dict:
             epochs += result.epochs_run or 0  # a load-free measure beside the seconds
             trained += 1
             stopped += result.extra.get("stopped_at_epoch") is not None
-            transferred += (result.extra.get("transfer") or {}).get("layers", 0) > 0
+            transferred += started_from_transfer(result.extra)
         to_the_end = item.status == "done" and result.extra.get("stopped_at_epoch") is None
         if to_the_end and result.val_accuracy is not None:
             key = (result.val_accuracy, -(result.params or 0))

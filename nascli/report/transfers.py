@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from nascli.report.render import SectionView
+from nascli.stop_rule import started_from_transfer
 from nascli.store.tables import E
 
 TOP_DONORS = 10
@@ -41,7 +42,7 @@ def stop_rule_saving_seconds(row: Mapping[str, Any]) -> float:
     if stopped is None or not seconds or not row["epochs_run"]:
         return 0.0
     train = row["train"]
-    planned = (train.get("transfer_epochs") if (row["extra"].get("transfer") or {}).get("layers")
+    planned = (train.get("transfer_epochs") if started_from_transfer(row["extra"])
                else None) or train.get("epochs") or row["epochs_run"]
     return max(0, int(planned) - int(row["epochs_run"])) * float(seconds) / int(row["epochs_run"])
 

@@ -286,8 +286,10 @@ def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSp
         fold_progress = progress
         if progress is not None and folds > 1:
             fold_progress = (lambda f: lambda epoch, metrics: progress(epoch, {**metrics, "fold": f}))(fold)
+        from_donor = transferred is not None and transferred.layers > 0  # compared with its own kind
         outcome = fit(model, train_x, train_y, val_x, val_y, plan.objective, fold_settings, seed=seed,
-                      progress=fold_progress, should_stop=should_stop, stop_early=stop_check(task.train),
+                      progress=fold_progress, should_stop=should_stop,
+                      stop_early=stop_check(task.train, transferred=from_donor),
                       frozen=frozen, freeze_epochs=train_cfg.freeze_epochs)
         # Test metrics of the best-validation weights: reported, never fed back into training.
         loss_sum, correct = score(model, data.test_x, data.test_y, plan.objective, settings, split=2)

@@ -20,7 +20,7 @@ from nascli.ga.cost import Analysis
 from nascli.ga.genome import Genome, InceptionSpec, parse_and_analyse
 from nascli.ga.module_operators import autoencoder_params
 from nascli.ga.modules import ModuleGenome, parse_module_genome
-from nascli.stop_rule import planned_stop
+from nascli.stop_rule import planned_stop, started_from_transfer
 from nascli.task import Result, Task
 from nascli.transfer import TRANSFER_DONOR_KEY, common_prefix, genome_layers
 
@@ -168,7 +168,8 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
     epochs_run = min(epochs_limit, best_epoch + patience)
     curve = synthetic_curve(validation, best_epoch, epochs_run)
     seconds = max(0.0, float(task.task.get("synthetic_seconds") or 0.0))
-    stopped_at = planned_stop(task.train, curve)
+    transfer = synthetic_transfer(task, donor_weights)
+    stopped_at = planned_stop(task.train, curve, transferred=started_from_transfer(transfer))
     if stopped_at is not None:  # the stop rule: fewer epochs, the accuracy reached by then
         seconds *= stopped_at / epochs_run
         curve, epochs_run, best_epoch = curve[:stopped_at], stopped_at, min(best_epoch, stopped_at)
@@ -208,7 +209,7 @@ def evaluate_synthetic(task: Task, *, progress: ProgressCallback | None = None,
         train_seconds=elapsed,
         extra={"synthetic": True, "curve": curve,
                **({"stopped_at_epoch": stopped_at} if stopped_at is not None else {}),
-               **synthetic_transfer(task, donor_weights)},
+               **transfer},
         weights=genome.encode() if _stores_weights(task.train) else None,
     )
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nascli.stop_rule import StopCurves, median_curve, should_stop, stop_epoch
+from nascli.stop_rule import StopCurves, median_curve, should_stop, stop_check, stop_epoch
 from nascli.task import Result
 
 accuracy = st.floats(0.0, 1.0, allow_nan=False)
@@ -56,11 +56,13 @@ def test_the_stop_epoch_is_the_first_epoch_the_decision_says_stop(curve, compari
 
 
 class _Strategy:
-    def __init__(self, worst):
-        self.worst = worst
+    """A full island whose members, worst first, are `ranked` (one key: that member only)."""
 
-    def worst_living(self, island):
-        return self.worst
+    def __init__(self, *ranked):
+        self.ranked = [key for key in ranked if key is not None]
+
+    def worst_living(self, island, among=None):
+        return next((key for key in self.ranked if among is None or among(key)), None)
 
 
 def _train(rule="below-worst", margin=0.0, min_epochs=1):
@@ -96,6 +98,36 @@ def test_the_median_rule_compares_with_every_finished_curve():
         curves.tell((0, index, 0), Result("done", val_accuracy=max(curve), extra={"curve": curve}))
     curves.tell((0, 9, 0), Result.failure("crash", "x"))
     assert curves.comparison(0) == [0.4, 0.5, 0.8]
+
+
+def test_a_child_is_compared_with_the_worst_member_trained_the_way_it_is():
+    scratch, transferred = (0, 0, 2), (0, 0, 1)  # the transferred member is the island's worst
+    curves = StopCurves(_train(), _Strategy(transferred, scratch))
+    curves.tell(scratch, Result("done", val_accuracy=0.8, extra={"curve": [0.3, 0.6, 0.8]}))
+    curves.tell(transferred, Result("done", val_accuracy=0.7, extra={
+        "curve": [0.65, 0.7], "transfer": {"donor": 4, "layers": 2, "total_layers": 3, "params": 10}}))
+    # Capped at the island's entry bar, the worst member's final 0.7: a child above it could enter.
+    assert curves.comparison(0) == [0.3, 0.6, 0.7]
+    assert curves.comparison(0, transferred=True) == [0.65, 0.7]
+    train = curves.attach(_task(), 0).train
+    assert (train["stop_curve"], train["stop_curve_transferred"]) == ([0.3, 0.6, 0.7], [0.65, 0.7])
+    # The worker picks the curve that fits what it did: 0.5 after epoch 1 goes on from scratch,
+    # stops from transferred weights.
+    check = {**train, "stop_rule": "below-worst"}
+    assert not stop_check(check)([0.5]) and stop_check(check, transferred=True)([0.5])
+    no_transfer = {"transfer": {"donor": 4, "layers": 0, "total_layers": 3, "params": 0}}  # no common prefix
+    assert curves.reusable(Result("done", val_accuracy=0.5, extra={"curve": [0.5, 0.5], **no_transfer}), 0)
+    stopped = {"stopped_at_epoch": 1, "transfer": {"donor": 4, "layers": 1, "total_layers": 3, "params": 5}}
+    assert curves.reusable(Result("done", val_accuracy=0.5, extra={"curve": [0.5], **stopped}), 0)
+    only_scratch = StopCurves(_train(), _Strategy(scratch))
+    only_scratch.tell(scratch, Result("done", val_accuracy=0.8, extra={"curve": [0.3, 0.6, 0.8]}))
+    assert "stop_curve_transferred" not in only_scratch.attach(_task(), 0).train  # no such member: no stop
+    assert only_scratch.comparison(0) == [0.3, 0.6, 0.8]  # the worst is the bar itself
+    median = StopCurves(_train("median"), _Strategy())
+    median.tell(scratch, Result("done", val_accuracy=0.8, extra={"curve": [0.3, 0.6, 0.8]}))
+    median.tell(transferred, Result("done", val_accuracy=0.7, extra={
+        "curve": [0.65, 0.7], "transfer": {"donor": 4, "layers": 2, "total_layers": 3, "params": 10}}))
+    assert (median.comparison(0), median.comparison(0, True)) == ([0.3, 0.6, 0.8], [0.65, 0.7])
 
 
 def _task():
@@ -192,6 +224,14 @@ def test_the_synthetic_evaluator_stops_on_its_curve_and_spends_only_those_epochs
     assert stopped.test_accuracy < full.test_accuracy
     beaten = evaluate_synthetic(synthetic_task(stop_rule="below-worst", stop_curve=[0.0] * 40))
     assert "stopped_at_epoch" not in beaten.extra and beaten.val_accuracy == full.val_accuracy
+    # A child that starts from transferred weights is held to the transferred comparison only.
+    donor = b"In_8_8:C_3-3-1-1-16:D_1-1-1-1-32:D_10"
+    both = {"stop_rule": "below-worst", "stop_min_epochs": 3, "transfer": "parent", "transfer_donor": 7,
+            "stop_curve": [1.0] * 40}
+    from_donor = evaluate_synthetic(synthetic_task(**both), donor_weights=donor)
+    assert from_donor.extra["transfer"]["layers"] == 2 and "stopped_at_epoch" not in from_donor.extra
+    held = evaluate_synthetic(synthetic_task(**both, stop_curve_transferred=[1.0] * 40), donor_weights=donor)
+    assert held.extra["stopped_at_epoch"] == 3
 
 
 @given(accuracy, st.integers(1, 10), st.sampled_from([None, 0.5]))

@@ -196,6 +196,9 @@ def test_worst_living_is_none_until_full_then_the_worst_by_the_island_mode():
     assert ga.worst_living(1) == (1, 0, 0)  # both above 0.5: the bigger one is the worst
     ga.populations[1][1] = member((1, 0, 1), 0.4, 10)
     assert ga.worst_living(1) == (1, 0, 1)
+    # Among some members only (the stop rule compares like with like), in the whole island's mode.
+    assert ga.worst_living(1, among=lambda key: key != (1, 0, 1)) == (1, 0, 0)
+    assert ga.worst_living(1, among=lambda key: False) is None
     assert ga.living() == [(0, -1, []), (1, -1, [(1, 0, 0), (1, 0, 1)])]
     assert all(type(key) is tuple for key in ga.living()[1][2])
 

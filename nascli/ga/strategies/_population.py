@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from nascli.ga.fitness import FitnessRule
 from nascli.ga.selection import roulette_index, roulette_sample, tournament_index
-from nascli.ga.strategies.base import Member
+from nascli.ga.strategies.base import Key, Member
 
 
 def secondary_mode(rule: FitnessRule, population: Sequence[Member]) -> bool:
@@ -18,6 +18,14 @@ def worst_index(rule: FitnessRule, population: Sequence[Member], mode: bool) -> 
     """Index of the lowest-fitness member; the first one in population order on ties."""
     keys = [rule.key(m.metrics, mode) for m in population]
     return min(range(len(keys)), key=lambda i: (keys[i], i))
+
+
+def worst_key(rule: FitnessRule, population: Sequence[Member], among: Callable[[Key], bool] | None) -> Key | None:
+    """Key of the lowest-fitness member among those whose key `among` accepts (all when None),
+    under the whole population's fitness mode; None when it accepts none."""
+    mode = secondary_mode(rule, population)
+    candidates = [m for m in population if among is None or among(m.key)]
+    return candidates[worst_index(rule, candidates, mode)].key if candidates else None
 
 
 def ranked(rule: FitnessRule, population: Sequence[Member], mode: bool) -> list[int]:

@@ -167,10 +167,11 @@ class Strategy(ABC):
                 "outstanding": [list(p.key) for p in self._outstanding.values()],
                 "events": list(self.events), **self._state()}
 
-    def worst_living(self, island: int) -> Key | None:
+    def worst_living(self, island: int, among: Callable[[Key], bool] | None = None) -> Key | None:
         """The key of the island's worst living member, the one a child must beat to enter
-        (`train.stop_rule = below-worst`); None for strategies without such a member, or while the
-        island's population is not full (any child enters then)."""
+        (`train.stop_rule = below-worst`), counting only members whose key `among` accepts; None
+        for strategies without such a member, while the island's population is not full (any child
+        enters then), or when `among` accepts no member."""
         return None
 
     def living(self) -> list[tuple[int, Any, list[Key]]]:

@@ -19,7 +19,7 @@ chosen from the pre-migration populations of all islands before anyone arrives.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -203,11 +203,11 @@ class IslandGA(GenerationalStrategy):
     def _budget_spent(self) -> bool:
         return min(self.completed) >= self.settings.generations
 
-    def worst_living(self, island: int) -> Key | None:
+    def worst_living(self, island: int, among: Callable[[Key], bool] | None = None) -> Key | None:
         members = self.populations[island]
         if len(members) < self.settings.population:
             return None
-        return members[pop.worst_index(self.rule, members, pop.secondary_mode(self.rule, members))].key
+        return pop.worst_key(self.rule, members, among)
 
     def living(self) -> list[tuple[int, Any, list[Key]]]:
         return [(island, self.completed[island], [cast(Key, tuple(m.key)) for m in members])

@@ -13,7 +13,7 @@ When the generation is evaluated the best mu of parents + successful children su
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nascli.ga.fitness import FitnessRule, has_metrics
@@ -116,11 +116,10 @@ class MuPlusLambda(GenerationalStrategy):
     def _budget_spent(self) -> bool:
         return self.completed >= self.generations
 
-    def worst_living(self, island: int) -> Key | None:
+    def worst_living(self, island: int, among: Callable[[Key], bool] | None = None) -> Key | None:
         if len(self.population) < self.mu:
             return None
-        return self.population[pop.worst_index(self.rule, self.population,
-                                               pop.secondary_mode(self.rule, self.population))].key
+        return pop.worst_key(self.rule, self.population, among)
 
     def _state(self) -> dict[str, Any]:
         mode = pop.secondary_mode(self.rule, self.population)
