@@ -299,9 +299,13 @@ class Driver:
     def _issued(self, plan: IssuePlan, written: tuple[list[int], list[int]]) -> None:
         """Bring the driver's memory in line with a committed plan."""
         ids, evaluation_ids = written
+        keys = {individual_id: proposal.key for individual_id, proposal in zip(ids, plan.proposals)}
         for evaluation in plan.existing.values():
             if evaluation.status in ("pending", "running"):
                 self.in_flight[evaluation.genome_hash] = evaluation.id
+                if evaluation.transfer_donor is not None and evaluation.individual_id in keys:
+                    # its donor's weights stay until it finishes, as in the run the crash ended
+                    self.donors.in_flight[keys[evaluation.individual_id]] = int(evaluation.transfer_donor)
             if evaluation.status == "running":
                 self.inherited.add(evaluation.id)
         queued = iter(evaluation_ids)
@@ -355,7 +359,8 @@ class Driver:
         return self.strategy.finished
 
     def drive(self, *, poll_seconds: float = 0.25, on_step: Callable[[], None] | None = None,
-              workers_gone: Callable[[], bool] = lambda: False) -> None:
+              workers_gone: Callable[[], bool] = lambda: False,
+              workers_said: Callable[[], str | None] = lambda: None) -> None:
         """Loop until the budget is spent. Raises DriverLeaseLost if another driver takes over.
         Between steps it waits for a result: on PostgreSQL a notification of one of this run's
         results wakes it at once; polling with backoff stays underneath (and is all SQLite has)."""
@@ -372,7 +377,9 @@ class Driver:
                     idle = 0.02
                 else:
                     if workers_gone():
-                        raise NascliError(f"every local worker of run {self.run.id} exited before the run finished",
+                        said = workers_said()
+                        raise NascliError(f"every local worker of run {self.run.id} exited before the run finished"
+                                          + (f"; the last one said: {said}" if said else ""),
                                           hint=f"see the worker logs; continue with `nas resume {self.run.id}`")
                     if not waiter.wait(idle):
                         # notified: no need to poll often; the cap keeps lease renewal and views going

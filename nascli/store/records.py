@@ -131,6 +131,7 @@ class EvaluationInfo:
     finished_at: float | None
     result: Result | None
     created_at: float
+    transfer_donor: int | None = None  # the donor its task names (`train.transfer`)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,10 @@ def run_state(url: str) -> dict:
             # the transfer donor each queued child was sent: (child key, donor genome); the same model may
             # be stored under another evaluation after a crash (an identical genome trained first)
             "donors": sorted((key_of_evaluation[child], genome_of[donor]) for child, donor in donors.items()),
+            # children whose donor's weights were gone when they trained (evicted while they were in
+            # flight, e.g. by a resumed driver that forgot who was waiting for them)
+            "missing_donor": sorted(by_id[e.individual_id] for e in evaluations
+                                    if e.result and (e.result.extra.get("transfer") or {}).get("missing")),
         }
     finally:
         store.close()
@@ -198,4 +202,5 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path, extra: 
     assert actual["final_populations"] == expected["final_populations"]
     assert actual["migrations"] == expected["migrations"]
     assert actual["stopped"] == expected["stopped"]
+    assert actual["missing_donor"] == expected["missing_donor"] == []
     assert actual["donors"] == expected["donors"]
