@@ -31,6 +31,10 @@ class StoreError(NascliError):
     kind = "store"
 
 
+class StorePrivilegeError(StoreError):
+    """The database role lacks a privilege nascli needs: no retry helps, an administrator must grant it."""
+
+
 class DatasetError(NascliError):
     kind = "dataset"
 

@@ -34,6 +34,7 @@ from nascli.train.time_limit import EXIT_HUNG_EVALUATION
 _PR_SET_PDEATHSIG = 1
 MAX_FAILURES = 3  # in a row; a worker that stayed up HEALTHY_AFTER_SECONDS starts a new streak
 RESTART_CODES = (EXIT_HUNG_EVALUATION, EXIT_DEVICE_FAULT)
+LOG_TAIL_BYTES = 4096  # enough for a worker's last lines
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -120,6 +121,21 @@ class LocalWorkers:
         return self.alive() == 0 and all(
             index in self._left_out or process.returncode not in RESTART_CODES
             for index, process in enumerate(self.processes))
+
+    def last_error(self) -> str | None:
+        """The one-line error the most recently failed worker printed last (`error: ...` in its log)."""
+        said: list[tuple[float, str]] = []
+        for index in range(self.count):
+            path = self._log_path(index)
+            try:
+                with open(path, "rb") as log:
+                    log.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
+                    tail = log.read().decode("utf-8", "replace").splitlines()
+                said += [(path.stat().st_mtime, line.removeprefix("error: ")) for line in tail[-1:]
+                         if line.startswith("error: ")]
+            except OSError:
+                continue
+        return max(said)[1] if said else None
 
     def _say(self, index: int, line: str) -> None:
         try:

@@ -13,6 +13,8 @@ device-side assert, any non-OOM CUDA error; `nascli.devices.is_device_fault`). T
 (no attempt consumed; another host or a restarted worker can do it), the worker marks itself
 unhealthy (`unhealthy`, it claims nothing more) and the error ends it (`nas worker` prints it on
 one line and exits 2, or `nascli.devices.EXIT_DEVICE_FAULT` for a fault, which its launcher restarts).
+A database role that lacks a GRANT to claim or to write a result (`StorePrivilegeError`) ends the
+worker the same way: retrying cannot help, and every result it trained would be lost.
 
 Each evaluation has a wall-clock limit (`train.max_seconds`; `nascli.train.time_limit`): past it
 the heartbeat stops and `should_stop` answers True, and the attempt is recorded as `timeout`; a
@@ -45,7 +47,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from nascli.devices import inject_fault_if_asked, is_device_fault
-from nascli.errors import DatasetError, DeviceError, DeviceFault, GenomeError, NascliError
+from nascli.errors import (
+    DatasetError,
+    DeviceError,
+    DeviceFault,
+    GenomeError,
+    NascliError,
+    StorePrivilegeError,
+)
 from nascli.heartbeat import Heartbeat, HeartbeatThread, heartbeat_interval
 from nascli.task import Result, Task
 
@@ -303,6 +312,8 @@ class Worker:
         lease = self._lease_seconds(self.options.run_id)
         try:
             claim = self.store.claim(self.worker_id, run_id=self.options.run_id, lease_seconds=lease)
+        except StorePrivilegeError:
+            raise  # a missing GRANT does not heal by polling: say so and end
         except NascliError as error:  # the store already retried transient errors; keep polling
             log.warning("%s could not claim (%s); retrying", self.worker_id, error)
             return None
@@ -390,7 +401,8 @@ class Worker:
             self.stats.released += 1
         self.unhealthy = fault
         self.stopping.set()
-        what = "cannot load the data of" if isinstance(fault, DatasetError) else "device fault during"
+        what = ("cannot load the data of" if isinstance(fault, DatasetError) else
+                "cannot write the result of" if isinstance(fault, StorePrivilegeError) else "device fault during")
         log.error("%s %s evaluation %s: %s", self.worker_id, what, task.evaluation_id, fault)
         raise fault
 
@@ -406,7 +418,10 @@ class Worker:
             if heartbeat.released or self._release(claimed_id(task), attempt):
                 self.stats.released += 1
             return
-        written = self._complete(claimed_id(task), attempt, result, heartbeat, lease)
+        try:
+            written = self._complete(claimed_id(task), attempt, result, heartbeat, lease)
+        except StorePrivilegeError as fault:  # the role cannot write results: every evaluation would be lost
+            self._give_back_and_stop(task, attempt, heartbeat, fault)
         if not written:
             self.stats.discarded += 1
         elif result.status == "done":
@@ -428,6 +443,8 @@ class Worker:
                         lease_seconds=self._lease_seconds(self.options.run_id))
                 else:
                     written = self.store.complete(evaluation_id, attempt, result)
+            except StorePrivilegeError:
+                raise
             except NascliError as error:
                 if self.clock() + pause >= give_up_at:
                     log.warning("%s could not write evaluation %s before its lease ran out (%s); another "

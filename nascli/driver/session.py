@@ -103,7 +103,8 @@ def _execute(store: Store, driver: Driver, *, db_url: str, workers: int | None, 
             with _stop_signals_deferred():
                 pool.start()
         on_step()  # at once: a resumed run says what it is waiting on
-        driver.drive(on_step=on_step, workers_gone=pool.gone if pool else (lambda: False))
+        driver.drive(on_step=on_step, workers_gone=pool.gone if pool else (lambda: False),
+                     workers_said=pool.last_error if pool else (lambda: None))
         return conclude(store, driver.progress(pool.alive() if pool else 0, started), view, driver=driver.owner)
     except RunCancelled:
         return conclude(store, driver.progress(pool.alive() if pool else 0, started), view, cancelled=True,

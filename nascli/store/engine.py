@@ -40,7 +40,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 
-from nascli.errors import StoreError
+from nascli.errors import StoreError, StorePrivilegeError
 from nascli.safe_files import open_lock_file
 from nascli.url_secrets import redact
 
@@ -211,6 +211,16 @@ def is_transient(error: DBAPIError, dialect_name: str) -> bool:
     return isinstance(error, (OperationalError, InterfaceError))
 
 
+# PostgreSQL's insufficient_privilege: the role misses a GRANT (a least-privilege role, section 7 of
+# the operators' guide); retrying cannot help.
+INSUFFICIENT_PRIVILEGE = "42501"
+PRIVILEGE_HINT = "grant the database role the privileges docs/operators-guide.md lists for nascli_app"
+
+
+def lacks_privilege(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) == INSUFFICIENT_PRIVILEGE
+
+
 def describe_error(error: BaseException) -> str:
     """The first line of the DB-API module's message (no SQL, no parameters: they may hold genomes or worse)."""
     orig = getattr(error, "orig", None) or error
@@ -360,6 +370,9 @@ class Transactions:
                 with self.begin(write, single_statement) as connection:
                     return body(connection)
             except DBAPIError as error:
+                if lacks_privilege(error):
+                    raise StorePrivilegeError(f"{what} failed on {self.url_display}: {describe_error(error)}",
+                                              hint=PRIVILEGE_HINT) from error
                 if not is_transient(error, self.dialect):
                     raise StoreError(f"{what} failed on {self.url_display}: {describe_error(error)}",
                                      hint="run with --debug for details") from error
