@@ -2,7 +2,9 @@
 and random search beside them, measured in training seconds.
 
     python benchmarks/search_cost.py                          # 2 seeds, 28 evaluations per run
-    python benchmarks/search_cost.py --seeds 5 --budget 112   # the issue's setting (digits-quick's budget)
+    python benchmarks/search_cost.py --seeds 5 --budget 112   # digits-quick's budget for every variant
+    python benchmarks/search_cost.py --seeds 5 --budget 112 --cheap-budget 224   # the cheaper variants
+        # get twice the evaluations: compared at equal training seconds, not at equal evaluations
 
 Each (variant, seed) is a real run of the `digits-quick` preset (island GA, 2 islands x 6; random:
 `digits-random`) with its generations set so the run asks for `--budget` evaluations, driven
@@ -12,7 +14,9 @@ training, a fresh SQLite database per run. Variants: `plain` (the papers' settin
 `--freeze-epochs`), `both`, and `random` (random search, no stop rule, no transfer).
 
 Wall time on a shared machine is not the measure: the sum of the evaluations' own training seconds
-(`train_seconds`, cache hits counted once, at the evaluation that trained) is. The curve of a run:
+is, as CPU seconds of the training (`extra.train_cpu_seconds`: one torch thread per worker, so they
+are what an idle core would take, whatever else the machine runs; cache hits counted once, at the
+evaluation that trained). Epochs, the other load-free measure, are printed beside. The curve of a run:
 after each finished evaluation, the cumulative training seconds and the best validation accuracy so
 far among the children trained to the end (a stopped child is never a best), with its test accuracy.
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import subprocess
@@ -86,12 +91,12 @@ def curve_of(finished) -> dict:
     from nascli.stop_rule import started_from_transfer
 
     spent, best = 0.0, None
-    seconds, val, test = [], [], []
+    seconds, val, test, epochs_curve = [], [], [], []
     stopped = trained = transferred = epochs = 0
     for item in finished:  # completion order
         result = item.result
         if "cached_from" not in result.extra:
-            spent += result.train_seconds or 0.0
+            spent += result.extra.get("train_cpu_seconds", result.train_seconds or 0.0)
             epochs += result.epochs_run or 0  # a load-free measure beside the seconds
             trained += 1
             stopped += result.extra.get("stopped_at_epoch") is not None
@@ -102,20 +107,24 @@ def curve_of(finished) -> dict:
             if best is None or key > best[0]:
                 best = (key, result)
         seconds.append(round(spent, 3))
+        epochs_curve.append(epochs)
         val.append(best[1].val_accuracy if best else None)
         test.append(best[1].test_accuracy if best else None)
     return {"train_seconds": round(spent, 3), "evaluations": len(finished), "trained": trained, "stopped": stopped,
             "transferred": transferred, "epochs": epochs,
-            "seconds_curve": seconds, "val_curve": val, "test_curve": test}
+            "seconds_curve": seconds, "epochs_curve": epochs_curve, "val_curve": val, "test_curve": test}
 
 
-def seconds_to_reach(run: dict, target: float) -> float | None:
-    return next((s for s, v in zip(run["seconds_curve"], run["val_curve"]) if v is not None and v >= target), None)
+def seconds_to_reach(run: dict, target: float, spent: str = "seconds_curve") -> float | None:
+    """Training seconds (or, with spent="epochs_curve", epochs: a measure the machine's load does not
+    change) until the run's best reaches `target`; None: never."""
+    return next((s for s, v in zip(run[spent], run["val_curve"]) if v is not None and v >= target), None)
 
 
-def test_at(run: dict, seconds: float) -> float | None:
-    """The test accuracy of the run's best (trained to the end) after at most `seconds` of training."""
-    known = [t for s, t in zip(run["seconds_curve"], run["test_curve"]) if s <= seconds and t is not None]
+def best_at(run: dict, seconds: float, curve: str) -> float | None:
+    """The run's best (trained to the end) after at most `seconds` of training: its `curve` value
+    (val_curve: its validation accuracy, test_curve: its test accuracy)."""
+    known = [v for s, v in zip(run["seconds_curve"], run[curve]) if s <= seconds and v is not None]
     return known[-1] if known else None
 
 
@@ -124,16 +133,25 @@ def _median(values: list) -> float | None:
     return statistics.median(present) if len(present) == len(values) and present else None
 
 
+def _median_reached(seconds: list[float | None]) -> float | None:
+    """The median over seeds of the seconds to reach the target, a seed that never reached it
+    counting as never (None when the median seed never reached it)."""
+    median = statistics.median(math.inf if s is None else s for s in seconds)
+    return None if math.isinf(median) else median
+
+
 def summarise(runs: list[dict], variants: list[str]) -> tuple[list[dict], dict]:
     plain = [r for r in runs if r["variant"] == "plain"]
     plain_final = statistics.median(r["val_curve"][-1] for r in plain)
     plain_seconds = statistics.median(r["train_seconds"] for r in plain)
+    plain_epochs = statistics.median(r["epochs"] for r in plain)
     rows = []
     print(f"\nmedian over seeds; target = the plain GA's final median best validation accuracy "
           f"({100 * plain_final:.2f} %), reached at the plain GA's median {plain_seconds:.0f} training s")
     print(f"{'variant':10} {'seeds':>5} {'train s':>8} {'epochs':>6} {'best val %':>10} {'its test %':>10} "
           f"{'stopped':>8} "
-          f"{'transfer':>8} {'s to target':>12} {'share':>6} {'test@plain s':>12} {'repo kB':>8}")
+          f"{'transfer':>8} {'s to target':>14} {'share':>6} {'epoch share':>11} {'val@plain s':>11} "
+          f"{'test@plain s':>12} {'repo kB':>8}")
     for variant in variants:
         mine = [r for r in runs if r["variant"] == variant]
         if not mine:
@@ -147,24 +165,33 @@ def summarise(runs: list[dict], variants: list[str]) -> tuple[list[dict], dict]:
                "best_test": statistics.median(r["test_curve"][-1] for r in mine),
                "stopped_fraction": sum(r["stopped"] for r in mine) / max(1, sum(r["trained"] for r in mine)),
                "transferred_fraction": sum(r["transferred"] for r in mine) / max(1, sum(r["trained"] for r in mine)),
-               "seconds_to_target": statistics.median(reached) if len(reached) == len(mine) else None,
+               "seconds_to_target": _median_reached(reach),
+               "epochs_to_target": (_median_reached([seconds_to_reach(r, plain_final, "epochs_curve") for r in mine])
+                                    if all("epochs_curve" in r for r in mine) else None),
                "seeds_reaching_target": len(reached),
-               "test_at_plain_seconds": _median([test_at(r, plain_seconds) for r in mine]),
+               "val_at_plain_seconds": _median([best_at(r, plain_seconds, "val_curve") for r in mine]),
+               "test_at_plain_seconds": _median([best_at(r, plain_seconds, "test_curve") for r in mine]),
                "repository_kb": statistics.median(r["repository_bytes"] for r in mine) / 1024}
         row["share_of_plain_seconds"] = (row["seconds_to_target"] / plain_seconds
                                          if row["seconds_to_target"] is not None else None)
+        row["share_of_plain_epochs"] = (row["epochs_to_target"] / plain_epochs
+                                        if row["epochs_to_target"] is not None else None)
         rows.append(row)
-        to_target = f"{row['seconds_to_target']:.1f}" if row["seconds_to_target"] is not None else (
-            f"{len(reached)}/{len(mine)} seeds")
+        to_target = (f"{row['seconds_to_target']:.1f}" if row["seconds_to_target"] is not None else "never") + (
+            f" {len(reached)}/{len(mine)}")
         share = f"{100 * row['share_of_plain_seconds']:.0f}%" if row["share_of_plain_seconds"] is not None else "-"
         test_then = (f"{100 * row['test_at_plain_seconds']:.2f}" if row["test_at_plain_seconds"] is not None else "-")
+        val_then = (f"{100 * row['val_at_plain_seconds']:.2f}" if row["val_at_plain_seconds"] is not None else "-")
         epochs = f"{row['epochs']:.0f}" if row["epochs"] is not None else "-"
+        epoch_share = (f"{100 * row['share_of_plain_epochs']:.0f}%" if row["share_of_plain_epochs"] is not None
+                       else "-")
         print(f"{variant:10} {len(mine):5} {row['train_seconds']:8.1f} {epochs:>6} "
               f"{100 * row['best_val']:10.2f} "
               f"{100 * row['best_test']:10.2f} {100 * row['stopped_fraction']:7.0f}% "
-              f"{100 * row['transferred_fraction']:7.0f}% {to_target:>12} {share:>6} {test_then:>12} "
+              f"{100 * row['transferred_fraction']:7.0f}% {to_target:>14} {share:>6} {epoch_share:>11} "
+              f"{val_then:>11} {test_then:>12} "
               f"{row['repository_kb']:8.0f}")
-    return rows, {"plain_final_val": plain_final, "plain_seconds": plain_seconds}
+    return rows, {"plain_final_val": plain_final, "plain_seconds": plain_seconds, "plain_epochs": plain_epochs}
 
 
 def targets(rows: list[dict], reference: dict) -> dict:
@@ -218,6 +245,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=28, help="evaluations per run (2 x 6 initial + 2 per generation)")
+    parser.add_argument("--cheap-budget", type=int, default=None,
+                        help="evaluations per run of the stop-rule, transfer and both variants (default: --budget)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per variant: 0..N-1")
     parser.add_argument("--workers", type=int, default=2, help="local nas worker processes per run")
     parser.add_argument("--margin", type=float, default=0.0, help="train.stop_margin of the stop-rule variants")
@@ -236,8 +265,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nascli-search-cost-") as directory:
         for seed in range(args.seeds):
             for variant in variants:
-                run = run_once(variant, seed, args.budget, variant_settings(variant, args), args.workers,
-                               Path(directory))
+                budget = args.budget if variant in ("plain", "random") else (args.cheap_budget or args.budget)
+                run = run_once(variant, seed, budget, variant_settings(variant, args), args.workers, Path(directory))
                 print(f"{variant} seed {seed}: {run['evaluations']} evaluations, "
                       f"{run['train_seconds']:.1f} training s, {run['epochs']} epochs, "
                       f"{run['stopped']} stopped, {run['transferred']} transferred, "

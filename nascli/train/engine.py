@@ -309,6 +309,7 @@ def _train(task: Task, train_cfg: TrainSection, plan: ModelPlan, spec: DatasetSp
         return sum(present) / len(present) if present else None
 
     extra: dict[str, Any] = {"peak_memory_kind": measured, "device": str(device),
+                             "train_cpu_seconds": round(sum(o.train_cpu_seconds for o in outcomes), 4),
                              "precision": precision_of(settings, device).name,
                              "history": outcomes[0].history if folds == 1 else None}
     if folds == 1 and plan.objective.has_accuracy:  # the validation curve the stop rule compares

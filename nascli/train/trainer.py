@@ -86,6 +86,9 @@ class FitOutcome:
     val_accuracy: float | None
     train_seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    # CPU seconds of this process while training: what a CPU evaluation costs whatever else shares
+    # the machine (wall seconds stretch with the load); on a GPU it leaves the device's time out.
+    train_cpu_seconds: float = 0.0
     stopped_at_epoch: int | None = None  # the stop rule ended training here (nascli.stop_rule)
 
 
@@ -173,7 +176,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
     `stop_early(validation accuracy curve so far)` is asked after each epoch (the stop rule).
     `frozen` parameters (transferred ones, requires_grad off) join the training after `freeze_epochs`."""
     device = train_x.device
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     channels_last = uses_channels_last(settings, device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -281,7 +284,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
     train_loss, train_acc = train_values[best_epoch]
     return FitOutcome(best_epoch=best_epoch, epochs_run=epoch, train_loss=train_loss, train_accuracy=train_acc,
                       val_loss=best[0], val_accuracy=best[1], train_seconds=time.perf_counter() - started,
-                      history=history, stopped_at_epoch=stopped_at)
+                      history=history, stopped_at_epoch=stopped_at,
+                      train_cpu_seconds=time.process_time() - cpu_started)
 
 
 def measure_latency(model: nn.Module, shape: tuple[int, ...], device: torch.device, *,

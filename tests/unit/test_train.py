@@ -40,6 +40,7 @@ def test_digits_trains_well_above_chance_in_seconds():
     assert result.params == 2746 and result.flops > 0 and result.peak_memory_bytes > 0
     assert 1 <= result.best_epoch <= result.epochs_run == 6 and result.train_seconds > 0
     assert len(result.extra["history"]) == 6 and result.latency_ms is None
+    assert result.extra["train_cpu_seconds"] > 0  # the load-free cost (benchmarks/search_cost.py sums it)
     assert seconds < 30
 
 
