@@ -24,7 +24,7 @@ Prints per variant the median over seeds of: training seconds, best validation /
 children stopped, children that got weights, the training seconds at which the variant first reaches
 the plain GA's final median best validation accuracy, the best test accuracy at the plain GA's
 median training seconds, and the weights repository's size at the end. Writes
-`benchmarks/results/search_cost.json` and `.png` after every run (seeds run one after another, so an
+`benchmarks/results/search_cost.json` and `.png` after every run (`--parallel N` runs N at once; an
 interrupted benchmark keeps the runs it finished).
 """
 
@@ -33,10 +33,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import platform
 import statistics
 import subprocess
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from search_quality import PRESETS, accuracy_panels, config_for
@@ -255,25 +257,31 @@ def main() -> None:
     parser.add_argument("--freeze-epochs", type=int, default=1, help="train.freeze_epochs of the transfer variants")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from " + ",".join(VARIANTS))
     parser.add_argument("--out", type=Path, default=RESULTS / "search_cost.json")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="runs at once (the measure is CPU seconds of training, so runs sharing cores do not "
+                             "change it)")
     args = parser.parse_args()
     args.argv = sys.argv[1:]
     variants = [v for v in args.variants.split(",") if v]
     unknown = set(variants) - set(VARIANTS)
     if unknown or "plain" not in variants:
         parser.error(f"--variants: from {', '.join(VARIANTS)}, plain included (the reference)")
-    runs = []
-    with tempfile.TemporaryDirectory(prefix="nascli-search-cost-") as directory:
-        for seed in range(args.seeds):
-            for variant in variants:
-                budget = args.budget if variant in ("plain", "random") else (args.cheap_budget or args.budget)
-                run = run_once(variant, seed, budget, variant_settings(variant, args), args.workers, Path(directory))
-                print(f"{variant} seed {seed}: {run['evaluations']} evaluations, "
-                      f"{run['train_seconds']:.1f} training s, {run['epochs']} epochs, "
-                      f"{run['stopped']} stopped, {run['transferred']} transferred, "
-                      f"best val {run['val_curve'][-1]}", flush=True)
-                runs.append(run)
+    runs: list[dict] = []
+    jobs = [(variant, seed, args.budget if variant in ("plain", "random") else (args.cheap_budget or args.budget),
+             variant_settings(variant, args), args.workers) for seed in range(args.seeds) for variant in variants]
+    with (tempfile.TemporaryDirectory(prefix="nascli-search-cost-") as directory,
+          ProcessPoolExecutor(args.parallel, mp_context=multiprocessing.get_context("spawn")) as pool):
+        pending = [pool.submit(run_once, *job, Path(directory)) for job in jobs]
+        for finished in as_completed(pending):
+            run = finished.result()
+            print(f"{run['variant']} seed {run['seed']}: {run['evaluations']} evaluations, "
+                  f"{run['train_seconds']:.1f} training s, {run['epochs']} epochs, "
+                  f"{run['stopped']} stopped, {run['transferred']} transferred, "
+                  f"best val {run['val_curve'][-1]}", flush=True)
+            runs.append(run)
+            runs.sort(key=lambda r: (r["seed"], variants.index(r["variant"])))
+            if any(r["variant"] == "plain" for r in runs):
                 write(args, runs, variants)  # after every run: an interrupted benchmark keeps what it measured
-
 
 if __name__ == "__main__":
     main()
