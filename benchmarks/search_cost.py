@@ -14,9 +14,11 @@ training, a fresh SQLite database per run. Variants: `plain` (the papers' settin
 `--freeze-epochs`), `both`, and `random` (random search, no stop rule, no transfer).
 
 Wall time on a shared machine is not the measure: the sum of the evaluations' own training seconds
-is, as CPU seconds of the training (`extra.train_cpu_seconds`: one torch thread per worker, so they
-are what an idle core would take, whatever else the machine runs; cache hits counted once, at the
-evaluation that trained). Epochs, the other load-free measure, are printed beside. The curve of a run:
+is, as CPU seconds of the training (`extra.train_cpu_seconds`, one torch thread per worker; cache
+hits counted once, at the evaluation that trained). Unlike wall seconds they leave out the time a
+worker waits for a core; they still grow with the load where cores share caches and execution units
+(hyperthreads), so variants are compared within one benchmark run, which interleaves them. Epochs
+trained, a measure no load changes (blind to network size), are printed beside. The curve of a run:
 after each finished evaluation, the cumulative training seconds and the best validation accuracy so
 far among the children trained to the end (a stopped child is never a best), with its test accuracy.
 

@@ -86,8 +86,8 @@ class FitOutcome:
     val_accuracy: float | None
     train_seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
-    # CPU seconds of this process while training: what a CPU evaluation costs whatever else shares
-    # the machine (wall seconds stretch with the load); on a GPU it leaves the device's time out.
+    # CPU seconds of this process while training: unlike wall seconds, not stretched by waiting for a
+    # core when other processes share the machine; on a GPU it leaves the device's time out.
     train_cpu_seconds: float = 0.0
     stopped_at_epoch: int | None = None  # the stop rule ended training here (nascli.stop_rule)
 
