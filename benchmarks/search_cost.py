@@ -260,8 +260,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from " + ",".join(VARIANTS))
     parser.add_argument("--out", type=Path, default=RESULTS / "search_cost.json")
     parser.add_argument("--parallel", type=int, default=1,
-                        help="runs at once (the measure is CPU seconds of training, so runs sharing cores do not "
-                             "change it)")
+                        help="runs at once (the measure, CPU seconds of training, leaves out waiting for a core)")
     args = parser.parse_args()
     args.argv = sys.argv[1:]
     variants = [v for v in args.variants.split(",") if v]
