@@ -326,3 +326,24 @@ def test_a_random_inception_layer_enables_each_branch_with_probability_one_half(
     assert set(counts) == {1, 2, 3, 4}
     assert 0.35 < sum(counts) / (4 * len(counts)) < 0.65  # at least one is always on, so a little above 1/2
 
+
+
+# ------------------------------------------------------------------------------ parents refused
+
+def test_a_parent_that_is_not_a_genome_is_refused_with_how_to_parse_it():
+    assert error_of(lambda: mutate("In_8_8:D_2", "adjust", DEFAULT, random.Random(0))) == (
+        "expected a Genome, got str", "parse strings with nascli.ga.genome.parse_genome first")
+
+
+def test_a_parent_over_a_cap_is_refused_and_one_at_the_cap_is_taken():
+    parent = parse_genome("In_28_28:C_3-3-1-1-32:C_3-3-1-1-32:D_10")
+    params = analyse(parent).params
+    assert error_of(lambda: mutate(parent, "adjust", SearchSpace(max_layers=1), random.Random(0))) == (
+        "parent genome has 2 hidden layers, more than search_space.max_layers = 1",
+        "raise search_space.max_layers or start from a smaller genome")
+    assert error_of(lambda: mutate(parent, "adjust", SearchSpace(max_params=params - 1), random.Random(0))) == (
+        f"parent genome has {params} parameters, more than search_space.max_params = {params - 1}",
+        "raise search_space.max_params or start from a smaller genome (a large input flattened into the "
+        "output layer costs many)")
+    at_caps = SearchSpace(max_layers=2, max_params=params, filters=(32,), kernels=(3,), strides=(1,))
+    assert mutate(parent, "delete", at_caps, random.Random(0)).hidden == parent.hidden[1:]
