@@ -9,10 +9,18 @@ from collections.abc import Callable
 
 import pytest
 
-from nascli.errors import NascliError
+from nascli.errors import GenomeError, NascliError
 from nascli.ga import operators
 from nascli.ga.cost import analyse
-from nascli.ga.genome import Branch, Genome, InceptionSpec, LayerSpec, check_structure, parse_genome
+from nascli.ga.genome import (
+    Branch,
+    Genome,
+    InceptionSpec,
+    LayerSpec,
+    check_structure,
+    parse_genome,
+    parse_layer,
+)
 from nascli.ga.operators import (
     ATTEMPTS,
     MUTATIONS,
@@ -347,3 +355,13 @@ def test_a_parent_over_a_cap_is_refused_and_one_at_the_cap_is_taken():
         "output layer costs many)")
     at_caps = SearchSpace(max_layers=2, max_params=params, filters=(32,), kernels=(3,), strides=(1,))
     assert mutate(parent, "delete", at_caps, random.Random(0)).hidden == parent.hidden[1:]
+
+
+@pytest.mark.parametrize("token", ["C_3-3-1-1-16", "P_2-2-2-2-0", "R_3-3-1-1-16",
+                                   "I.1-1-1_3-3-1-1-16.2-0-0_1-1-1-1-0.3-0-0_1-1-1-1-0.4-0-0_1-1-1-1-0"])
+def test_the_mirror_refuses_a_spatial_layer_after_a_dense_one_as_the_cost_model_does(token):
+    dense = parse_genome("In_8_8:D_1-1-1-1-64:D_2")
+    genome = Genome(dense.input, dense.hidden + (parse_layer(token, 2),), dense.output)
+    with pytest.raises(GenomeError):
+        analyse(genome)
+    assert operators._walk(genome.input, genome.hidden, 2, None, 0, None, 0, 0) is None
