@@ -212,13 +212,16 @@ def targets(rows: list[dict], reference: dict) -> dict:
             "both_test_at_plain_seconds": both["test_at_plain_seconds"], "plain_best_test": plain["best_test"]}
 
 
+PLOT_FLOOR_PERCENT = 94
 COLOURS = {"plain": "tab:blue", "stop-rule": "tab:orange", "transfer": "tab:green", "both": "tab:red",
            "random": "tab:gray"}
 
 
 def plot(runs: list[dict], variants: list[str], path: Path) -> None:
-    with accuracy_panels(path, "cumulative training seconds",
+    with accuracy_panels(path, "cumulative training CPU seconds",
                          val_title="best validation accuracy so far (trained to the end)") as axes:
+        for axis in axes:
+            axis.set_ylim(PLOT_FLOOR_PERCENT, 100)  # the runs differ in the last few percent
         for variant in variants:
             for index, run in enumerate(r for r in runs if r["variant"] == variant):
                 points = [(s, v, t) for s, v, t in zip(run["seconds_curve"], run["val_curve"], run["test_curve"])
