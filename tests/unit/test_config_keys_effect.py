@@ -138,8 +138,10 @@ INFORMATIONAL: dict[str, str] = {
                            "tests/integration/test_resume.py",
 }
 
+# ga.init_mutations=20, not the default 1000: every first proposal is 1000 mutations of the seed genome
+# otherwise, which makes this file take a minute while 20 already separates every key's proposals.
 BASE = ["ga.islands=3", "ga.population=4", "ga.generations=5", "migration.period=2", "task.dataset=digits",
-        "train.epochs=4", "train.loss=mse"]
+        "train.epochs=4", "train.loss=mse", "ga.init_mutations=20"]
 AUTOENCODER = ["task.kind=reconstruct", "task.genome_family=modules", "task.dataset=stl10", "train.loss=mse",
                "fitness.primary=inverse_val_loss", "run.strategy=mu-plus-lambda"]
 LAYER_GENOME = "In_8_8:C_3-3-1-1-16:P_2-2-2-2-0:D_1-1-1-1-32:D_10"
