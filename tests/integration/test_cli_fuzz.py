@@ -3,6 +3,9 @@
 with at most one line on stderr, never a traceback, and writes nothing outside its temp directory.
 
     python -m pytest tests/integration/test_cli_fuzz.py -q    # 4 properties x FUZZ_EXAMPLES cases
+
+Each property runs twice: `test_<name>` with FUZZ_EXAMPLES cases (60; marked slow, ~10 s each) and
+`test_<name>_quick` with QUICK_EXAMPLES (10) in the inner loop, so a broken promise shows there too.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from nascli.config import known_keys
 from nascli.store import open_store
 
 FUZZ_EXAMPLES = int(os.environ.get("NASCLI_FUZZ_EXAMPLES", "60"))
+QUICK_EXAMPLES = 10
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+QUICK = settings(FUZZ, max_examples=QUICK_EXAMPLES)
 runner = CliRunner()
 
 KEYS = known_keys()
@@ -96,17 +101,22 @@ class Case:
         return result
 
 
-@FUZZ
-@given(sets=st.lists(st.tuples(st.sampled_from(KEYS), VALUES), max_size=3), genome=GENOMES)
-def test_run_show_config(sandbox, database, sets, genome):
+def fuzz(check, **strategies):
+    """The property `check` as two tests: the inner loop's few cases and the full, slow run."""
+    return QUICK(given(**strategies)(check)), pytest.mark.slow(FUZZ(given(**strategies)(check)))
+
+
+def check_run_show_config(sandbox, database, sets, genome):
     case = Case(sandbox, database)
     overrides = [arg for key, value in sets for arg in ("--set", f"{key}={value}")]
     case.invoke("run", "-p", "synthetic-quick", "--show-config", *overrides, "--set", f"ga.seed_genome={genome!r}")
 
 
-@FUZZ
-@given(content=CONFIG_FILES, as_project=st.booleans())
-def test_config_files(sandbox, database, content, as_project):
+test_run_show_config_quick, test_run_show_config = fuzz(
+    check_run_show_config, sets=st.lists(st.tuples(st.sampled_from(KEYS), VALUES), max_size=3), genome=GENOMES)
+
+
+def check_config_files(sandbox, database, content, as_project):
     case = Case(sandbox, database)
     name = "nascli.toml" if as_project else "given.toml"
     (case.work / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
@@ -115,21 +125,28 @@ def test_config_files(sandbox, database, content, as_project):
     case.invoke("report")
 
 
-@FUZZ
-@given(run=RUN_REFS, section=st.sampled_from(["", "top", "summary,islands", "pareto", "nope"]),
-       output_format=st.sampled_from(["table", "json", "csv", "markdown", "xml"]))
-def test_report(sandbox, database, run, section, output_format):
+test_config_files_quick, test_config_files = fuzz(check_config_files, content=CONFIG_FILES, as_project=st.booleans())
+
+
+def check_report(sandbox, database, run, section, output_format):
     case = Case(sandbox, database)
     case.invoke("report", run, *(("--section", section) if section else ()), "--format", output_format)
 
 
-@FUZZ
-@given(run=RUN_REFS, formats=st.sampled_from(["code,json", "json", "code", "csv", "bogus", "onnx,code"]),
-       out=st.sampled_from(["out", "out/sub", "nascli.toml", "../escape-attempt-is-still-inside", "."]),
-       everything=st.booleans())
-def test_export(sandbox, database, run, formats, out, everything):
+test_report_quick, test_report = fuzz(
+    check_report, run=RUN_REFS, section=st.sampled_from(["", "top", "summary,islands", "pareto", "nope"]),
+    output_format=st.sampled_from(["table", "json", "csv", "markdown", "xml"]))
+
+
+def check_export(sandbox, database, run, formats, out, everything):
     case = Case(sandbox, database)
     args = ["export", run, "--out", out, "--format", formats]
     if everything:
         args.append("--all")
     case.invoke(*args)
+
+
+test_export_quick, test_export = fuzz(
+    check_export, run=RUN_REFS, formats=st.sampled_from(["code,json", "json", "code", "csv", "bogus", "onnx,code"]),
+    out=st.sampled_from(["out", "out/sub", "nascli.toml", "../escape-attempt-is-still-inside", "."]),
+    everything=st.booleans())
