@@ -234,14 +234,17 @@ def test_nas_alone_still_prints_the_help():
 # ---------------------------------------------------------------- shell completion
 
 
-def complete(words: str, cwd, **env) -> list[str]:
-    """What bash completion offers for the last word of `words` (typer's bash protocol)."""
-    environment = {**{k: v for k, v in os.environ.items() if k != "NAS_DB_URL"},
-                   "_NAS_COMPLETE": "complete_bash", "COMP_WORDS": words,
-                   "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1)), **env}
-    result = subprocess.run([sys.executable, "-m", "nascli"], cwd=cwd, env=environment, capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+def completion_env(words: str) -> dict[str, str]:
+    """typer's bash protocol: what bash sets when it asks `nas` to complete the last word of `words`."""
+    return {"_NAS_COMPLETE": "complete_bash", "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+
+
+def complete(words: str) -> list[str]:
+    """What bash completion offers for the last word of `words`, answered in this process (the
+    working directory is the test's tmp_path, where `nas` looks for nas.db)."""
+    result = runner.invoke(app, [], env=completion_env(words), prog_name="nas")
+    assert result.exit_code == 0, result.output
     return result.stdout.split()
 
 
@@ -251,17 +254,24 @@ def test_completion_is_installable():
 
 
 def test_completion_offers_presets_sections_and_runs(tmp_path):
-    assert complete("nas run --preset digits-q", tmp_path) == ["digits-quick"]
-    assert complete("nas report latest --section mi", tmp_path) == ["migrations"]
-    assert complete("nas cancel ", tmp_path) == []  # no database here: nothing offered, nothing created
+    # once through a real `python -m nascli` process, as bash runs it; the rest in-process (~0.7 s a process)
+    environment = {**{k: v for k, v in os.environ.items() if k != "NAS_DB_URL"},
+                   **completion_env("nas run --preset digits-q")}
+    process = subprocess.run([sys.executable, "-m", "nascli"], cwd=tmp_path, env=environment, capture_output=True,
+                             text=True, timeout=60)
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.split() == ["digits-quick"]
+    assert complete("nas run --preset digits-q") == ["digits-quick"]
+    assert complete("nas report latest --section mi") == ["migrations"]
+    assert complete("nas cancel ") == []  # no database here: nothing offered, nothing created
     assert not (tmp_path / "nas.db").exists()
     from nascli.store import open_store
 
     with open_store(f"sqlite:///{tmp_path / 'nas.db'}", create=True) as store:
         run = store.create_run("nightly", "island-ga", None, 0, {})
-    assert complete("nas report ", tmp_path) == ["latest", run.id, "nightly"]
-    assert complete("nas delete nig", tmp_path) == ["nightly"]
-    assert complete("nas worker --run r-", tmp_path) == [run.id]
+    assert complete("nas report ") == ["latest", run.id, "nightly"]
+    assert complete("nas delete nig") == ["nightly"]
+    assert complete("nas worker --run r-") == [run.id]
 
 
 def test_init_writes_a_password_less_postgresql_url_as_it_is():
