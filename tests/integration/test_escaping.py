@@ -5,7 +5,7 @@ escape sequences are shown, not executed."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from test_export_cli import nas, synthetic, wide_terminal  # noqa: F401  (fixtures)
+from test_export_cli import nas, synthetic, synthetic_template, wide_terminal  # noqa: F401  (fixtures)
 
 from nascli.export.codegen import generate_model_source
 from nascli.text import printable

@@ -7,6 +7,8 @@ import csv
 import dataclasses
 import io
 import json
+import sqlite3
+from copy import deepcopy
 
 import pytest
 import torch
@@ -33,13 +35,27 @@ def nas(*args: str):
     return runner.invoke(app, [str(a) for a in args])
 
 
-@pytest.fixture
-def synthetic(tmp_path):
-    url = sqlite_url(tmp_path)
+@pytest.fixture(scope="session")
+def synthetic_template(tmp_path_factory):
+    """The synthetic run, built once per module that uses it (~0.5 s); each test gets a copy (`synthetic`)."""
+    url = sqlite_url(tmp_path_factory.mktemp("synthetic"))
     with open_store(url) as store:
         built = build_run(store, islands=2, population=3, generations=4,
                           overrides=("train.epochs=1", "train.batch_size=64"))
     return url, built
+
+
+@pytest.fixture
+def synthetic(synthetic_template, tmp_path):
+    """A copy of the synthetic run in this test's tmp_path/nas.db: tests may write to it."""
+    template_url, built = synthetic_template
+    source, copy = sqlite3.connect(template_url.removeprefix("sqlite:///")), sqlite3.connect(tmp_path / "nas.db")
+    try:
+        source.backup(copy)
+    finally:
+        copy.close()
+        source.close()
+    return f"sqlite:///{tmp_path / 'nas.db'}", deepcopy(built)
 
 
 def best_individual(built) -> int:

@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 import sqlalchemy as sa
-from test_export_cli import nas, synthetic, wide_terminal  # noqa: F401  (fixtures)
+from test_export_cli import nas, synthetic, synthetic_template, wide_terminal  # noqa: F401  (fixtures)
 
 from nascli.store import open_store
 from tests.helpers import assert_one_line_error as one_line_error

@@ -8,7 +8,7 @@ import errno
 import os
 
 import pytest
-from test_export_cli import nas, synthetic, wide_terminal  # noqa: F401  (fixtures)
+from test_export_cli import nas, synthetic, synthetic_template, wide_terminal  # noqa: F401  (fixtures)
 
 from nascli import safe_files
 from nascli.errors import FileWriteError
