@@ -34,14 +34,16 @@ def isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
 def cli_built_once() -> Iterator[None]:
     """typer's CliRunner turns `app` into a click command again on every invoke (~25 ms of signature
     and type-hint evaluation each); `nas` does it once per process, so the suite builds it once per app
-    (the CLI tests use ~25 % less CPU). The patched name is typer.testing's import of get_command."""
+    (the CLI tests use ~25 % less CPU). The patched name is typer.testing's import of get_command; a
+    typer without it only makes the suite slower."""
     import functools
 
     import typer.main
     import typer.testing
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(typer.testing, "_get_command", functools.cache(typer.main.get_command))
+        if hasattr(typer.testing, "_get_command"):
+            patch.setattr(typer.testing, "_get_command", functools.cache(typer.main.get_command))
         yield
 
 
