@@ -126,15 +126,15 @@ class LocalWorkers:
         """The one-line error the most recently failed worker printed last (`error: ...` in its log)."""
         said: list[tuple[float, str]] = []
         for index in range(self.count):
-            path = self._log_path(index)
             try:
-                with open(path, "rb") as log:
-                    log.seek(max(0, path.stat().st_size - LOG_TAIL_BYTES))
+                with open(self._log_path(index), "rb") as log:
+                    status = os.fstat(log.fileno())
+                    log.seek(max(0, status.st_size - LOG_TAIL_BYTES))
                     tail = log.read().decode("utf-8", "replace").splitlines()
-                said += [(path.stat().st_mtime, line.removeprefix("error: ")) for line in tail[-1:]
-                         if line.startswith("error: ")]
             except OSError:
                 continue
+            said += [(status.st_mtime, line.removeprefix("error: ")) for line in tail[-1:]
+                     if line.startswith("error: ")]
         return max(said)[1] if said else None
 
     def _say(self, index: int, line: str) -> None:

@@ -5,14 +5,14 @@ sends each queued child comparison curves in its task: with `below-worst` the cu
 living member of the child's destination island (island GA, mu+lambda), with `median` the per-epoch
 median of the finished evaluations' curves. `below-worst` never asks for more than the island's
 entry bar, the worst member's final accuracy (a child above it could still enter). Curves compare
-like with like: a child that starts from
-transferred weights (`train.transfer`) begins near its donor's accuracy, one trained from scratch
-does not, so each kind is compared only with evaluations of its own kind (`train.stop_curve` for
-children trained from scratch, `train.stop_curve_transferred` for the others; the worker picks the
-one that fits what it did). The worker checks after every epoch and stops a child that is more than
-`stop_margin` below the comparison at the same epoch, from epoch `stop_min_epochs` on. The
-comparison is a function of the driver's folded state only, so the decision, recorded with the
-result, replays exactly. Stdlib only (no torch).
+like with like: a child that starts from transferred weights (`train.transfer`) begins near its
+donor's accuracy, one trained from scratch does not, so each kind is compared only with evaluations
+of its own kind (`train.stop_curve` for children trained from scratch,
+`train.stop_curve_transferred` for the others; the worker picks the one that fits what it did). The
+worker checks after every epoch and stops a child that is more than `stop_margin` below the
+comparison at the same epoch, from epoch `stop_min_epochs` on. The comparison is a function of the
+driver's folded state only, so the decision, recorded with the result, replays exactly. Stdlib only
+(no torch).
 """
 
 from __future__ import annotations

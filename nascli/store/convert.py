@@ -78,7 +78,7 @@ def evaluation_info(row: Any) -> EvaluationInfo:
         worker_id=row.worker_id, genome=row.genome, genome_hash=row.genome_hash, config_hash=row.config_hash,
         seq=row.seq, claimed_at=row.claimed_at, heartbeat_at=row.heartbeat_at, lease_expires_at=row.lease_expires_at,
         started_at=row.started_at, finished_at=row.finished_at, result=row_result(row), created_at=row.created_at,
-        transfer_donor=Task.from_json(row.task_json).train.get(TRANSFER_DONOR_KEY),
+        transfer_donor=json.loads(row.task_json).get("train", {}).get(TRANSFER_DONOR_KEY),
     )
 
 
