@@ -5,6 +5,7 @@
 # tests pyproject.toml's [tool.nascli.mutation] lists for it, runs `mutmut run` there, prints the
 # killed/total score and the survivors. One worker process by default (MUTMUT_CHILDREN to change):
 # the suite shares small machines. MUTATION_KEEP=1 keeps the scratch copy (to `mutmut show` there).
+# With NASCLI_TEST_PG_URL set, the module's `postgres` tests run too (each in its own schema).
 # With no argument: lists the configured modules.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +23,7 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/nascli-mutation.XXXXXX")
 if [[ "${MUTATION_KEEP:-0}" == 1 ]]; then echo "scratch copy: $scratch"; else trap 'rm -rf "$scratch"' EXIT; fi
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$scratch" 2>/dev/null || true)
 python - "$scratch/pyproject.toml" "$module" <<'PY'
-import re, sys, tomllib
+import os, re, sys, tomllib
 path, module = sys.argv[1], sys.argv[2]
 text = open(path).read()
 tests = tomllib.loads(text)["tool"]["nascli"]["mutation"].get(module)
@@ -31,6 +32,8 @@ if tests is None:
 narrowed = (f"only_mutate = [{module!r}]\n".replace("'", '"')
             + "pytest_add_cli_args_test_selection = [" + ", ".join(f'"{t}"' for t in tests) + "]\n")
 text = re.sub(r"^pytest_add_cli_args_test_selection = .*\n", narrowed, text, flags=re.M)
+if os.environ.get("NASCLI_TEST_PG_URL"):
+    text = text.replace('"not postgres and not slow"', '"not slow"')
 open(path, "w").write(text)
 PY
 cd "$scratch"
