@@ -47,10 +47,6 @@ def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def primary_of(config: dict[str, Any]) -> str:
-    return _section(config, "fitness").get("primary") or "val_accuracy"
-
-
 def objectives_of(config: dict[str, Any]) -> list[str]:
     """The run's objectives: nsga2.objectives, else [fitness.primary, fitness.secondary]."""
     objectives = _section(config, "nsga2").get("objectives")

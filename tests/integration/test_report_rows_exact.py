@@ -1,0 +1,173 @@
+"""`nas report`'s run list and workers section, value by value, on runs whose timestamps are set to
+known instants: every field is a literal or comes from what the builder recorded."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import pytest
+import sqlalchemy as sa
+from test_report_builder import WORKERS, build_run, postgres_database, sqlite_url  # noqa: F401 - fixture
+from typer.testing import CliRunner
+
+from nascli.cli import app
+from nascli.metrics import Ranking
+from nascli.store import EvaluationRequest, NewIndividual, open_store
+from nascli.store.tables import E, R, W
+from nascli.task import Result, Task
+
+runner = CliRunner()
+T0 = 1_000_000_000.0  # 2001-09-09T01:46:40+00:00
+GHOST = "host-c:303:w3"  # finishes evaluations without ever registering
+
+
+def iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + "+00:00"
+
+
+def report_json(*args: str) -> dict:
+    result = runner.invoke(app, ["report", *args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def set_rows(url: str, table: sa.Table, where, **values) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.update(table).where(where).values(**values))
+    finally:
+        engine.dispose()
+
+
+def best_of(built) -> Result:
+    ranking = Ranking()
+    done = [r for r in built.metrics.values() if r.status == "done"]
+    return max(done, key=lambda r: ranking.key(dataclasses.asdict(r)))
+
+
+@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request, tmp_path):
+    return sqlite_url(tmp_path) if request.param == "sqlite" else request.getfixturevalue("postgres_database")
+
+
+def test_the_run_list_states_every_run_exactly(url):
+    with open_store(url) as store:
+        finished = build_run(store, islands=2, population=3, generations=4, name="first")
+        live = build_run(store, preset="digits-nsga2", islands=1, population=4, generations=2, name="second",
+                         status="running", failures=False, seed=5)
+        stale = build_run(store, islands=1, population=2, generations=1, name="third", failures=False, status="failed",
+                          seed=7)
+        # two more of the live run's evaluations: one waiting, one held by a worker
+        task = Task(genome="In_8_8:D_10", task={"kind": "synthetic"}, train={})
+        store.enqueue(live.run_id, [EvaluationRequest(None, task), EvaluationRequest(None, task)])
+        assert store.claim(WORKERS[0], run_id=live.run_id, lease_seconds=60) is not None
+    set_rows(url, R, R.c.id == finished.run_id, created_at=T0, updated_at=T0 + 9999, finished_at=T0 + 3600.5)
+    set_rows(url, R, R.c.id == live.run_id, created_at=T0 + 10, updated_at=T0 + 20, finished_at=None)
+    # a run that ended without a finish time (an older database): its last update ends it
+    set_rows(url, R, R.c.id == stale.run_id, created_at=T0 + 5, updated_at=T0 + 65, finished_at=None)
+
+    before = time.time()
+    rows = {row["run_id"]: row for row in report_json("--db", url)["runs"]}
+    after = time.time()
+
+    first_best, live_best, stale_best = best_of(finished), best_of(live), best_of(stale)
+    assert rows[finished.run_id] == {
+        "run_id": finished.run_id, "name": "first", "preset": "digits-quick", "strategy": "island-ga",
+        "status": "finished", "created_at": iso(T0), "duration_seconds": 3600.5,
+        "evaluations_done": sum(r.status == "done" for r in finished.metrics.values()),
+        "evaluations_failed": 2, "evaluations_pending": 0,
+        "best_val_accuracy": first_best.val_accuracy, "best_test_accuracy": first_best.test_accuracy,
+        "best_params": first_best.params,
+    }
+    assert rows[stale.run_id] == {
+        "run_id": stale.run_id, "name": "third", "preset": "digits-quick", "strategy": "island-ga",
+        "status": "failed", "created_at": iso(T0 + 5), "duration_seconds": 60.0,
+        "evaluations_done": len(stale.metrics), "evaluations_failed": 0, "evaluations_pending": 0,
+        "best_val_accuracy": stale_best.val_accuracy, "best_test_accuracy": stale_best.test_accuracy,
+        "best_params": stale_best.params,
+    }
+    running = rows[live.run_id]
+    # a running run lasts until now
+    assert before - (T0 + 10) <= running.pop("duration_seconds") <= after - (T0 + 10)
+    assert running == {
+        "run_id": live.run_id, "name": "second", "preset": "digits-nsga2", "strategy": "nsga2",
+        "status": "running", "created_at": iso(T0 + 10),
+        "evaluations_done": len(live.metrics), "evaluations_failed": 0, "evaluations_pending": 2,
+        "best_val_accuracy": live_best.val_accuracy, "best_test_accuracy": live_best.test_accuracy,
+        "best_params": live_best.params,
+    }
+
+
+def test_a_run_created_in_the_future_lasts_zero_seconds(url):
+    """A clock step between hosts can put created_at after the end: never a negative duration."""
+    with open_store(url) as store:
+        built = build_run(store, islands=1, population=2, generations=1, failures=False)
+    set_rows(url, R, R.c.id == built.run_id, created_at=T0 + 100, finished_at=T0)
+    (row,) = [row for row in report_json("--db", url)["runs"] if row["run_id"] == built.run_id]
+    assert row["duration_seconds"] == 0.0
+
+
+def _finish(store, run_id: str, worker: str, result: Result, slot: int) -> int:
+    (ident,) = store.add_individuals(run_id, [NewIndividual(island=0, generation=9, slot=slot, genome="In_8_8:D_10",
+                                                             genome_hash="g", parents=(), operator="init")])
+    store.enqueue(run_id, [EvaluationRequest(ident, Task(genome="In_8_8:D_10", task={"kind": "synthetic"}, train={}))])
+    claim = store.claim(worker, run_id=run_id, lease_seconds=60)
+    assert claim is not None and store.complete(claim.evaluation_id, claim.attempt, result)
+    return claim.evaluation_id
+
+
+def test_the_workers_section_states_every_worker_exactly(url):
+    with open_store(url) as store:
+        built = build_run(store, islands=2, population=3, generations=4, status="running")
+        ghost_done = _finish(store, built.run_id, GHOST, Result(status="done", val_accuracy=0.5, train_seconds=2.25), 5)
+        ghost_failed = _finish(store, built.run_id, GHOST, Result.failure("nan_loss", "synthetic"), 6)
+    mine = {worker: [i for i in built.metrics if WORKERS[i % 2] == worker] for worker in WORKERS}
+    evaluation_of = {}
+    with open_store(url) as store:
+        for info in store.evaluations(built.run_id):
+            evaluation_of[info.individual_id] = info.id
+    # worker 1 started at T0 and was last seen at T0 + 500; its evaluations ran from T0 + 10 to T0 + 370
+    set_rows(url, W, W.c.id == WORKERS[0], started_at=T0, last_seen_at=T0 + 500)
+    set_rows(url, E, E.c.id.in_([evaluation_of[i] for i in mine[WORKERS[0]]]), started_at=T0 + 20,
+             finished_at=T0 + 100)
+    set_rows(url, E, E.c.id == evaluation_of[mine[WORKERS[0]][0]], started_at=T0 + 10)
+    set_rows(url, E, E.c.id == evaluation_of[mine[WORKERS[0]][-1]], finished_at=T0 + 370)
+    # worker 2: every evaluation starts and ends at one instant, so it has no rate
+    set_rows(url, W, W.c.id == WORKERS[1], started_at=T0 + 1, last_seen_at=T0 + 2)
+    set_rows(url, E, E.c.id.in_([evaluation_of[i] for i in mine[WORKERS[1]]]), started_at=T0 + 50,
+             finished_at=T0 + 50)
+    # the unregistered worker: its times come from its evaluations
+    set_rows(url, E, E.c.id == ghost_done, started_at=T0 + 1000, finished_at=T0 + 1100)
+    set_rows(url, E, E.c.id == ghost_failed, started_at=T0 + 1150, finished_at=T0 + 1900)
+
+    rows = report_json(built.run_id, "--db", url, "--section", "workers")["workers"]
+
+    def counts(worker: str) -> tuple[int, int, float]:
+        results = [built.metrics[i] for i in mine[worker]]
+        return (sum(r.status == "done" for r in results), sum(r.status == "failed" for r in results),
+                sum(r.train_seconds or 0.0 for r in results))
+
+    (done_1, failed_1, seconds_1), (done_2, failed_2, seconds_2) = counts(WORKERS[0]), counts(WORKERS[1])
+    assert done_1 > 0 and failed_2 > 0  # the builder's failures are all on island 0's even ids
+    assert [row["worker_id"] for row in rows] == [WORKERS[0], WORKERS[1], GHOST]
+    first, second, ghost = rows
+    assert first.pop("train_seconds") == pytest.approx(seconds_1)
+    assert first == {
+        "worker_id": WORKERS[0], "host": "host-a", "pid": 101, "device": "cpu", "started_at": iso(T0),
+        "last_seen_at": iso(T0 + 500), "evaluations_done": done_1, "evaluations_failed": failed_1,
+        "evaluations_per_hour": 3600.0 * (done_1 + failed_1) / 360,
+    }
+    assert second.pop("train_seconds") == pytest.approx(seconds_2)
+    assert second == {
+        "worker_id": WORKERS[1], "host": "host-b", "pid": 202, "device": "cpu", "started_at": iso(T0 + 1),
+        "last_seen_at": iso(T0 + 2), "evaluations_done": done_2, "evaluations_failed": failed_2,
+        "evaluations_per_hour": None,
+    }
+    assert ghost == {
+        "worker_id": GHOST, "host": None, "pid": None, "device": None, "started_at": iso(T0 + 1000),
+        "last_seen_at": iso(T0 + 1900), "evaluations_done": 1, "evaluations_failed": 1, "train_seconds": 2.25,
+        "evaluations_per_hour": 3600.0 * 2 / 900,
+    }
