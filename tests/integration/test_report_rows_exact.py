@@ -171,3 +171,128 @@ def test_the_workers_section_states_every_worker_exactly(url):
         "last_seen_at": iso(T0 + 1900), "evaluations_done": 1, "evaluations_failed": 1, "train_seconds": 2.25,
         "evaluations_per_hour": 3600.0 * 2 / 900,
     }
+
+
+# ------------------------------------------------------------------ islands, top, migrations, trace
+
+
+@pytest.fixture(scope="module", params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
+def island_run(request, tmp_path_factory):
+    """A finished island run (read-only from here on), its URL and the evaluation id of each individual."""
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path_factory.mktemp("db"))
+    else:
+        url = request.getfixturevalue("postgres_database")
+    with open_store(url) as store:
+        built = build_run(store, islands=3, population=4, generations=6, name="islands")
+        evaluation_of = {info.individual_id: info.id for info in store.evaluations(built.run_id)}
+    return url, built, evaluation_of
+
+
+def ranked(built, rank_by: str | None = None) -> list[int]:
+    """Individual ids of the finished, ranked results, best first (the Python ranking key)."""
+    ranking = Ranking.of_config({"fitness": {"primary": "val_accuracy", "threshold": 0.99}}, rank_by)
+    done = [i for i, r in built.metrics.items() if r.status == "done"]
+    return sorted(done, key=lambda i: ranking.key(dataclasses.asdict(built.metrics[i])), reverse=True)
+
+
+def test_top_states_each_row_exactly(island_run):
+    url, built, evaluation_of = island_run
+    newest = max(i["generation"] for i in built.individuals.values())
+    alive = {i for members in built.alive.values() for i in members}
+    genome_count: dict[str, int] = {}
+    for i, result in built.metrics.items():
+        if result.status == "done":
+            genome_count[built.individuals[i]["genome"]] = genome_count.get(built.individuals[i]["genome"], 0) + 1
+
+    def expected(rank: int, ident: int) -> dict:
+        result, individual = built.metrics[ident], built.individuals[ident]
+        return {
+            "rank": rank, "individual_id": ident, "evaluation_id": evaluation_of[ident], "genome": individual["genome"],
+            "fitness": result.val_accuracy, "val_accuracy": result.val_accuracy, "val_loss": result.val_loss,
+            "test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
+            "train_accuracy": result.train_accuracy, "params": result.params, "flops": result.flops,
+            "latency_ms": result.latency_ms, "island": individual["island"], "generation": individual["generation"],
+            "age": newest - individual["generation"], "operator": individual["operator"], "alive": ident in alive,
+            "copies": genome_count[individual["genome"]],
+        }
+
+    every = ranked(built)
+    top = report_json(built.run_id, "--db", url, "-S", "top", "--top", "30", "--all")["top"]
+    assert top == [expected(rank, ident) for rank, ident in enumerate(every[:30], start=1)]
+    distinct, seen = [], set()
+    for ident in every:
+        if built.individuals[ident]["genome"] not in seen:
+            seen.add(built.individuals[ident]["genome"])
+            distinct.append(ident)
+    top = report_json(built.run_id, "--db", url, "-S", "top", "--top", "5")["top"]
+    assert top == [expected(rank, ident) for rank, ident in enumerate(distinct[:5], start=1)]
+    by_params = ranked(built, "params")
+    top = report_json(built.run_id, "--db", url, "-S", "top", "--top", "3", "--all", "--rank-by", "params")
+    assert [row["individual_id"] for row in top["top"]] == by_params[:3]
+    assert [row["fitness"] for row in top["top"]] == [built.metrics[i].val_accuracy for i in by_params[:3]]
+
+
+def test_islands_state_each_island_exactly(island_run):
+    url, built, evaluation_of = island_run
+
+    def root(ident: int) -> int:
+        while built.individuals[ident]["parents"]:
+            ident = built.individuals[ident]["parents"][0]
+        return ident
+
+    rows = report_json(built.run_id, "--db", url, "-S", "islands")["islands"]
+    expected = []
+    for island in range(3):
+        members = [i for i, record in built.individuals.items() if record["island"] == island]
+        results = [built.metrics[i] for i in members]
+        best = next(i for i in ranked(built) if built.individuals[i]["island"] == island)
+        expected.append({
+            "island": island, "generation": 6, "individuals": len(members), "alive": len(built.alive[island]),
+            "evaluated": sum(r.status == "done" for r in results), "failed": sum(r.status == "failed" for r in results),
+            "best_fitness": built.metrics[best].val_accuracy, "best_val_accuracy": built.metrics[best].val_accuracy,
+            "best_test_accuracy": built.metrics[best].test_accuracy, "best_params": built.metrics[best].params,
+            "best_individual_id": best, "root_ancestors": len({root(i) for i in built.alive[island]}),
+        })
+    assert rows == expected
+    by_params = report_json(built.run_id, "--db", url, "-S", "islands", "--rank-by", "params")["islands"]
+    for island, row in enumerate(by_params):
+        best = next(i for i in ranked(built, "params") if built.individuals[i]["island"] == island)
+        assert (row["best_individual_id"], row["best_fitness"]) == (best, built.metrics[best].val_accuracy)
+
+
+def test_migrations_state_each_move_exactly(island_run):
+    url, built, _ = island_run
+    rows = report_json(built.run_id, "--db", url, "-S", "migrations")["migrations"]
+    copies = {(record["parents"][0], record["island"], record["generation"]): ident
+              for ident, record in built.individuals.items() if record["operator"] == "migration"}
+    assert rows == [{
+        "generation": generation, "from_island": source, "to_island": destination, "individual_id": migrant,
+        "new_individual_id": copies[(migrant, destination, generation)],
+        "genome": built.individuals[migrant]["genome"], "fitness": built.metrics[migrant].val_accuracy,
+    } for generation, source, destination, migrant in built.migrations]
+
+
+def test_the_worker_trace_has_each_trained_evaluation(island_run):
+    from nascli.report.gather import trace_points
+    from nascli.store.reports import ReportQueries
+
+    url, built, evaluation_of = island_run
+    with open_store(url) as store:
+        run = store.get_run(built.run_id)
+        points = trace_points(ReportQueries(store), run)
+        infos = {info.id: info for info in store.evaluations(built.run_id)}
+    seen = sorted((p.worker_id, p.status, p.val_accuracy or 0.0, p.started_at.timestamp(), p.finished_at.timestamp())
+                  for p in points)
+    recorded = sorted((info.worker_id, info.status, info.result.val_accuracy or 0.0, info.started_at, info.finished_at)
+                      for info in infos.values())
+    assert [point[:3] for point in seen] == [row[:3] for row in recorded]
+    assert [t for point in seen for t in point[3:]] == pytest.approx([t for row in recorded for t in row[3:]], abs=1e-5)
+
+
+def test_root_ancestors_stop_at_a_parent_outside_the_run():
+    from nascli.report.gather import root_ancestors
+
+    # 1 <- 2 <- 3; 4's parent 99 is not in the run (a seed from elsewhere); 6 <- 4
+    links = [(1, None, 0, True), (2, 1, 0, True), (3, 2, 0, True), (4, 99, 1, True), (6, 4, 1, False)]
+    assert root_ancestors(links) == {1: 1, 2: 1, 3: 1, 4: 4, 6: 4}
