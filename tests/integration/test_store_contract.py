@@ -16,14 +16,34 @@ from tests.fakes.queue import InMemoryQueue
 LEASE = 30.0
 
 
+class ManualClock:
+    """Epoch seconds that move only when a test advances them: leases expire without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def queue_store(request: pytest.FixtureRequest, tmp_path):
-    """The in-memory queue, and the real Store on each backend (as the `store` fixture opens it)."""
+def queue_store(request: pytest.FixtureRequest, tmp_path, clock: ManualClock):
+    """The in-memory queue, and the real Store on each backend (as the `store` fixture opens it), on
+    `clock`. test_expired_lease_is_reclaimed_and_late_result_rejected keeps the database clock."""
+    wall = "database_clock" in request.keywords
     if request.param == "memory":
-        yield InMemoryQueue()
+        yield InMemoryQueue() if wall else InMemoryQueue(clock=clock)
         return
     url = f"sqlite:///{tmp_path / 'nas.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_schema_url")
-    opened = open_store(url, create=True, retry_seconds=5)
+    opened = open_store(url, create=True, retry_seconds=5, clock=None if wall else clock)
     yield opened
     opened.close()
 
@@ -193,6 +213,7 @@ def test_writes_are_fenced_by_attempt(queue_store: Store) -> None:
     assert len(store.results(run_id)) == 1
 
 
+@pytest.mark.database_clock
 def test_expired_lease_is_reclaimed_and_late_result_rejected(queue_store: Store) -> None:
     store = queue_store
     run_id = new_run(store)
@@ -211,26 +232,26 @@ def test_expired_lease_is_reclaimed_and_late_result_rejected(queue_store: Store)
     assert (info.attempt, info.lease_expiries, info.failures) == (2, 1, 0)
 
 
-def test_reap_moves_expired_leases_back(queue_store: Store) -> None:
+def test_reap_moves_expired_leases_back(queue_store: Store, clock: ManualClock) -> None:
     store = queue_store
     run_id = new_run(store)
     (eid,) = queue(store, run_id, 1)
     stale = store.claim("w", lease_seconds=0.2)
-    time.sleep(0.4)
+    clock.advance(0.4)
     assert store.reap(run_id) == 1
     assert store.queue_counts(run_id)["pending"] == 1
     assert not store.complete(eid, stale.attempt, done())
     assert store.claim("w2", lease_seconds=LEASE).attempt == stale.attempt + 1
 
 
-def test_lease_expiries_are_capped_then_fail_as_timeout(queue_store: Store) -> None:
+def test_lease_expiries_are_capped_then_fail_as_timeout(queue_store: Store, clock: ManualClock) -> None:
     store = queue_store
     run_id = new_run(store, max_lease_expiries=2)
     (eid,) = queue(store, run_id, 1)
     store.claim("w", lease_seconds=0.2)
-    time.sleep(0.4)
+    clock.advance(0.4)
     assert store.claim("w", lease_seconds=0.2).attempt == 2  # first expiry: claimed again
-    time.sleep(0.4)
+    clock.advance(0.4)
     assert store.claim("w", lease_seconds=LEASE) is None  # second expiry: failed for good
     (result,) = store.results(run_id)
     assert result.status == "failed" and result.result.error_kind == "timeout"
@@ -386,14 +407,14 @@ def test_prepare_worker_compiles_the_whole_worker_cycle(store: Store) -> None:
     assert set(store.db.dbapi.compiled_names()) == compiled
 
 
-def test_complete_and_claim_fails_a_spent_lease_and_takes_the_next(queue_store: Store) -> None:
+def test_complete_and_claim_fails_a_spent_lease_and_takes_the_next(queue_store: Store, clock: ManualClock) -> None:
     store = queue_store
     run_id = new_run(store, max_lease_expiries=1)
     stalled, fresh, working = queue(store, run_id, 3)
     store.claim("dead", run_id=run_id, lease_seconds=0.2)  # takes `stalled`, then its worker dies
     mine = store.claim("w", run_id=run_id, lease_seconds=LEASE)
     assert mine.evaluation_id == fresh
-    time.sleep(0.4)
+    clock.advance(0.4)
     # the next claim meets the expired lease first: its one expiry is spent, so it fails as timeout
     written, following = store.complete_and_claim(mine.evaluation_id, mine.attempt, done(0.7), "w", run_id=run_id,
                                                   lease_seconds=LEASE)
