@@ -231,17 +231,21 @@ def test_heartbeat_survives_database_errors_within_the_lease_then_gives_up(recor
     store = recording([synthetic()])
     claim = store.claim("w", lease_seconds=1.0)
     store.heartbeat_error = StoreError("server closed the connection")
-    stopping = threading.Event()
-    heartbeat = Heartbeat(store, claim.evaluation_id, claim.attempt, lease_seconds=1.0, interval=0.1,
-                          stopping=stopping).start()
-    time.sleep(0.5)
+    stopping, clock = threading.Event(), ManualClock()
+    heartbeat = Heartbeat(store, claim.evaluation_id, claim.attempt, lease_seconds=1.0, interval=0.01,
+                          stopping=stopping, clock=clock).start()
+    clock.advance(0.9)
+    time.sleep(0.1)  # many failed beats, 0.9 s into the lease
     assert not heartbeat.lost.is_set()  # still within the lease: keep trying
     store.heartbeat_error = None
-    time.sleep(0.3)
-    assert heartbeat.beats >= 1 and not heartbeat.lost.is_set()
+    wait_for(lambda: heartbeat.beats >= 1, 5, "a heartbeat through", step=0.01)
+    assert not heartbeat.lost.is_set()
     store.heartbeat_error = StoreError("server closed the connection")
-    time.sleep(1.6)
-    assert heartbeat.lost.is_set()  # a whole lease without a heartbeat: the claim may be gone
+    clock.advance(0.9)
+    time.sleep(0.1)
+    assert not heartbeat.lost.is_set()  # 0.9 s since the last beat that got through
+    clock.advance(0.2)
+    wait_for(heartbeat.lost.is_set, 5, "the claim given up", step=0.01)  # a whole lease without a heartbeat
     heartbeat.finish()
 
 
