@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Mutation testing, one module at a time: tools/mutation.sh nascli/ga/selection.py
+# Mutation testing, one module at a time: tools/mutation.sh nascli/ga/selection.py [MUTANT_PATTERN...]
 #
 # Copies the checkout (tracked and new files) to a scratch directory, narrows mutmut to MODULE and the
 # tests pyproject.toml's [tool.nascli.mutation] lists for it, runs `mutmut run` there, prints the
 # killed/total score and the survivors. One worker process by default (MUTMUT_CHILDREN to change):
 # the suite shares small machines. MUTATION_KEEP=1 keeps the scratch copy (to `mutmut show` there).
 # With NASCLI_TEST_PG_URL set, the module's `postgres` tests run too (each in its own schema).
-# With no argument: lists the configured modules.
+# MUTANT_PATTERN (fnmatch, e.g. 'nascli.report.gather.x_top_rows*') runs only those mutants: the score
+# then counts them alone. With no argument: lists the configured modules.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-if [[ $# -ne 1 ]]; then
+if [[ $# -lt 1 ]]; then
   python - "$repo/pyproject.toml" <<'PY'
 import sys, tomllib
 print("usage: tools/mutation.sh MODULE   (one of:)")
@@ -19,6 +20,7 @@ PY
   exit 2
 fi
 module=$1
+shift
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/nascli-mutation.XXXXXX")
 if [[ "${MUTATION_KEEP:-0}" == 1 ]]; then echo "scratch copy: $scratch"; else trap 'rm -rf "$scratch"' EXIT; fi
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$scratch" 2>/dev/null || true)
@@ -38,17 +40,22 @@ open(path, "w").write(text)
 PY
 cd "$scratch"
 started=$(date +%s)
-python -m mutmut run --max-children "${MUTMUT_CHILDREN:-1}" > mutmut.log 2>&1 || { tail -20 mutmut.log; exit 1; }
+python -m mutmut run --max-children "${MUTMUT_CHILDREN:-1}" "$@" > mutmut.log 2>&1 || { tail -20 mutmut.log; exit 1; }
 seconds=$(( $(date +%s) - started ))
-python -m mutmut export-cicd-stats > /dev/null
-python - "$module" "$seconds" <<'PY'
-import json, sys
-stats = json.load(open("mutants/mutmut-cicd-stats.json"))
-killed = stats["killed"] + stats.get("timeout", 0) + stats.get("segfault", 0) + stats.get("caught_by_type_check", 0)
-total = stats["total"] - stats.get("skipped", 0)
-print(f"{sys.argv[1]}: {killed}/{total} mutants killed ({100 * killed / max(total, 1):.1f} %) in {sys.argv[2]} s; "
-      f"survived {stats['survived']}, no tests {stats.get('no_tests', 0)}, suspicious {stats.get('suspicious', 0)}")
+python -m mutmut results --all true 2>/dev/null > results.txt || true
+python - "$module" "$seconds" "$@" <<'PY'
+import fnmatch, sys
+module, seconds, patterns = sys.argv[1], sys.argv[2], sys.argv[3:]
+status = dict(line.strip().rsplit(": ", 1) for line in open("results.txt") if ": " in line)
+if patterns:
+    status = {name: s for name, s in status.items() if any(fnmatch.fnmatch(name, p) for p in patterns)}
+counts = {s: list(status.values()).count(s) for s in set(status.values())}
+killed = sum(counts.get(s, 0) for s in ("killed", "timeout", "segfault", "caught by type check"))
+total = len(status) - counts.get("skipped", 0)
+print(f"{module}{' ' + ' '.join(patterns) if patterns else ''}: {killed}/{total} mutants killed "
+      f"({100 * killed / max(total, 1):.1f} %) in {seconds} s; survived {counts.get('survived', 0)}, "
+      f"no tests {counts.get('no tests', 0)}, not run {counts.get('not checked', 0)}")
 PY
 echo "survivors and their diffs:"
-survivors=$(python -m mutmut results 2>/dev/null | grep -vE ": (killed|timeout)$" | cut -d: -f1 || true)
+survivors=$(grep -E ": (survived|no tests)$" results.txt | cut -d: -f1 | tr -d ' ' || true)
 for name in $survivors; do python -m mutmut show "$name" 2>/dev/null || true; echo; done
