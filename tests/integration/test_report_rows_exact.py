@@ -309,3 +309,59 @@ def test_root_ancestors_stop_at_a_parent_outside_the_run():
     # 1 <- 2 <- 3; 4's parent 99 is not in the run (a seed from elsewhere); 6 <- 4
     links = [(1, None, 0, True), (2, 1, 0, True), (3, 2, 0, True), (4, 99, 1, True), (6, 4, 1, False)]
     assert root_ancestors(links) == {1: 1, 2: 1, 3: 1, 4: 4, 6: 4}
+
+
+# ------------------------------------------------------------------ the Pareto front
+
+
+def front_of(points: dict[int, tuple[float, float]]) -> list[int]:
+    """Ids whose (maximised, minimised) pair no other pair dominates."""
+    def dominates(a, b) -> bool:
+        return a[0] >= b[0] and a[1] <= b[1] and a != b
+    return [i for i, p in points.items() if not any(dominates(q, p) for q in points.values())]
+
+
+def area(front: list[tuple[float, float]]) -> float:
+    """Hypervolume of minimised 2-D points against (1, 1)."""
+    total, best_y = 0.0, 1.0
+    for x, y in sorted(front):
+        if y < best_y:
+            total += (1.0 - x) * (best_y - y)
+            best_y = y
+    return total
+
+
+@pytest.mark.parametrize(("overrides", "cost", "reference_of"), [
+    ((), "params", lambda costs: 100000.0),  # the preset's max_params bounds the box
+    (("unbounded",), "params", lambda costs: 1.1 * max(costs)),  # a stored configuration without max_params
+    (("fitness.secondary=flops",), "flops", lambda costs: 1.1 * max(costs)),
+], ids=["params-bounded", "params-unbounded", "flops"])
+def test_the_pareto_section_states_the_front_reference_and_hypervolume_exactly(url, overrides, cost, reference_of):
+    with open_store(url) as store:
+        built = build_run(store, islands=2, population=4, generations=4,
+                          overrides=tuple(o for o in overrides if o != "unbounded"))
+        evaluation_of = {info.individual_id: info.id for info in store.evaluations(built.run_id)}
+        config = store.get_run(built.run_id).config
+    if "unbounded" in overrides:
+        del config["search_space"]["max_params"]
+        set_rows(url, R, R.c.id == built.run_id, config_json=json.dumps(config))
+    first_of_genome: dict[str, int] = {}
+    for ident in sorted(built.metrics, key=lambda i: evaluation_of[i]):
+        if built.metrics[ident].status == "done":
+            first_of_genome.setdefault(built.individuals[ident]["genome"], ident)
+    points = {i: (built.metrics[i].val_accuracy, getattr(built.metrics[i], cost)) for i in first_of_genome.values()}
+    reference = reference_of([c for _, c in points.values()])
+    front = sorted(front_of(points), key=lambda i: (-points[i][0], points[i][1]))
+
+    report = report_json(built.run_id, "--db", url, "-S", "pareto")["pareto"]
+
+    assert report["objectives"] == ["val_accuracy", cost] and report["senses"] == ["max", "min"]
+    assert report["reference"] == {"val_accuracy": 0.0, cost: pytest.approx(reference)}
+    assert report["evaluated"] == len(points)
+    assert report["front"] == [{
+        "individual_id": i, "evaluation_id": evaluation_of[i], "genome": built.individuals[i]["genome"],
+        "island": built.individuals[i]["island"], "generation": built.individuals[i]["generation"],
+        "objectives": {"val_accuracy": points[i][0], cost: points[i][1]},
+    } for i in front]
+    assert report["hypervolume"] == pytest.approx(area([(1.0 - points[i][0], points[i][1] / reference)
+                                                        for i in front]))
