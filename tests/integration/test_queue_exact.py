@@ -351,3 +351,42 @@ def test_each_write_wakes_the_waiters_of_its_run(pg_schema_url: str) -> None:
     finally:
         rows.close()
         store.close()
+
+
+# ---------------------------------------------------------------- enqueue
+
+
+def test_enqueue_returns_each_requests_id_once_queued(store: Store, rows: Rows) -> None:
+    run_id = new_run(store)
+    a, b, c = store.add_individuals(run_id, [NewIndividual(0, 0, slot, f"g{slot}", f"hash-{slot}")
+                                             for slot in range(3)])
+    (first,) = store.enqueue(run_id, [EvaluationRequest(a, make_task())])
+    # a known individual first, then a new one twice, then one more: one row each, ids in request order
+    ids = store.enqueue(run_id, [EvaluationRequest(i, make_task()) for i in (a, b, b, c)])
+    assert ids[0] == first and ids[1] == ids[2] and len(set(ids)) == 3
+    assert [(e.id, e.individual_id) for e in store.evaluations(run_id)] == [(first, a), (ids[1], b), (ids[3], c)]
+    assert rows.row(ids[1]).genome_hash == "hash-1"  # the individual's own hash
+
+
+def test_a_task_without_an_individual_gets_its_given_hash_or_its_genomes(store: Store, rows: Rows) -> None:
+    import hashlib
+
+    run_id = new_run(store)
+    given, derived = store.enqueue(run_id, [EvaluationRequest(None, make_task("In_8_8:D_2"), genome_hash="mine"),
+                                            EvaluationRequest(None, make_task("In_8_8:D_3"))])
+    assert rows.row(given).genome_hash == "mine"
+    assert rows.row(derived).genome_hash == hashlib.sha256(b"In_8_8:D_3").hexdigest()[:16]
+    assert given != derived
+
+
+def test_enqueue_refuses_individuals_it_cannot_place(store: Store) -> None:
+    run_id, other = new_run(store), new_run(store)
+    (theirs,) = store.add_individuals(other, [NewIndividual(0, 0, 0, "g", "h")])
+    with pytest.raises(StoreError) as raised:
+        store.enqueue(run_id, [EvaluationRequest(theirs, make_task())])
+    assert str(raised.value) == f"individual {theirs} belongs to run {other}, not {run_id}"
+    with pytest.raises(StoreError) as raised:
+        store.enqueue(run_id, [EvaluationRequest(999_999, make_task()), EvaluationRequest(999_998, make_task())])
+    assert str(raised.value).split(" (")[0] == f"no individual 999998 in run {run_id}"
+    assert raised.value.hint == "record children with add_individuals before queueing them"
+    assert store.queue_counts(run_id)["pending"] == 0
