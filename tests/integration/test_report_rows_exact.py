@@ -365,3 +365,28 @@ def test_the_pareto_section_states_the_front_reference_and_hypervolume_exactly(u
     } for i in front]
     assert report["hypervolume"] == pytest.approx(area([(1.0 - points[i][0], points[i][1] / reference)
                                                         for i in front]))
+
+
+# ------------------------------------------------------------------ generations
+
+
+def test_generations_state_each_generations_statistics_exactly(island_run):
+    import statistics
+
+    url, built, _ = island_run
+    rows = report_json(built.run_id, "--db", url, "-S", "generations")["generations"]
+    expected, best = [], None
+    for generation in sorted({record["generation"] for record in built.individuals.values()}):
+        results = [built.metrics[i] for i, record in built.individuals.items()
+                   if record["generation"] == generation and built.metrics[i].status == "done"]
+        row: dict = {"generation": generation, "evaluations": len(results)}
+        for name in ("train_accuracy", "val_accuracy", "test_accuracy"):
+            values = [getattr(r, name) for r in results]
+            row.update({f"{name}_max": max(values), f"{name}_mean": statistics.fmean(values),
+                        f"{name}_std": statistics.pstdev(values)})
+        best = max(best or 0.0, row["val_accuracy_max"])
+        row["best_val_accuracy_so_far"] = best
+        expected.append(row)
+    assert [set(r) for r in rows] == [set(e) for e in expected]
+    for got, want in zip(rows, expected, strict=True):
+        assert got == {key: pytest.approx(value, abs=1e-9) for key, value in want.items()}, want["generation"]
