@@ -390,3 +390,60 @@ def test_generations_state_each_generations_statistics_exactly(island_run):
     assert [set(r) for r in rows] == [set(e) for e in expected]
     for got, want in zip(rows, expected, strict=True):
         assert got == {key: pytest.approx(value, abs=1e-9) for key, value in want.items()}, want["generation"]
+
+
+# ------------------------------------------------------------------ summary
+
+
+def test_the_summary_states_every_field_exactly(url):
+    from nascli.run_stop import BUDGET_SPENT
+
+    with open_store(url) as store:
+        built = build_run(store, islands=2, population=3, generations=4, overrides=("fitness.threshold=0.6",))
+        run_id = built.run_id
+        extra = store.add_individuals(run_id, [NewIndividual(1, 5, slot, "In_8_8:D_10", f"extra-{slot}")
+                                               for slot in range(5)])
+        task = Task(genome="In_8_8:D_10", task={"kind": "synthetic"}, train={})
+        store.enqueue(run_id, [EvaluationRequest(i, task) for i in extra[:3]])
+        assert store.claim("w9", run_id=run_id, lease_seconds=60) is not None  # one running
+        assert store.cancel_pending(run_id) == 2
+        store.enqueue(run_id, [EvaluationRequest(extra[3], task)])  # one pending
+        ranking = Ranking(threshold=0.6)
+        worst = min((i for i, r in built.metrics.items() if r.status == "done"),
+                    key=lambda i: ranking.key(dataclasses.asdict(built.metrics[i])))
+        infos = {info.individual_id: info for info in store.evaluations(run_id)}
+        hits = store.cached_results(run_id, [infos[worst].genome_hash], infos[worst].config_hash)
+        (cached,) = store.record_cached_results(run_id, [(extra[4], hits[infos[worst].genome_hash])])
+        train_seconds = sum(info.result.train_seconds or 0.0 for info in store.evaluations(run_id)
+                            if info.result is not None)
+    set_rows(url, R, R.c.id == run_id, created_at=T0, finished_at=T0 + 1000.0)
+    set_rows(url, E, (E.c.run_id == run_id) & E.c.status.in_(("done", "failed")) & E.c.worker_id.is_not(None),
+             started_at=T0 + 10.0, finished_at=T0 + 910.0)
+    set_rows(url, E, E.c.id == cached.evaluation_id, finished_at=T0 + 400.0)
+
+    summary = report_json(run_id, "--db", url, "-S", "summary")["summary"]
+
+    trained = len(built.metrics)
+    done = [i for i, r in built.metrics.items() if r.status == "done"]
+    best = max(done, key=lambda i: ranking.key(dataclasses.asdict(built.metrics[i])))
+    assert summary.pop("train_seconds_total") == pytest.approx(train_seconds)
+    assert summary == {
+        "run_id": run_id, "name": "synthetic", "preset": "digits-quick", "strategy": "island-ga",
+        "status": "finished", "seed": 0, "dataset": "digits", "task_kind": "classification", "islands": 2,
+        "population": 3, "generations": 4, "epochs": 8, "fitness_primary": "val_accuracy",
+        "ranked_by": ranking.describe(), "created_at": iso(T0), "started_at": iso(T0 + 10),
+        "finished_at": iso(T0 + 1000), "elapsed_seconds": 1000.0,
+        "individuals": len(built.individuals) + 5, "evaluations_total": trained + 5,
+        "evaluations_pending": 1, "evaluations_running": 1, "evaluations_done": len(done) + 1,
+        "evaluations_failed": trained - len(done), "evaluations_cancelled": 2,
+        "evaluations_per_hour": 3600.0 * trained / 900.0, "evaluations_trained": trained, "evaluations_cached": 1,
+        "workers_seen": 2, "generation_reached": 5,
+        "failures_by_kind": {"crash": 1, "oom": 1},
+        "best_individual_id": best, "best_genome": built.individuals[best]["genome"],
+        "best_val_accuracy": built.metrics[best].val_accuracy,
+        "best_test_accuracy": built.metrics[best].test_accuracy, "best_params": built.metrics[best].params,
+        "stop_reason": BUDGET_SPENT,
+    }
+    by_params = report_json(run_id, "--db", url, "-S", "summary", "--rank-by", "params")["summary"]
+    fewest = max(done, key=lambda i: Ranking(threshold=0.6, rank_by="params").key(dataclasses.asdict(built.metrics[i])))
+    assert (by_params["best_individual_id"], by_params["ranked_by"]) == (fewest, "params (lowest first)")
