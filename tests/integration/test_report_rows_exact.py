@@ -447,3 +447,54 @@ def test_the_summary_states_every_field_exactly(url):
     by_params = report_json(run_id, "--db", url, "-S", "summary", "--rank-by", "params")["summary"]
     fewest = max(done, key=lambda i: Ranking(threshold=0.6, rank_by="params").key(dataclasses.asdict(built.metrics[i])))
     assert (by_params["best_individual_id"], by_params["ranked_by"]) == (fewest, "params (lowest first)")
+
+
+# ------------------------------------------------------------------ compare
+
+
+def test_compare_traces_each_runs_best_and_hypervolume_after_every_evaluation(url):
+    from nascli.report.gather import compare
+    from nascli.store.reports import ReportQueries
+
+    with open_store(url) as store:
+        first = build_run(store, islands=2, population=3, generations=4, seed=1)
+        second = build_run(store, islands=1, population=4, generations=5, seed=2)
+        other = build_run(store, islands=1, population=3, generations=2, seed=3, overrides=("fitness.secondary=flops",))
+        finished = {run.run_id: [(r.individual_id, r.status) for r in store.results(run.run_id)]
+                    for run in (first, second, other)}
+        evaluation_of = {info.individual_id: info.id for run in (first, second)
+                         for info in store.evaluations(run.run_id)}
+        comparison = compare(ReportQueries(store), [first.run_id, second.run_id, other.run_id])
+
+    def normal(ident: int, built) -> tuple[float, float]:
+        result = built.metrics[ident]
+        return (1.0 - result.val_accuracy, result.params / 100000.0)  # digits-quick: max_params bounds the box
+
+    def volume(points: list[tuple[float, float]]) -> float:
+        return area([p for p in points if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points)])
+
+    assert comparison.run_ids == [first.run_id, second.run_id, other.run_id]
+    for built in (first, second):
+        expected, best, seen = [], None, []
+        for count, (ident, status) in enumerate(finished[built.run_id], start=1):
+            if status == "done":
+                if best is None or built.metrics[ident].val_accuracy > built.metrics[best].val_accuracy:
+                    best = ident
+                seen.append(normal(ident, built))
+            expected.append((count, built.metrics[best].val_accuracy if best else None,
+                             built.metrics[best].test_accuracy if best else None, volume(seen) if seen else None))
+        got = [(p.evaluations, p.best_val_accuracy, p.best_test_accuracy, p.hypervolume)
+               for p in comparison.progress[built.run_id]]
+        assert [g[:3] for g in got] == [e[:3] for e in expected]
+        assert [g[3] for g in got] == pytest.approx([e[3] for e in expected])
+        first_of_genome: dict[str, int] = {}
+        for ident in sorted(built.metrics, key=lambda i: evaluation_of[i]):
+            if built.metrics[ident].status == "done":
+                first_of_genome.setdefault(built.individuals[ident]["genome"], ident)
+        assert comparison.hypervolumes[built.run_id] == pytest.approx(
+            volume([normal(i, built) for i in first_of_genome.values()]))
+    # other objectives than the first run's: no hypervolume to compare
+    assert comparison.hypervolumes[other.run_id] is None
+    assert [p.hypervolume for p in comparison.progress[other.run_id]] == [None] * len(finished[other.run_id])
+    assert comparison.progress[other.run_id][-1].best_val_accuracy == max(
+        r.val_accuracy for r in other.metrics.values() if r.status == "done")
