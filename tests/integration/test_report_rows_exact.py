@@ -498,3 +498,51 @@ def test_compare_traces_each_runs_best_and_hypervolume_after_every_evaluation(ur
     assert [p.hypervolume for p in comparison.progress[other.run_id]] == [None] * len(finished[other.run_id])
     assert comparison.progress[other.run_id][-1].best_val_accuracy == max(
         r.val_accuracy for r in other.metrics.values() if r.status == "done")
+
+
+# ------------------------------------------------------------------ what each plot is drawn from
+
+
+def test_each_plot_gets_its_own_data_title_and_file(island_run, tmp_path, monkeypatch):
+    """The pictures themselves are checked in test_report_cli.py; here, what goes into each."""
+    from nascli.report import plots
+
+    url, built, _ = island_run
+    drawn: dict[str, tuple] = {}
+
+    def recorder(kind: str):
+        def draw(*args, force: bool = False):
+            drawn[kind] = (*args, force)
+            args[-2].write_bytes(b"png")
+            return args[-2]
+        return draw
+
+    for kind in ("generations", "pareto", "worker_trace", "island_curves", "anytime", "compare"):
+        monkeypatch.setattr(plots, f"plot_{kind}", recorder(kind))
+    for force in (False, True):
+        directory = tmp_path / f"plots-{force}"
+        args = ["--force"] if force else []
+        assert runner.invoke(app, ["report", built.run_id, "--db", url, "--plot", str(directory), *args]).exit_code == 0
+        name = "islands"
+        assert {kind: (call[-3].name, call[-2], call[-1]) for kind, call in drawn.items()} == {
+            "generations": (f"{built.run_id}-generations.png", f"{name}: accuracy per generation", force),
+            "pareto": (f"{built.run_id}-pareto.png", f"{name}: Pareto front", force),
+            "worker_trace": (f"{built.run_id}-workers.png", f"{name}: evaluations per worker", force),
+            "island_curves": (f"{built.run_id}-islands.png",
+                              f"{name}: best validation accuracy so far and population median per island", force),
+            "anytime": (f"{built.run_id}-anytime.png", f"{name}: best validation accuracy so far", force),
+        }
+        assert all(call[-3].parent == directory for call in drawn.values())
+        generations, pareto, trace, curves, anytime = (drawn[k][0] for k in (
+            "generations", "pareto", "worker_trace", "island_curves", "anytime"))
+        assert [row.generation for row in generations] == list(range(7))
+        assert pareto.objectives == ["val_accuracy", "params"] and len(drawn["pareto"][1]) == pareto.evaluated
+        assert len(trace) == len(built.metrics)
+        assert [curve.island for curve in curves] == [0, 1, 2]
+        assert anytime.best_so_far[-1] == max(r.val_accuracy for r in built.metrics.values() if r.status == "done")
+        drawn.clear()
+    result = runner.invoke(app, ["report", "--compare", built.run_id, built.run_id, "--db", url, "--plot",
+                                 str(tmp_path / "cmp"), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert drawn["compare"][1:] == ("hypervolume", tmp_path / "cmp" / "compare-hypervolume.png",
+                                    "hypervolume vs evaluations", False)
