@@ -4,6 +4,7 @@ run, their output lines, and the run's row as the database has it."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -79,6 +80,29 @@ class Driver:
         if self.process.poll() is None:
             self.process.kill()
         self.wait()
+
+
+def pause_outside_a_write(driver: Driver, url: str) -> None:
+    """SIGSTOP the driver, but never while it writes to an SQLite database: a stopped writer keeps
+    the host's writer lock (`<database>.lock`, nascli.store.engine.SQLiteWriterLock) and SQLite's own,
+    and every other nascli process (this test's `nas resume` too) would wait for it. Pause, try the
+    lock, and when it is held let the driver finish its write and pause it again."""
+    import fcntl
+
+    while True:
+        driver.process.send_signal(signal.SIGSTOP)
+        if not url.startswith("sqlite"):
+            return
+        descriptor = os.open(url.removeprefix("sqlite:///") + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            return
+        except BlockingIOError:  # held: the driver was mid-write
+            driver.process.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        finally:
+            os.close(descriptor)
 
 
 def run_row(url: str, run_id: str):

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 
 import pytest
-from driver_harness import LONG_RUN, Driver, run_row, start_long_run
+from driver_harness import LONG_RUN, Driver, pause_outside_a_write, run_row, start_long_run
 
 from nascli.store import open_store
 
@@ -96,7 +96,7 @@ def test_concurrent_resumes_one_drives_the_other_exits_busy(store_url: str) -> N
 def test_a_stopped_driver_keeps_its_run_and_wait_takes_over_when_it_ends(store_url: str) -> None:
     driver, run_id = start_long_run(store_url)
     owner = run_row(store_url, run_id).driver_owner
-    driver.process.send_signal(signal.SIGSTOP)
+    pause_outside_a_write(driver, store_url)
     try:
         before = written_rows(store_url, run_id)
         for force in ([], ["--force"]):  # the lease is live: --force does not take it either

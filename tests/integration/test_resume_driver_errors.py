@@ -9,7 +9,14 @@ from __future__ import annotations
 import signal
 
 import pytest
-from driver_harness import Driver, environment, finished_evaluations, run_row, start_long_run
+from driver_harness import (
+    Driver,
+    environment,
+    finished_evaluations,
+    pause_outside_a_write,
+    run_row,
+    start_long_run,
+)
 from test_driver_takeover import EXIT_RUN_BUSY, assert_nothing_written_twice
 
 from nascli.store import open_store
@@ -82,7 +89,7 @@ def test_a_paused_driver_whose_lease_was_taken_over_stops_in_one_line(store_url:
     driver, run_id = start_long_run(store_url, env=environment(NASCLI_DRIVER_LEASE_SECONDS=SHORT_LEASE),
                                     stderr_apart=True)
     owner = run_row(store_url, run_id).driver_owner
-    driver.process.send_signal(signal.SIGSTOP)  # alive (it keeps its liveness token) but renews nothing
+    pause_outside_a_write(driver, store_url)  # alive (it keeps its liveness token) but renews nothing
     forced = None
     try:
         wait_for(lambda: lease_seconds_left(store_url, run_id) < 0, 30, "the paused driver's lease to expire")
