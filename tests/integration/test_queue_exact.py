@@ -118,10 +118,12 @@ def test_a_claim_that_spends_the_last_expiry_fails_the_row_and_takes_the_next(st
 def test_complete_and_claim_fails_a_spent_row_and_claims_the_workers_run_next(store: Store, rows: Rows) -> None:
     run_id, other = new_run(store, max_lease_expiries=1), new_run(store)
     (elsewhere,) = queue(store, other, 1)
-    mine, stalled, waiting = queue(store, run_id, 3)
+    mine, stalled, busy, waiting = queue(store, run_id, 4)
     held = store.claim("w", run_id=run_id, lease_seconds=LEASE)
     assert held.evaluation_id == mine
     assert store.claim("x", run_id=run_id, lease_seconds=LEASE).evaluation_id == stalled
+    # a live claim keeps one of the run's rows running: a claim of any run would go to the other run
+    assert store.claim("y", run_id=run_id, lease_seconds=LEASE).evaluation_id == busy
     rows.expire(stalled)  # its next claim spends its only expiry
 
     written, claim = store.complete_and_claim(mine, held.attempt, done(), "w", run_id=run_id, lease_seconds=LEASE)
@@ -222,8 +224,10 @@ def test_complete_and_claim_writes_the_result_and_claims_for_the_worker_and_run(
     """Results PostgreSQL does not finish in its one round trip: the same outcome through two calls."""
     run_id, other = new_run(store), new_run(store)
     (elsewhere,) = queue(store, other, 1)
-    mine, waiting = queue(store, run_id, 2)
+    mine, busy, waiting = queue(store, run_id, 3)
     held = store.claim("w", run_id=run_id, lease_seconds=LEASE)
+    # a live claim keeps one of the run's rows running: a claim of any run would go to the other run
+    assert store.claim("y", run_id=run_id, lease_seconds=LEASE).evaluation_id == busy
 
     written, claim = store.complete_and_claim(mine, held.attempt, result, "w", run_id=run_id, lease_seconds=90.0)
 
@@ -268,6 +272,24 @@ def test_cancel_and_counts_touch_only_the_run_named(store: Store) -> None:
     assert store.queue_counts(run_id) == {"pending": 0, "running": 1, "done": 0, "failed": 0, "cancelled": 1}
     assert store.queue_counts(other) == {"pending": 3, "running": 0, "done": 0, "failed": 0, "cancelled": 0}
     assert store.queue_counts() == {"pending": 3, "running": 1, "done": 0, "failed": 0, "cancelled": 1}
+
+
+def test_results_pages_by_sequence_number(store: Store) -> None:
+    run_id = new_run(store)
+    ids = queue(store, run_id, 3)
+    for accuracy in (0.1, 0.2, 0.3):
+        claim = store.claim("w", lease_seconds=LEASE)
+        assert store.complete(claim.evaluation_id, claim.attempt, done(accuracy))
+    assert [(r.seq, r.evaluation_id) for r in store.results(run_id)] == list(zip((1, 2, 3), ids))
+    assert [r.seq for r in store.results(run_id, limit=2)] == [1, 2]
+    assert [r.seq for r in store.results(run_id, after_id=1, limit=1)] == [2]
+    assert [r.result.val_accuracy for r in store.results(run_id, after_id=2)] == [0.3]
+
+
+def test_a_missing_evaluation_is_named(store: Store) -> None:
+    with pytest.raises(StoreError) as raised:
+        store.evaluation(987_654)
+    assert str(raised.value) == "no evaluation 987654"
 
 
 def test_evaluations_lists_the_runs_rows_in_id_order_by_status(store: Store) -> None:
@@ -348,6 +370,10 @@ def test_each_write_wakes_the_waiters_of_its_run(pg_schema_url: str) -> None:
             rows.expire(ids[4], lease_expiries=1)
             assert store.reap(run_id) == 2
             assert woken(work) and woken(results), "a reaped lease and a lease that ran out"
+            again = store.claim("w", run_id=run_id, lease_seconds=LEASE)  # the requeued failure
+            rows.expire(again.evaluation_id, lease_expiries=1)
+            assert store.claim("w", run_id=run_id, lease_seconds=LEASE).evaluation_id != again.evaluation_id
+            assert woken(results), "a claim that spent a row's last expiry"
     finally:
         rows.close()
         store.close()
