@@ -197,14 +197,16 @@ def island_run(request, tmp_path_factory):
     else:
         url = request.getfixturevalue("postgres_database")
     with open_store(url) as store:
-        built = build_run(store, islands=3, population=4, generations=6, name="islands")
+        # a threshold the results pass: rank 1 is the smallest network above it (the default ranks by accuracy)
+        built = build_run(store, islands=3, population=4, generations=6, name="islands",
+                          overrides=("fitness.threshold=0.6",))
         evaluation_of = {info.individual_id: info.id for info in store.evaluations(built.run_id)}
     return url, built, evaluation_of
 
 
 def ranked(built, rank_by: str | None = None) -> list[int]:
     """Individual ids of the finished, ranked results, best first (the Python ranking key)."""
-    ranking = Ranking.of_config({"fitness": {"primary": "val_accuracy", "threshold": 0.99}}, rank_by)
+    ranking = Ranking.of_config({"fitness": {"primary": "val_accuracy", "threshold": 0.6}}, rank_by)
     done = [i for i, r in built.metrics.items() if r.status == "done"]
     return sorted(done, key=lambda i: ranking.key(dataclasses.asdict(built.metrics[i])), reverse=True)
 
@@ -286,6 +288,27 @@ def test_migrations_state_each_move_exactly(island_run):
     } for generation, source, destination, migrant in built.migrations]
 
 
+def test_a_derived_primary_metric_is_the_fitness_of_every_section(url):
+    from nascli.metrics import value
+
+    with open_store(url) as store:
+        built = build_run(store, islands=2, population=3, generations=4,
+                          overrides=("fitness.primary=inverse_val_loss",))
+
+    def fitness(ident: int) -> float:
+        return value(dataclasses.asdict(built.metrics[ident]), "inverse_val_loss")
+
+    migrations = report_json(built.run_id, "--db", url, "-S", "migrations")["migrations"]
+    assert [row["fitness"] for row in migrations] == [fitness(m) for _, _, _, m in built.migrations]
+    top = report_json(built.run_id, "--db", url, "-S", "top", "--top", "3", "--all")["top"]
+    assert [row["fitness"] for row in top] == [fitness(row["individual_id"]) for row in top]
+    ranking = Ranking(primary="inverse_val_loss", threshold=0.99)  # digits-quick's threshold on the derived metric
+    done = [i for i, r in built.metrics.items() if r.status == "done"]
+    assert top[0]["individual_id"] == max(done, key=lambda i: ranking.key(dataclasses.asdict(built.metrics[i])))
+    islands = report_json(built.run_id, "--db", url, "-S", "islands")["islands"]
+    assert [row["best_fitness"] for row in islands] == [fitness(row["best_individual_id"]) for row in islands]
+
+
 def test_the_worker_trace_has_each_trained_evaluation(island_run):
     from nascli.report.gather import trace_points
     from nascli.store.reports import ReportQueries
@@ -331,19 +354,35 @@ def area(front: list[tuple[float, float]]) -> float:
     return total
 
 
-@pytest.mark.parametrize(("overrides", "cost", "reference_of"), [
-    ((), "params", lambda costs: 100000.0),  # the preset's max_params bounds the box
-    (("unbounded",), "params", lambda costs: 1.1 * max(costs)),  # a stored configuration without max_params
-    (("fitness.secondary=flops",), "flops", lambda costs: 1.1 * max(costs)),
-], ids=["params-bounded", "params-unbounded", "flops"])
-def test_the_pareto_section_states_the_front_reference_and_hypervolume_exactly(url, overrides, cost, reference_of):
+def without_max_params(config: dict) -> None:
+    del config["search_space"]["max_params"]
+
+
+def latency_objective(config: dict) -> None:
+    config["nsga2"]["objectives"] = ["val_accuracy", "latency_ms"]
+    config["train"]["measure_latency"] = True
+
+
+def stored_without_objectives(config: dict) -> None:
+    """A configuration stored before [nsga2] objectives was filled in: the fitness rule's pair."""
+    del config["nsga2"]
+
+
+@pytest.mark.parametrize(("overrides", "edit", "cost", "reference_of"), [
+    ((), None, "params", lambda costs: 100000.0),  # the preset's max_params bounds the box
+    ((), without_max_params, "params", lambda costs: 1.1 * max(costs)),
+    (("fitness.secondary=flops",), None, "flops", lambda costs: 1.1 * max(costs)),
+    ((), latency_objective, "latency_ms", lambda costs: 1.1 * max(costs)),
+    (("fitness.secondary=flops",), stored_without_objectives, "flops", lambda costs: 1.1 * max(costs)),
+], ids=["params-bounded", "params-unbounded", "flops", "nsga2-objectives", "fitness-pair"])
+def test_the_pareto_section_states_the_front_reference_and_hypervolume_exactly(url, overrides, edit, cost,
+                                                                              reference_of):
     with open_store(url) as store:
-        built = build_run(store, islands=2, population=4, generations=4,
-                          overrides=tuple(o for o in overrides if o != "unbounded"))
+        built = build_run(store, islands=2, population=4, generations=4, overrides=overrides)
         evaluation_of = {info.individual_id: info.id for info in store.evaluations(built.run_id)}
         config = store.get_run(built.run_id).config
-    if "unbounded" in overrides:
-        del config["search_space"]["max_params"]
+    if edit is not None:
+        edit(config)
         set_rows(url, R, R.c.id == built.run_id, config_json=json.dumps(config))
     first_of_genome: dict[str, int] = {}
     for ident in sorted(built.metrics, key=lambda i: evaluation_of[i]):
