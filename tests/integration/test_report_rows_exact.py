@@ -358,52 +358,83 @@ def without_max_params(config: dict) -> None:
     del config["search_space"]["max_params"]
 
 
+def flops_secondary(config: dict) -> None:
+    config["fitness"]["secondary"] = "flops"
+    config["nsga2"]["objectives"] = ["val_accuracy", "flops"]
+
+
 def latency_objective(config: dict) -> None:
     config["nsga2"]["objectives"] = ["val_accuracy", "latency_ms"]
     config["train"]["measure_latency"] = True
 
 
+def inverse_loss_objective(config: dict) -> None:
+    config["nsga2"]["objectives"] = ["inverse_val_loss", "params"]
+
+
 def stored_without_objectives(config: dict) -> None:
     """A configuration stored before [nsga2] objectives was filled in: the fitness rule's pair."""
+    config["fitness"]["secondary"] = "flops"
     del config["nsga2"]
 
 
-@pytest.mark.parametrize(("overrides", "edit", "cost", "reference_of"), [
-    ((), None, "params", lambda costs: 100000.0),  # the preset's max_params bounds the box
-    ((), without_max_params, "params", lambda costs: 1.1 * max(costs)),
-    (("fitness.secondary=flops",), None, "flops", lambda costs: 1.1 * max(costs)),
-    ((), latency_objective, "latency_ms", lambda costs: 1.1 * max(costs)),
-    (("fitness.secondary=flops",), stored_without_objectives, "flops", lambda costs: 1.1 * max(costs)),
-], ids=["params-bounded", "params-unbounded", "flops", "nsga2-objectives", "fitness-pair"])
-def test_the_pareto_section_states_the_front_reference_and_hypervolume_exactly(url, overrides, edit, cost,
-                                                                              reference_of):
+@pytest.fixture(scope="module", params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
+def pareto_run(request, tmp_path_factory):
+    """One run whose stored configuration each Pareto test rewrites before it reads the report."""
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path_factory.mktemp("db"))
+    else:
+        url = request.getfixturevalue("postgres_database")
     with open_store(url) as store:
-        built = build_run(store, islands=2, population=4, generations=4, overrides=overrides)
+        built = build_run(store, islands=2, population=4, generations=4)
         evaluation_of = {info.individual_id: info.id for info in store.evaluations(built.run_id)}
         config = store.get_run(built.run_id).config
+    return url, built, evaluation_of, config
+
+
+@pytest.mark.parametrize(("edit", "first", "cost", "bounded"), [
+    (None, "val_accuracy", "params", True),  # the preset's max_params bounds the box
+    (without_max_params, "val_accuracy", "params", False),
+    (flops_secondary, "val_accuracy", "flops", False),
+    (latency_objective, "val_accuracy", "latency_ms", False),
+    (inverse_loss_objective, "inverse_val_loss", "params", True),
+    (stored_without_objectives, "val_accuracy", "flops", False),
+], ids=["params-bounded", "params-unbounded", "flops", "nsga2-objectives", "inverse-loss", "fitness-pair"])
+def test_the_pareto_section_states_the_front_reference_and_hypervolume_exactly(pareto_run, edit, first, cost,
+                                                                              bounded):
+    import copy
+
+    from nascli.metrics import value
+
+    url, built, evaluation_of, stored = pareto_run
+    config = copy.deepcopy(stored)
     if edit is not None:
         edit(config)
-        set_rows(url, R, R.c.id == built.run_id, config_json=json.dumps(config))
+    set_rows(url, R, R.c.id == built.run_id, config_json=json.dumps(config))
     first_of_genome: dict[str, int] = {}
     for ident in sorted(built.metrics, key=lambda i: evaluation_of[i]):
         if built.metrics[ident].status == "done":
             first_of_genome.setdefault(built.individuals[ident]["genome"], ident)
-    points = {i: (built.metrics[i].val_accuracy, getattr(built.metrics[i], cost)) for i in first_of_genome.values()}
-    reference = reference_of([c for _, c in points.values()])
+    points = {i: (value(dataclasses.asdict(built.metrics[i]), first), getattr(built.metrics[i], cost))
+              for i in first_of_genome.values()}
+    reference = 100000.0 if bounded else 1.1 * max(c for _, c in points.values())
     front = sorted(front_of(points), key=lambda i: (-points[i][0], points[i][1]))
+
+    def normal(point: tuple[float, float]) -> tuple[float, float]:
+        gain = 1.0 / (1.0 + point[0]) if first == "inverse_val_loss" else 1.0 - point[0]
+        return gain, point[1] / reference
 
     report = report_json(built.run_id, "--db", url, "-S", "pareto")["pareto"]
 
-    assert report["objectives"] == ["val_accuracy", cost] and report["senses"] == ["max", "min"]
-    assert report["reference"] == {"val_accuracy": 0.0, cost: pytest.approx(reference)}
+    assert report["objectives"] == [first, cost] and report["senses"] == ["max", "min"]
+    assert report["reference"] == {first: 0.0, cost: pytest.approx(reference)}
     assert report["evaluated"] == len(points)
     assert report["front"] == [{
         "individual_id": i, "evaluation_id": evaluation_of[i], "genome": built.individuals[i]["genome"],
         "island": built.individuals[i]["island"], "generation": built.individuals[i]["generation"],
-        "objectives": {"val_accuracy": points[i][0], cost: points[i][1]},
+        "objectives": {first: pytest.approx(points[i][0]), cost: points[i][1]},
     } for i in front]
-    assert report["hypervolume"] == pytest.approx(area([(1.0 - points[i][0], points[i][1] / reference)
-                                                        for i in front]))
+    assert report["hypervolume"] == pytest.approx(area([normal(points[i]) for i in front]))
 
 
 # ------------------------------------------------------------------ generations
