@@ -574,45 +574,149 @@ def test_compare_traces_each_runs_best_and_hypervolume_after_every_evaluation(ur
 
 
 def test_each_plot_gets_its_own_data_title_and_file(island_run, tmp_path, monkeypatch):
-    """The pictures themselves are checked in test_report_cli.py; here, what goes into each."""
+    """The pictures themselves are checked in test_report_cli.py; here, what goes into each. A plot
+    that exists is refused before anything is drawn, unless --force, which each plot is told."""
     from nascli.report import plots
 
     url, built, _ = island_run
-    drawn: dict[str, tuple] = {}
+    drawn: dict[str, list[tuple]] = {}
 
     def recorder(kind: str):
         def draw(*args, force: bool = False):
-            drawn[kind] = (*args, force)
+            drawn.setdefault(kind, []).append((*args, force))
             args[-2].write_bytes(b"png")
             return args[-2]
         return draw
 
     for kind in ("generations", "pareto", "worker_trace", "island_curves", "anytime", "compare"):
         monkeypatch.setattr(plots, f"plot_{kind}", recorder(kind))
-    for force in (False, True):
-        directory = tmp_path / f"plots-{force}"
+    directory = tmp_path / "plots"
+    for force in (False, True):  # the second time every plot exists
         args = ["--force"] if force else []
         assert runner.invoke(app, ["report", built.run_id, "--db", url, "--plot", str(directory), *args]).exit_code == 0
         name = "islands"
-        assert {kind: (call[-3].name, call[-2], call[-1]) for kind, call in drawn.items()} == {
-            "generations": (f"{built.run_id}-generations.png", f"{name}: accuracy per generation", force),
-            "pareto": (f"{built.run_id}-pareto.png", f"{name}: Pareto front", force),
-            "worker_trace": (f"{built.run_id}-workers.png", f"{name}: evaluations per worker", force),
-            "island_curves": (f"{built.run_id}-islands.png",
-                              f"{name}: best validation accuracy so far and population median per island", force),
-            "anytime": (f"{built.run_id}-anytime.png", f"{name}: best validation accuracy so far", force),
+        assert {kind: [(call[-3], call[-2], call[-1]) for call in calls] for kind, calls in drawn.items()} == {
+            "generations": [(directory / f"{built.run_id}-generations.png", f"{name}: accuracy per generation", force)],
+            "pareto": [(directory / f"{built.run_id}-pareto.png", f"{name}: Pareto front", force)],
+            "worker_trace": [(directory / f"{built.run_id}-workers.png", f"{name}: evaluations per worker", force)],
+            "island_curves": [(directory / f"{built.run_id}-islands.png",
+                               f"{name}: best validation accuracy so far and population median per island", force)],
+            "anytime": [(directory / f"{built.run_id}-anytime.png", f"{name}: best validation accuracy so far",
+                         force)],
         }
-        assert all(call[-3].parent == directory for call in drawn.values())
-        generations, pareto, trace, curves, anytime = (drawn[k][0] for k in (
+        generations, pareto, trace, curves, anytime = (drawn[k][0][0] for k in (
             "generations", "pareto", "worker_trace", "island_curves", "anytime"))
         assert [row.generation for row in generations] == list(range(7))
-        assert pareto.objectives == ["val_accuracy", "params"] and len(drawn["pareto"][1]) == pareto.evaluated
+        assert pareto.objectives == ["val_accuracy", "params"] and len(drawn["pareto"][0][1]) == pareto.evaluated
         assert len(trace) == len(built.metrics)
         assert [curve.island for curve in curves] == [0, 1, 2]
         assert anytime.best_so_far[-1] == max(r.val_accuracy for r in built.metrics.values() if r.status == "done")
         drawn.clear()
-    result = runner.invoke(app, ["report", "--compare", built.run_id, built.run_id, "--db", url, "--plot",
-                                 str(tmp_path / "cmp"), "-f", "json"])
-    assert result.exit_code == 0, result.output
-    assert drawn["compare"][1:] == ("hypervolume", tmp_path / "cmp" / "compare-hypervolume.png",
-                                    "hypervolume vs evaluations", False)
+    result = runner.invoke(app, ["report", built.run_id, "--db", url, "--plot", str(directory)])
+    assert result.exit_code == 2 and "already exists" in result.output and drawn == {}
+
+    compared = tmp_path / "cmp"
+    for force in (False, True):
+        args = ["--force"] if force else []
+        result = runner.invoke(app, ["report", "--compare", built.run_id, built.run_id, "--db", url, "--plot",
+                                     str(compared), "-f", "json", *args])
+        assert result.exit_code == 0, result.output
+        assert [call[1:] for call in drawn["compare"]] == [
+            ("best_val_accuracy", compared / "compare-accuracy.png", "best validation accuracy vs evaluations", force),
+            ("hypervolume", compared / "compare-hypervolume.png", "hypervolume vs evaluations", force),
+        ]
+        drawn.clear()
+    for existing in ("compare-accuracy.png", "compare-hypervolume.png"):
+        (compared / "compare-accuracy.png").unlink(missing_ok=True)
+        (compared / "compare-hypervolume.png").unlink(missing_ok=True)
+        (compared / existing).write_bytes(b"mine")
+        result = runner.invoke(app, ["report", "--compare", built.run_id, built.run_id, "--db", url, "--plot",
+                                     str(compared), "-f", "json"])
+        assert result.exit_code == 2 and existing in result.output and drawn == {}, existing
+
+
+# ------------------------------------------------------------------ runs with little or odd data
+
+
+def test_runs_and_islands_without_finished_work_state_zeros_and_no_best(url):
+    with open_store(url) as store:
+        config = store.get_run(build_run(store, islands=1, population=2, generations=1, failures=False).run_id).config
+        empty = store.create_run("empty", "island-ga", "digits-quick", 0, config).id
+        waiting = store.create_run("waiting", "island-ga", "digits-quick", 0, config).id
+        store.set_run_status(waiting, "running")
+        ids = store.add_individuals(waiting, [NewIndividual(island, 0, slot, "In_8_8:D_10", f"w-{island}-{slot}")
+                                              for island in (0, 1) for slot in (0, 1)])
+        task = Task(genome="In_8_8:D_10", task={"kind": "synthetic"}, train={})
+        store.enqueue(waiting, [EvaluationRequest(i, task) for i in ids])
+        for accuracy in (0.7, 0.8):  # island 0's two; island 1's wait
+            claim = store.claim("w", run_id=waiting, lease_seconds=60)
+            assert store.complete(claim.evaluation_id, claim.attempt, Result(status="done", val_accuracy=accuracy,
+                                                                              params=10))
+    listed = {row["run_id"]: row for row in report_json("--db", url)["runs"]}
+    assert {key: listed[empty][key] for key in ("evaluations_done", "evaluations_failed", "evaluations_pending",
+                                                "best_val_accuracy", "best_test_accuracy", "best_params")} == {
+        "evaluations_done": 0, "evaluations_failed": 0, "evaluations_pending": 0, "best_val_accuracy": None,
+        "best_test_accuracy": None, "best_params": None}
+    assert {key: listed[waiting][key] for key in ("evaluations_done", "evaluations_failed", "evaluations_pending",
+                                                  "best_val_accuracy", "best_params")} == {
+        "evaluations_done": 2, "evaluations_failed": 0, "evaluations_pending": 2, "best_val_accuracy": 0.8,
+        "best_params": 10}
+    islands = report_json(waiting, "--db", url, "-S", "islands")["islands"]
+    assert [(row["island"], row["evaluated"], row["best_individual_id"], row["best_fitness"]) for row in islands] == [
+        (0, 2, ids[1], 0.8), (1, 0, None, None)]
+
+
+def test_a_generation_without_test_accuracy_has_none_for_it(url):
+    with open_store(url) as store:
+        built = build_run(store, islands=1, population=2, generations=1, failures=False)
+    set_rows(url, E, E.c.run_id == built.run_id, test_accuracy=None)
+    rows = report_json(built.run_id, "--db", url, "-S", "generations")["generations"]
+    assert [(row["test_accuracy_max"], row["test_accuracy_mean"], row["test_accuracy_std"]) for row in rows] == [
+        (None, None, None)] * len(rows)
+    assert all(row["val_accuracy_mean"] is not None for row in rows)
+
+
+def test_a_non_finite_objective_value_leaves_the_point_out_of_the_front(url):
+    with open_store(url) as store:
+        built = build_run(store, islands=1, population=3, generations=2, failures=False,
+                          overrides=("train.measure_latency=true", "fitness.secondary=latency_ms"))
+        infos = store.evaluations(built.run_id)
+    set_rows(url, E, E.c.id == infos[0].id, latency_ms=float("inf"))
+    report = report_json(built.run_id, "--db", url, "-S", "pareto", "--all")["pareto"]
+    assert report["objectives"] == ["val_accuracy", "latency_ms"]
+    assert report["evaluated"] == len(infos) - 1
+    assert infos[0].id not in [point["evaluation_id"] for point in report["front"]]
+
+
+def test_compare_keeps_the_first_best_on_a_tie_and_uses_the_first_runs_objectives(url):
+    from nascli.report.gather import compare
+    from nascli.store.reports import ReportQueries
+
+    with open_store(url) as store:
+        flops = [build_run(store, islands=1, population=3, generations=2, seed=seed, failures=False,
+                           overrides=("fitness.secondary=flops",)) for seed in (4, 5)]
+        finished = store.results(flops[0].run_id)
+        best, later = max(finished[:-1], key=lambda r: r.result.val_accuracy), finished[-1]
+    # a later evaluation as accurate as the best so far, with another test accuracy: the first one stays best
+    set_rows(url, E, E.c.id == later.evaluation_id, val_accuracy=best.result.val_accuracy, test_accuracy=0.123)
+    with open_store(url) as store:
+        comparison = compare(ReportQueries(store), [run.run_id for run in flops])
+        clouds = {run.run_id: [(r.result.val_accuracy, r.result.flops) for r in store.results(run.run_id)]
+                  for run in flops}
+    last = comparison.progress[flops[0].run_id][-1]
+    assert (last.best_val_accuracy, last.best_test_accuracy) == (best.result.val_accuracy, best.result.test_accuracy)
+    reference = 1.1 * max(f for cloud in clouds.values() for _, f in cloud)  # one box for both runs
+    for run in flops:
+        distinct = {}
+        for r in store_results_by_genome(url, run.run_id):
+            distinct.setdefault(r[0], r[1:])
+        normal = [(1.0 - v, f / reference) for v, f in distinct.values()]
+        front = [p for p in normal if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in normal)]
+        assert comparison.hypervolumes[run.run_id] == pytest.approx(area(front))
+
+
+def store_results_by_genome(url: str, run_id: str) -> list[tuple[str, float, float]]:
+    """(genome hash, val accuracy, flops) of the run's done evaluations in id order."""
+    with open_store(url) as store:
+        return [(info.genome_hash, info.result.val_accuracy, info.result.flops)
+                for info in store.evaluations(run_id) if info.status == "done"]
