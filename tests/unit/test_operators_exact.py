@@ -365,3 +365,13 @@ def test_the_mirror_refuses_a_spatial_layer_after_a_dense_one_as_the_cost_model_
     with pytest.raises(GenomeError):
         analyse(genome)
     assert operators._walk(genome.input, genome.hidden, 2, None, 0, None, 0, 0) is None
+
+
+@pytest.mark.parametrize("token", ["R_5-1-2-2-8", "R_1-5-2-2-8"])
+def test_the_mirror_refuses_a_residual_block_whose_second_conv_outgrows_one_strided_side(token):
+    """8x8 strided by 2 is 4x4: a 5-wide (or 5-tall) kernel fits the input but not the block's second conv."""
+    base = parse_genome("In_8_8:D_2")
+    genome = Genome(base.input, (parse_layer(token, 1),), base.output)  # as a mutation would build it
+    with pytest.raises(GenomeError, match="does not fit"):
+        analyse(genome)
+    assert operators._walk(genome.input, genome.hidden, 2, None, 0, None, 0, 0) is None
