@@ -358,8 +358,10 @@ def test_each_write_wakes_the_waiters_of_its_run(pg_schema_url: str) -> None:
             def woken(waiter) -> bool:
                 return waiter.wait(5.0) and not waiter.wait(0)
 
+            more = queue(store, run_id, 1, generation=1)
+            assert woken(work), "new work"
             claims = {c.evaluation_id: c for c in (store.claim("w", run_id=run_id, lease_seconds=LEASE)
-                                                    for _ in ids)}
+                                                    for _ in ids + more)}
             assert store.complete(ids[0], claims[ids[0]].attempt, Result.failure("oom", "again"))
             assert woken(work), "a requeued failure"
             assert store.complete(ids[1], claims[ids[1]].attempt, done(weights=b"w"))
