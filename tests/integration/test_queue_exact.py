@@ -418,3 +418,19 @@ def test_enqueue_refuses_individuals_it_cannot_place(store: Store) -> None:
     assert str(raised.value).split(" (")[0] == f"no individual 999998 in run {run_id}"
     assert raised.value.hint == "record children with add_individuals before queueing them"
     assert store.queue_counts(run_id)["pending"] == 0
+
+
+def test_a_queued_row_holds_its_whole_task_with_the_run_and_no_claim_yet(store: Store, rows: Rows) -> None:
+    """The row is self-contained (a worker needs nothing else); the claim fills in evaluation and attempt."""
+    import dataclasses
+    import json
+
+    run_id = new_run(store)
+    task = make_task("In_8_8:D_7")
+    (eid,) = store.enqueue(run_id, [EvaluationRequest(None, task)])
+    text = rows.row(eid).task_json
+    expected = {**{f.name: getattr(task, f.name) for f in dataclasses.fields(task)},
+                "run_id": run_id, "evaluation_id": None, "attempt": 0}
+    assert json.loads(text) == expected and text == json.dumps(expected, sort_keys=True)
+    claimed = store.claim("w", lease_seconds=LEASE).task
+    assert (claimed.run_id, claimed.evaluation_id, claimed.attempt, claimed.genome) == (run_id, eid, 1, "In_8_8:D_7")
