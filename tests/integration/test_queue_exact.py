@@ -426,7 +426,8 @@ def test_a_queued_row_holds_its_whole_task_with_the_run_and_no_claim_yet(store: 
     import json
 
     run_id = new_run(store)
-    task = make_task("In_8_8:D_7")
+    # a task that was claimed before (a requeue by hand): the row keeps none of that claim
+    task = dataclasses.replace(make_task("In_8_8:D_7"), run_id="r-other", evaluation_id=99, attempt=4)
     (eid,) = store.enqueue(run_id, [EvaluationRequest(None, task)])
     text = rows.row(eid).task_json
     expected = {**{f.name: getattr(task, f.name) for f in dataclasses.fields(task)},
