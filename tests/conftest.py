@@ -22,11 +22,17 @@ REQUIRE_PG_ENV = "NASCLI_REQUIRE_PG"
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Module- and session-scoped fixtures run here: an empty directory, no NAS_DB_URL & co."""
+    """Module- and session-scoped fixtures run here: an empty directory, no NAS_DB_URL & co. Python
+    writes bytecode caches as it does for a user, whatever PYTHONDONTWRITEBYTECODE says where pytest
+    started (with it set, a stray `__pycache__` in an export directory went unseen)."""
+    import sys
+
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path_factory.mktemp("session-cwd"))
         for name in NASCLI_ENV:
             patch.delenv(name, raising=False)
+        patch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+        patch.setattr(sys, "dont_write_bytecode", False)
         yield
 
 

@@ -10,9 +10,9 @@ float rounding only.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import sys
+import types
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -59,15 +59,22 @@ def random_batch(input_shape: tuple[int, int, int], batch_size: int = BATCH, see
 
 
 def import_model_file(path: Path):
-    """Import a generated model.py under a fresh module name (no sys.path changes, no caching)."""
+    """Import a generated model.py under a fresh module name (no sys.path changes, no caching).
+
+    Compiled from its source here: the import system's loader would write a `__pycache__`
+    directory into the user's export directory."""
     name = f"nascli_exported_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ExportError(f"cannot import {path}", hint="the generated model.py is missing or unreadable")
-    module = importlib.util.module_from_spec(spec)
+    try:
+        if path.suffix != ".py":
+            raise OSError("not a Python file")
+        source = path.read_bytes()
+    except OSError as error:
+        raise ExportError(f"cannot import {path}", hint="the generated model.py is missing or unreadable") from error
+    module = types.ModuleType(name)
+    module.__file__ = str(path)
     sys.modules[name] = module  # dataclasses/typing resolve the module by name while it executes
     try:
-        spec.loader.exec_module(module)
+        exec(compile(source, str(path), "exec"), module.__dict__)  # the file this export just wrote
     finally:
         sys.modules.pop(name, None)
     return module
