@@ -374,7 +374,7 @@ def inverse_loss_objective(config: dict) -> None:
 
 def stored_without_objectives(config: dict) -> None:
     """A configuration stored before [nsga2] objectives was filled in: the fitness rule's pair."""
-    config["fitness"]["secondary"] = "flops"
+    config["fitness"].update(primary="inverse_val_loss", secondary="flops")
     del config["nsga2"]
 
 
@@ -398,7 +398,7 @@ def pareto_run(request, tmp_path_factory):
     (flops_secondary, "val_accuracy", "flops", False),
     (latency_objective, "val_accuracy", "latency_ms", False),
     (inverse_loss_objective, "inverse_val_loss", "params", True),
-    (stored_without_objectives, "val_accuracy", "flops", False),
+    (stored_without_objectives, "inverse_val_loss", "flops", False),
 ], ids=["params-bounded", "params-unbounded", "flops", "nsga2-objectives", "inverse-loss", "fitness-pair"])
 def test_the_pareto_section_states_the_front_reference_and_hypervolume_exactly(pareto_run, edit, first, cost,
                                                                               bounded):
@@ -720,3 +720,78 @@ def store_results_by_genome(url: str, run_id: str) -> list[tuple[str, float, flo
     with open_store(url) as store:
         return [(info.genome_hash, info.result.val_accuracy, info.result.flops)
                 for info in store.evaluations(run_id) if info.status == "done"]
+
+
+def test_the_summary_of_a_run_with_nothing_finished_yet_is_zeros_and_lasts_until_now(url):
+    with open_store(url) as store:
+        config = store.get_run(build_run(store, islands=1, population=2, generations=1, failures=False).run_id).config
+        config["fitness"]["secondary"] = "flops"
+        config["nsga2"]["objectives"] = ["val_accuracy", "flops"]
+        run_id = store.create_run("quiet", "island-ga", "digits-quick", 0, config).id
+        store.set_run_status(run_id, "running")
+    set_rows(url, R, R.c.id == run_id, created_at=T0)
+    before = time.time()
+    summary = report_json(run_id, "--db", url, "-S", "summary")["summary"]
+    after = time.time()
+    assert before - T0 <= summary.pop("elapsed_seconds") <= after - T0
+    assert {key: summary[key] for key in (
+        "individuals", "evaluations_total", "evaluations_pending", "evaluations_running", "evaluations_done",
+        "evaluations_failed", "evaluations_cancelled", "evaluations_trained", "evaluations_cached", "workers_seen",
+        "evaluations_per_hour", "started_at", "finished_at", "best_individual_id", "stop_reason")} == {
+        "individuals": 0, "evaluations_total": 0, "evaluations_pending": 0, "evaluations_running": 0,
+        "evaluations_done": 0, "evaluations_failed": 0, "evaluations_cancelled": 0, "evaluations_trained": 0,
+        "evaluations_cached": 0, "workers_seen": 0, "evaluations_per_hour": None, "started_at": None,
+        "finished_at": None, "best_individual_id": None, "stop_reason": None}
+    # nothing evaluated: the cost axis of the reference box falls back to 1
+    pareto = report_json(run_id, "--db", url, "-S", "pareto")["pareto"]
+    assert (pareto["reference"], pareto["evaluated"], pareto["front"], pareto["hypervolume"]) == (
+        {"val_accuracy": 0.0, "flops": 1.0}, 0, [], None)
+
+
+@pytest.mark.parametrize(("busy", "per_hour"), [(0.5, 3600.0 * 3 / 0.5), (0.0, None)])
+def test_the_summary_rate_needs_busy_time(url, busy, per_hour):
+    """Three trained evaluations between the first start and the last finish; none queued or failed."""
+    with open_store(url) as store:
+        built = build_run(store, islands=1, population=3, generations=0, failures=False)
+    set_rows(url, E, E.c.run_id == built.run_id, started_at=T0, finished_at=T0 + busy)
+    summary = report_json(built.run_id, "--db", url, "-S", "summary")["summary"]
+    assert (summary["evaluations_per_hour"], summary["evaluations_trained"], summary["evaluations_cached"]) == (
+        per_hour, 3, 0)
+    assert (summary["evaluations_pending"], summary["evaluations_running"], summary["evaluations_failed"],
+            summary["evaluations_cancelled"]) == (0, 0, 0, 0)
+
+
+def test_a_worker_with_only_failures_and_a_short_span(url):
+    with open_store(url) as store:
+        built = build_run(store, islands=1, population=2, generations=0, failures=False)
+        failing = [_finish(store, built.run_id, "host-d:404:w4", Result.failure("nan_loss", "x"), slot)
+                   for slot in (7, 8)]
+    set_rows(url, E, E.c.id.in_(failing), started_at=T0, finished_at=T0 + 0.5)
+    (row,) = [row for row in report_json(built.run_id, "--db", url, "-S", "workers")["workers"]
+              if row["worker_id"] == "host-d:404:w4"]
+    assert (row["evaluations_done"], row["evaluations_failed"], row["evaluations_per_hour"]) == (
+        0, 2, 3600.0 * 2 / 0.5)
+
+
+def test_an_evaluation_without_an_individual_can_be_on_the_front(url):
+    with open_store(url) as store:
+        built = build_run(store, islands=1, population=2, generations=1, failures=False)
+        (loose,) = store.enqueue(built.run_id, [EvaluationRequest(None, Task(
+            genome="In_8_8:D_10", task={"kind": "synthetic"}, train={}), genome_hash="loose")])
+        claim = store.claim("w", run_id=built.run_id, lease_seconds=60)
+        assert store.complete(loose, claim.attempt, Result(status="done", val_accuracy=0.999, params=5))
+    front = report_json(built.run_id, "--db", url, "-S", "pareto")["pareto"]["front"]
+    assert front[0] == {"individual_id": None, "evaluation_id": loose, "genome": "In_8_8:D_10", "island": None,
+                        "generation": None, "objectives": {"val_accuracy": 0.999, "params": 5}}
+
+
+def test_compare_gives_a_run_with_other_objectives_no_hypervolume_and_keeps_it_out_of_the_box(url):
+    from nascli.report.gather import compare
+    from nascli.store.reports import ReportQueries
+
+    with open_store(url) as store:
+        flops = build_run(store, islands=1, population=3, generations=1, overrides=("fitness.secondary=flops",))
+        params = build_run(store, islands=1, population=3, generations=1, seed=9)
+        comparison = compare(ReportQueries(store), [flops.run_id, params.run_id])
+    assert comparison.hypervolumes[params.run_id] is None
+    assert comparison.hypervolumes[flops.run_id] is not None
