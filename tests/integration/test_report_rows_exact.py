@@ -795,3 +795,15 @@ def test_compare_gives_a_run_with_other_objectives_no_hypervolume_and_keeps_it_o
         comparison = compare(ReportQueries(store), [flops.run_id, params.run_id])
     assert comparison.hypervolumes[params.run_id] is None
     assert comparison.hypervolumes[flops.run_id] is not None
+
+
+def test_the_summary_names_the_rule_that_stopped_the_run(url):
+    from nascli.run_stop import STOP_EVENT, StopReason
+
+    with open_store(url) as store:
+        built = build_run(store, islands=1, population=2, generations=1, failures=False)
+        store.append_event(built.run_id, "note", {"rule": "not a stop"})
+        store.append_event(built.run_id, STOP_EVENT, StopReason("max_evaluations", "4 evaluations").payload())
+    set_rows(url, R, R.c.id == built.run_id, created_at=T0 + 50, finished_at=T0)  # a clock step between hosts
+    summary = report_json(built.run_id, "--db", url, "-S", "summary")["summary"]
+    assert (summary["stop_reason"], summary["elapsed_seconds"]) == ("run.max_evaluations: 4 evaluations", 0.0)
