@@ -807,3 +807,37 @@ def test_the_summary_names_the_rule_that_stopped_the_run(url):
     set_rows(url, R, R.c.id == built.run_id, created_at=T0 + 50, finished_at=T0)  # a clock step between hosts
     summary = report_json(built.run_id, "--db", url, "-S", "summary")["summary"]
     assert (summary["stop_reason"], summary["elapsed_seconds"]) == ("run.max_evaluations: 4 evaluations", 0.0)
+
+
+def test_the_tables_say_how_many_rows_how_they_are_ranked_and_what_a_point_is(island_run):
+    url, built, _ = island_run
+
+    def text(*args: str) -> str:
+        result = runner.invoke(app, ["report", built.run_id, "--db", url, "--format", "markdown", *args])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.stdout.split())
+
+    assert "Top 4 by fitness" in text("-S", "top", "--top", "4")
+    threshold = Ranking(threshold=0.6).describe()
+    assert f"one row per genome, ranked by {threshold};" in text("-S", "top")
+    assert "every evaluation (--all), ranked by params (lowest first);" in text("-S", "top", "--all",
+                                                                             "--rank-by", "params")
+    assert "distinct genomes;" in text("-S", "pareto") and "evaluations;" in text("-S", "pareto", "--all")
+
+
+def test_a_cost_box_under_one_still_normalises_the_hypervolume(url):
+    """Latencies under a millisecond: the box's cost side is under 1, and each cost is divided by it."""
+    with open_store(url) as store:
+        built = build_run(store, islands=1, population=3, generations=2, failures=False,
+                          overrides=("train.measure_latency=true", "fitness.secondary=latency_ms"))
+        infos = [info for info in store.evaluations(built.run_id) if info.status == "done"]
+    latency = {info.id: 0.05 * (k + 1) for k, info in enumerate(infos)}
+    for evaluation_id, value in latency.items():
+        set_rows(url, E, E.c.id == evaluation_id, latency_ms=value)
+    report = report_json(built.run_id, "--db", url, "-S", "pareto", "--all")["pareto"]
+    reference = 1.1 * max(latency.values())
+    assert reference < 1 and report["reference"]["latency_ms"] == pytest.approx(reference)
+    points = {info.id: (info.result.val_accuracy, latency[info.id]) for info in infos}
+    front = front_of(points)
+    assert report["hypervolume"] == pytest.approx(area([(1.0 - points[i][0], points[i][1] / reference)
+                                                        for i in front]))
