@@ -171,3 +171,17 @@ def database_state(url: str) -> dict[str, Any]:
             file = path.with_name(path.name + suffix)
             state[f"sha256{suffix}"] = hashlib.sha256(file.read_bytes()).hexdigest() if file.exists() else None
     return state
+
+
+class ManualClock:
+    """Epoch seconds that move only when a test advances them: the database clock of a test store
+    (`open_store(url, clock=...)`), so leases expire without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -176,6 +176,16 @@ def postgres_database():
         admin.dispose()
 
 
+MODULE_BACKENDS = [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def module_database(request, tmp_path_factory) -> str:
+    """For a module fixture parametrized by MODULE_BACKENDS: a SQLite file, or the module's PostgreSQL database."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path_factory.mktemp("db"))
+    return request.getfixturevalue("postgres_database")
+
+
 @pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request, tmp_path):
     if request.param == "sqlite":

@@ -9,7 +9,13 @@ import io
 import json
 
 import pytest
-from test_report_builder import build_run, postgres_database, sqlite_url  # noqa: F401 - fixture
+from test_report_builder import (  # noqa: F401 - postgres_database is a fixture
+    MODULE_BACKENDS,
+    build_run,
+    module_database,
+    postgres_database,
+    sqlite_url,
+)
 from typer.testing import CliRunner
 
 from nascli.cli import app
@@ -32,13 +38,10 @@ def nas(*args: str):
     return runner.invoke(app, list(args))
 
 
-@pytest.fixture(scope="module", params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=MODULE_BACKENDS)
 def two_runs(request, tmp_path_factory):
     """Built once per backend and module: the report only reads, so tests can share them."""
-    if request.param == "sqlite":
-        store_url = sqlite_url(tmp_path_factory.mktemp("db"))
-    else:
-        store_url = request.getfixturevalue("postgres_database")
+    store_url = module_database(request, tmp_path_factory)
     with open_store(store_url) as store:
         island = build_run(store, islands=3, population=4, generations=6, name="islands")
         multi = build_run(store, preset="digits-nsga2", islands=1, population=6, generations=6, name="pareto",

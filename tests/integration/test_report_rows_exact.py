@@ -9,7 +9,14 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from test_report_builder import WORKERS, build_run, postgres_database, sqlite_url  # noqa: F401 - fixture
+from test_report_builder import (  # noqa: F401 - postgres_database is a fixture
+    MODULE_BACKENDS,
+    WORKERS,
+    build_run,
+    module_database,
+    postgres_database,
+    sqlite_url,
+)
 from typer.testing import CliRunner
 
 from nascli.cli import app
@@ -189,13 +196,10 @@ def test_the_workers_section_states_every_worker_exactly(url):
 # ------------------------------------------------------------------ islands, top, migrations, trace
 
 
-@pytest.fixture(scope="module", params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=MODULE_BACKENDS)
 def island_run(request, tmp_path_factory):
     """A finished island run (read-only from here on), its URL and the evaluation id of each individual."""
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path_factory.mktemp("db"))
-    else:
-        url = request.getfixturevalue("postgres_database")
+    url = module_database(request, tmp_path_factory)
     with open_store(url) as store:
         # a threshold the results pass: rank 1 is the smallest network above it (the default ranks by accuracy)
         built = build_run(store, islands=3, population=4, generations=6, name="islands",
@@ -378,13 +382,10 @@ def stored_without_objectives(config: dict) -> None:
     del config["nsga2"]
 
 
-@pytest.fixture(scope="module", params=[pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=MODULE_BACKENDS)
 def pareto_run(request, tmp_path_factory):
     """One run whose stored configuration each Pareto test rewrites before it reads the report."""
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path_factory.mktemp("db"))
-    else:
-        url = request.getfixturevalue("postgres_database")
+    url = module_database(request, tmp_path_factory)
     with open_store(url) as store:
         built = build_run(store, islands=2, population=4, generations=4)
         evaluation_of = {info.individual_id: info.id for info in store.evaluations(built.run_id)}

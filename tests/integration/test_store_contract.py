@@ -12,21 +12,9 @@ from nascli.errors import RunNotFoundError, StoreError
 from nascli.store import EvaluationRequest, NewIndividual, Store, open_store
 from nascli.task import Result, Task
 from tests.fakes.queue import InMemoryQueue
+from tests.helpers import ManualClock
 
 LEASE = 30.0
-
-
-class ManualClock:
-    """Epoch seconds that move only when a test advances them: leases expire without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

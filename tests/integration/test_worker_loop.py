@@ -20,22 +20,9 @@ from nascli.store import EvaluationRequest, open_store
 from nascli.store.records import EvaluationInfo
 from nascli.task import Result, Task
 from nascli.worker import Worker, WorkerOptions, evaluate_task, failure_from_exception
-from tests.helpers import wait_for
+from tests.helpers import ManualClock, wait_for
 
 GENOME = "In_28_28:C_3-3-1-1-32:P_2-2-2-2-0:D_10"
-
-
-class ManualClock:
-    """Epoch seconds that advance only when told to: the database clock of a test store."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class RecordingStore:
