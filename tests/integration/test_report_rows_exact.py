@@ -99,6 +99,7 @@ def test_the_run_list_states_every_run_exactly(url):
         "best_val_accuracy": stale_best.val_accuracy, "best_test_accuracy": stale_best.test_accuracy,
         "best_params": stale_best.params,
     }
+    assert report_json(stale.run_id, "--db", url, "-S", "summary")["summary"]["elapsed_seconds"] == 60.0
     running = rows[live.run_id]
     # a running run lasts until now
     assert before - (T0 + 10) <= running.pop("duration_seconds") <= after - (T0 + 10)
