@@ -64,12 +64,13 @@ def import_model_file(path: Path):
     Compiled from its source here: the import system's loader would write a `__pycache__`
     directory into the user's export directory."""
     name = f"nascli_exported_{uuid.uuid4().hex}"
+    refused = ExportError(f"cannot import {path}", hint="the generated model.py is missing or unreadable")
+    if path.suffix != ".py":
+        raise refused
     try:
-        if path.suffix != ".py":
-            raise OSError("not a Python file")
         source = path.read_bytes()
     except OSError as error:
-        raise ExportError(f"cannot import {path}", hint="the generated model.py is missing or unreadable") from error
+        raise refused from error
     module = types.ModuleType(name)
     module.__file__ = str(path)
     sys.modules[name] = module  # dataclasses/typing resolve the module by name while it executes

@@ -89,11 +89,13 @@ def pause_outside_a_write(driver: Driver, url: str) -> None:
     lock, and when it is held let the driver finish its write and pause it again."""
     import fcntl
 
+    from nascli.store.engine import SQLiteWriterLock
+
     while True:
         driver.process.send_signal(signal.SIGSTOP)
         if not url.startswith("sqlite"):
             return
-        descriptor = os.open(url.removeprefix("sqlite:///") + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        descriptor = os.open(SQLiteWriterLock(url.removeprefix("sqlite:///")).path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(descriptor, fcntl.LOCK_UN)

@@ -349,10 +349,10 @@ def front_of(points: dict[int, tuple[float, float]]) -> list[int]:
     return [i for i, p in points.items() if not any(dominates(q, p) for q in points.values())]
 
 
-def area(front: list[tuple[float, float]]) -> float:
-    """Hypervolume of minimised 2-D points against (1, 1)."""
+def area(points: list[tuple[float, float]]) -> float:
+    """Hypervolume of minimised 2-D points against (1, 1); a dominated point adds nothing to the sweep."""
     total, best_y = 0.0, 1.0
-    for x, y in sorted(front):
+    for x, y in sorted(points):
         if y < best_y:
             total += (1.0 - x) * (best_y - y)
             best_y = y
@@ -542,9 +542,6 @@ def test_compare_traces_each_runs_best_and_hypervolume_after_every_evaluation(ur
         result = built.metrics[ident]
         return (1.0 - result.val_accuracy, result.params / 100000.0)  # digits-quick: max_params bounds the box
 
-    def volume(points: list[tuple[float, float]]) -> float:
-        return area([p for p in points if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points)])
-
     assert comparison.run_ids == [first.run_id, second.run_id, other.run_id]
     for built in (first, second):
         expected, best, seen = [], None, []
@@ -554,7 +551,7 @@ def test_compare_traces_each_runs_best_and_hypervolume_after_every_evaluation(ur
                     best = ident
                 seen.append(normal(ident, built))
             expected.append((count, built.metrics[best].val_accuracy if best else None,
-                             built.metrics[best].test_accuracy if best else None, volume(seen) if seen else None))
+                             built.metrics[best].test_accuracy if best else None, area(seen) if seen else None))
         got = [(p.evaluations, p.best_val_accuracy, p.best_test_accuracy, p.hypervolume)
                for p in comparison.progress[built.run_id]]
         assert [g[:3] for g in got] == [e[:3] for e in expected]
@@ -564,7 +561,7 @@ def test_compare_traces_each_runs_best_and_hypervolume_after_every_evaluation(ur
             if built.metrics[ident].status == "done":
                 first_of_genome.setdefault(built.individuals[ident]["genome"], ident)
         assert comparison.hypervolumes[built.run_id] == pytest.approx(
-            volume([normal(i, built) for i in first_of_genome.values()]))
+            area([normal(i, built) for i in first_of_genome.values()]))
     # other objectives than the first run's: no hypervolume to compare
     assert comparison.hypervolumes[other.run_id] is None
     assert [p.hypervolume for p in comparison.progress[other.run_id]] == [None] * len(finished[other.run_id])
@@ -713,8 +710,7 @@ def test_compare_keeps_the_first_best_on_a_tie_and_uses_the_first_runs_objective
         for r in store_results_by_genome(url, run.run_id):
             distinct.setdefault(r[0], r[1:])
         normal = [(1.0 - v, f / reference) for v, f in distinct.values()]
-        front = [p for p in normal if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in normal)]
-        assert comparison.hypervolumes[run.run_id] == pytest.approx(area(front))
+        assert comparison.hypervolumes[run.run_id] == pytest.approx(area(normal))
 
 
 def store_results_by_genome(url: str, run_id: str) -> list[tuple[str, float, float]]:
